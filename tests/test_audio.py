@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from thne.features.audio import AudioConfig, extract_audio_features, feature_names, frame_features
+from thne.features.media import MediaError, decode_audio, probe
+
+CFG = AudioConfig()
+
+
+def test_feature_names_follow_groups():
+    names = feature_names(CFG)
+    assert names[:20] == [f"mfcc_{i}" for i in range(20)]
+    assert names[20:] == ["rms", "zcr", "centroid", "f0_hz", "voiced_prob", "audio_present"]
+    assert feature_names(AudioConfig(groups=("rms", "zcr"))) == ["rms", "zcr", "audio_present"]
+    with pytest.raises(ValueError, match="unknown audio feature groups"):
+        AudioConfig(groups=("mfcc", "jitter"))
+
+
+def test_real_mosi_wav(realdata):
+    wav = realdata / "mosi" / "03bSnISJMiM_1.wav"
+    feats, ts = extract_audio_features(wav, 0.0, 3.3, CFG)
+    names = feature_names(CFG)
+    assert feats.dtype == np.float32 and feats.shape == (ts.shape[0], len(names))
+    assert ts[0] == 0 and np.allclose(np.diff(ts), CFG.hop_seconds, atol=1e-5)
+    assert abs(ts[-1] - 3.3) < 0.1  # one frame per hop over the whole clip
+    col = dict(zip(names, feats.T, strict=True))
+    voiced = col["voiced_prob"] > 0.5
+    assert voiced.mean() > 0.1  # it is speech
+    assert 70 < np.median(col["f0_hz"][voiced]) < 400  # an adult speaking voice
+    assert (col["f0_hz"][~voiced] >= 0).all() and np.isfinite(feats).all()
+    assert (col["audio_present"] == 1).all()
+
+
+def test_real_mosi_mp4_and_slicing(realdata):
+    mp4 = realdata / "mosi" / "Oz06ZWiO20M_6.mp4"
+    whole, _ = extract_audio_features(mp4, 0.0, 7.5, CFG)
+    part, ts = extract_audio_features(mp4, 2.0, 4.0, CFG)
+    assert abs(ts[-1] - 2.0) < 0.05
+    # The slice's RMS matches the same stretch of the whole file (frame grids agree to a hop).
+    rms = feature_names(CFG).index("rms")
+    lo = int(2.0 / CFG.hop_seconds)
+    assert np.corrcoef(part[5:-5, rms], whole[lo + 5 : lo + part.shape[0] - 5, rms])[0, 1] > 0.95
+
+
+def test_sample_rate_and_channels_are_normalised(realdata):
+    y = decode_audio(realdata / "mosi" / "03bSnISJMiM_1.wav", 8000)
+    assert y.ndim == 1 and abs(y.shape[0] / 8000 - 3.3) < 0.05
+    assert np.abs(y).max() <= 1.0 and np.abs(y).max() > 0.01
+
+
+def test_video_without_audio_gives_zeros_and_flag(media):
+    feats, ts = extract_audio_features(media / "astronaut_75frames.mp4", 0.0, 3.0, CFG)
+    assert feats.shape == (151, len(feature_names(CFG)))
+    assert not feats.any()  # every channel zero, audio_present included
+    assert probe(media / "astronaut_75frames.mp4").has_audio is False
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(MediaError, match="does not exist"):
+        extract_audio_features(tmp_path / "nope.mp4", 0, 1, CFG)
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    with pytest.raises(MediaError, match="bad.mp4"):
+        extract_audio_features(bad, 0, 1, CFG)
+
+
+def test_pure_tone_pitch_and_loudness():
+    sr = CFG.sample_rate
+    t = np.arange(sr) / sr
+    quiet = (0.05 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)
+    loud = (0.5 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    names = feature_names(CFG)
+    fq, fl = frame_features(quiet, CFG), frame_features(loud, CFG)
+    f0, rms = names.index("f0_hz"), names.index("rms")
+    assert np.median(fq[5:-5, f0]) == pytest.approx(150, rel=0.03)
+    assert np.median(fl[5:-5, f0]) == pytest.approx(300, rel=0.03)
+    assert np.median(fl[:, rms]) > 5 * np.median(fq[:, rms])

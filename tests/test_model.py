@@ -1,0 +1,152 @@
+import math
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from thne.model.thne import THNE, VARIANTS, info_nce, total_loss
+
+B, L, TV, TA, DV, DA = 6, 12, 9, 14, 7, 5
+
+
+def tiny_bert():
+    cfg = BertConfig(
+        vocab_size=120,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    return BertModel(cfg), 32
+
+
+def make(variant="thne", seed=0):
+    torch.manual_seed(seed)
+    bert, d_t = tiny_bert()
+    return THNE(
+        bert,
+        d_t,
+        DV,
+        DA,
+        visual_hidden=8,
+        acoustic_hidden=6,
+        fusion_dim=16,
+        variant=VARIANTS[variant],
+    ).eval()
+
+
+def batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "input_ids": torch.randint(1, 120, (B, L), generator=g),
+        "attention_mask": torch.ones(B, L, dtype=torch.long),
+        "visual": torch.randn(B, TV, DV, generator=g),
+        "visual_len": torch.tensor([9, 3, 5, 9, 1, 7]),
+        "acoustic": torch.randn(B, TA, DA, generator=g),
+        "acoustic_len": torch.tensor([14, 2, 10, 6, 14, 1]),
+    }
+
+
+def test_shapes_and_losses():
+    model = make()
+    out = model(**batch())
+    assert out.pred.shape == (B,) and out.fused.shape == (B, 16)
+    assert out.h_vt.shape == (B, 8) and out.h_at.shape == (B, 6)
+    assert out.attn_v.shape == (B, TV)
+    assert torch.allclose(out.attn_v.sum(-1), torch.ones(B))
+    terms = model.losses(out, torch.zeros(B))
+    assert set(terms) == {"task", "l_tv", "l_ta", "l_fv", "l_fa"}
+    loss = total_loss(terms, alpha=0.3, beta=0.1)
+    expected = (
+        terms["task"]
+        + 0.3 * (terms["l_ta"] + terms["l_tv"])
+        + 0.1 * (terms["l_fa"] + terms["l_fv"])
+    )
+    assert torch.allclose(loss, expected)
+    # With an untrained critic, the NCE terms sit near log B.
+    assert abs(float(terms["l_tv"]) - math.log(B)) < 1.0
+
+
+def test_attention_ignores_padded_steps():
+    model = make()
+    b = batch()
+    ref = model(**b)
+    b2 = {k: v.clone() for k, v in b.items()}
+    for i, n in enumerate(b["visual_len"].tolist()):
+        b2["visual"][i, n:] = 1e3
+    for i, n in enumerate(b["acoustic_len"].tolist()):
+        b2["acoustic"][i, n:] = -1e3
+    out = model(**b2)
+    assert torch.allclose(ref.pred, out.pred, atol=1e-5)
+    assert torch.allclose(ref.h_vt, out.h_vt, atol=1e-5)
+    assert (out.attn_v[1, 3:] == 0).all() and (out.attn_a[5, 1:] == 0).all()
+
+
+def test_variants_remove_their_component():
+    b = batch()
+    no1 = make("no_deno1")
+    out = no1(**b)
+    assert out.attn_v is None and not hasattr(no1, "attend_v")
+    assert torch.equal(out.h_vt, out.h_v)
+    assert set(make("no_deno2").losses(make("no_deno2")(**b), torch.zeros(B))) == {
+        "task",
+        "l_fv",
+        "l_fa",
+    }
+    assert set(make("no_re").losses(make("no_re")(**b), torch.zeros(B))) == {"task", "l_tv", "l_ta"}
+    text = make("text_only")
+    assert not hasattr(text, "visual_encoder")
+    t_out = text(**b)
+    assert t_out.h_v is None and set(text.losses(t_out, torch.zeros(B))) == {"task"}
+    res, plain = make("residual"), make("thne")
+    r_out, p_out = res(**b), plain(**b)  # same seed, same weights
+    assert torch.allclose(r_out.h_vt, p_out.h_vt + p_out.h_v, atol=1e-6)  # Eq. 10
+
+
+def test_nce_matches_eq5_directly():
+    model = make()
+    out = model(**batch())
+    crit = model.critic_tv
+    # Eq. 5 with T = exp(critic): -mean_i log( T(h_vt^i, h_t^i) / sum_j T(h_vt^j, h_t^i) ).
+    direct = 0.0
+    for i in range(B):
+        t = torch.stack(
+            [crit.net(torch.cat([out.h_t[i], out.h_vt[j]])).exp().squeeze() for j in range(B)]
+        )
+        direct += -torch.log(t[i] / t.sum())
+    assert float(model.losses(out, torch.zeros(B))["l_tv"]) == pytest.approx(
+        float(direct / B), rel=1e-5
+    )
+
+
+def test_cpc_matches_eq7_directly():
+    model = make()
+    out = model(**batch())
+    g = model.cpc_a.net(out.fused)
+    g = g / g.norm(dim=-1, keepdim=True)
+    h = out.h_a / out.h_a.norm(dim=-1, keepdim=True)
+    s = torch.exp(g @ h.T)  # Eq. 6: s(F^i, h_a^j)
+    direct = -torch.log(s.diagonal() / s.sum(dim=1)).mean()  # Eq. 7
+    assert float(model.losses(out, torch.zeros(B))["l_fa"]) == pytest.approx(
+        float(direct), rel=1e-5
+    )
+    scores = model.cpc_scores(out)
+    assert torch.allclose(scores["s_fa"], s.diagonal(), atol=1e-6)
+    assert set(scores) == {"s_ft", "s_fv", "s_fa"}
+
+
+def test_info_nce_prefers_matching_pairs():
+    good = torch.eye(4) * 10
+    assert float(info_nce(good)) < 1e-3
+    assert float(info_nce(torch.zeros(4, 4))) == pytest.approx(math.log(4))
+
+
+def test_probe_cannot_change_the_model():
+    model = make().train()
+    out = model(**batch())
+    model.probe_loss(out).backward()
+    grads = {
+        n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0
+    }
+    assert grads and all(n.startswith("cpc_t_probe.") for n in grads)

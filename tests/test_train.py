@@ -1,0 +1,183 @@
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from thne.data.manifest import Clip, write_manifest
+from thne.evaluate.aggregate import aggregate_runs, evaluate_predictions
+from thne.features.store import Exclusion, extract_to_h5, read_h5
+from thne.text.tokenize import tokenize_manifest
+from thne.train.config import TrainConfig
+from thne.train.data import Normaliser, fit_length, load_dataset
+from thne.train.loop import train_run
+
+WORDS = {1.0: "great", -1.0: "awful", 0.0: "okay"}
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """Twelve clips whose label is the text word plus a loudness cue: enough to train on."""
+    rng = np.random.default_rng(0)
+    clips = []
+    for i in range(12):
+        t, a = [1.0, -1.0, 0.0][i % 3], [1.0, -1.0][i % 2]
+        split = "train" if i < 6 else ("valid" if i < 9 else "test")
+        clips.append(
+            Clip(
+                f"v{i // 3}_{i}",
+                f"v{i // 3}",
+                0.0,
+                2.0,
+                split,
+                t + a,
+                f"the film was {WORDS[t]}",
+                f"v{i}.mp4",
+            )
+        )
+    write_manifest(tmp_path / "manifest.tsv", clips)
+    tokenize_manifest(
+        tmp_path / "manifest.tsv", tmp_path / "text.h5", encoder="all-MiniLM-L6-v2", max_length=12
+    )
+
+    def fake(dim, cue_col):
+        def extract(clip):
+            n = int(rng.integers(5, 30))
+            x = rng.normal(size=(n, dim)).astype(np.float32)
+            x[:, cue_col] += clip.label
+            return x, np.arange(n, dtype=np.float32) / 25
+
+        return extract
+
+    for name, dim in (("audio", 4), ("visual", 6)):
+        extract_to_h5(
+            clips,
+            tmp_path / f"{name}.h5",
+            fake(dim, 0),
+            feature_names=[f"{name}{j}" for j in range(dim)],
+            extractor="test",
+            config={},
+        )
+    return tmp_path
+
+
+def test_feature_file_contract(dataset):
+    with h5py.File(dataset / "audio.h5") as h5:
+        assert list(h5.attrs["feature_names"]) == [b"audio0", b"audio1", b"audio2", b"audio3"] or [
+            str(n) for n in h5.attrs["feature_names"]
+        ] == ["audio0", "audio1", "audio2", "audio3"]
+        assert h5["v0_0/features"].dtype == np.float32 and h5["v0_0/timestamps"].ndim == 1
+        assert json.loads(h5.attrs["excluded"]) == []
+    ff = read_h5(dataset / "audio.h5", ["v0_0", "missing"])
+    assert list(ff.features) == ["v0_0"] and ff.extractor == "test"
+
+
+def test_normaliser_uses_given_sequences_only():
+    norm = Normaliser.fit([np.array([[1.0, 5.0], [3.0, 5.0]])])
+    assert np.allclose(norm.mean, [2.0, 5.0]) and np.allclose(norm.std, [1.0, 1.0])
+    assert np.allclose(norm(np.array([[2.0, 5.0]])), 0.0)
+    x = np.arange(10)[:, None]
+    assert fit_length(x, 4)[:, 0].tolist() == [0, 3, 6, 9]
+
+
+def test_load_dataset_normalises_on_train_only(dataset):
+    data = load_dataset(
+        dataset / "manifest.tsv", dataset / "text.h5", dataset / "audio.h5", dataset / "visual.h5"
+    )
+    assert {s: len(t) for s, t in data.splits.items()} == {"train": 6, "valid": 3, "test": 3}
+    train = data.splits["train"]
+    frames = np.concatenate([train.acoustic[i, : train.acoustic_len[i]].numpy() for i in range(6)])
+    assert np.allclose(frames.mean(0), 0, atol=1e-5) and np.allclose(frames.std(0), 1, atol=1e-4)
+    test = data.splits["test"]
+    assert (test.acoustic[0, test.acoustic_len[0] :] == 0).all()  # padding stays zero
+
+
+def test_clip_missing_from_a_feature_file_is_left_out_with_reason(dataset, tmp_path):
+    from thne.data.manifest import read_manifest
+    from thne.features.media import MediaError
+
+    clips = read_manifest(dataset / "manifest.tsv")
+
+    def flaky(clip):
+        if clip.clip_id == "v0_1":
+            raise MediaError(f"{clip.media}: cannot be decoded (test)")
+        return np.ones((3, 6), np.float32), np.zeros(3, np.float32)
+
+    excluded = extract_to_h5(
+        clips,
+        tmp_path / "v2.h5",
+        flaky,
+        feature_names=list("abcdef"),
+        extractor="t",
+        config={},
+        on_bad_clip="exclude",
+    )
+    assert excluded == [Exclusion("v0_1", "v1.mp4: cannot be decoded (test)")]
+    data = load_dataset(
+        dataset / "manifest.tsv", dataset / "text.h5", dataset / "audio.h5", tmp_path / "v2.h5"
+    )
+    assert data.dropped == [
+        {"clip_id": "v0_1", "reason": "no visual features: v1.mp4: cannot be decoded (test)"}
+    ]
+    assert len(data.splits["train"]) == 5
+    from thne.features.store import ClipError
+
+    with pytest.raises(ClipError, match="clip v0_1 \\(v1.mp4\\)"):
+        extract_to_h5(
+            clips, tmp_path / "v3.h5", flaky, feature_names=list("abcdef"), extractor="t", config={}
+        )
+    assert not (tmp_path / "v3.h5").exists()  # no half-written output
+
+
+def test_train_run_writes_run_directory(dataset, tmp_path):
+    data = load_dataset(
+        dataset / "manifest.tsv", dataset / "text.h5", dataset / "audio.h5", dataset / "visual.h5"
+    )
+    cfg = TrainConfig(batch_size=4, max_epochs=2, patience=2, seed=3)
+    out = tmp_path / "run"
+    valid = train_run(data, cfg, out)
+    assert set(p.name for p in out.iterdir()) == {
+        "model.pt",
+        "history.tsv",
+        "predictions.tsv",
+        "valid_metrics.json",
+    }
+    hist = pd.read_csv(out / "history.tsv", sep="\t")
+    assert list(hist.columns[:8]) == [
+        "epoch",
+        "split",
+        "task",
+        "l_tv",
+        "l_ta",
+        "l_fv",
+        "l_fa",
+        "total",
+    ]
+    assert len(hist) == 4 and set(hist.split) == {"train", "valid"}
+    v = hist[hist.split == "valid"]
+    best = json.loads((out / "valid_metrics.json").read_text())
+    assert best["best_epoch"] == int(v.loc[v["mae"].idxmin(), "epoch"])  # picked on validation
+    assert best["mae"] == pytest.approx(valid["mae"]) == pytest.approx(v["mae"].min(), abs=1e-5)
+    pred = pd.read_csv(out / "predictions.tsv", sep="\t")
+    assert list(pred.columns) == ["clip_id", "label", "prediction", "s_ft", "s_fv", "s_fa"]
+    assert len(pred) == 3 and (pred[["s_ft", "s_fv", "s_fa"]] > 0).all().all()
+
+    m = evaluate_predictions(out / "predictions.tsv", out / "metrics.json", seed=3)
+    assert m["mae"] == pytest.approx(np.mean(np.abs(pred.prediction - pred.label)))
+    # Same seed, same result: training is deterministic on CPU.
+    train_run(data, cfg, tmp_path / "again")
+    again = pd.read_csv(tmp_path / "again" / "predictions.tsv", sep="\t")
+    assert np.allclose(again.prediction, pred.prediction, atol=1e-5)
+
+    agg = aggregate_runs(
+        [out / "metrics.json", out / "metrics.json"],
+        tmp_path / "agg.json",
+        dataset="t",
+        variant="thne",
+    )
+    assert (
+        agg["seeds"] == [3, 3]
+        and agg["std"]["mae"] == 0.0
+        and agg["mean"]["mae"] == pytest.approx(m["mae"], abs=1e-6)
+    )

@@ -1,0 +1,256 @@
+"""The ``thne`` command: one subcommand per workflow stage.
+
+Each Snakemake rule calls one of these with its inputs, outputs and config values as flags;
+nothing here reads the config file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+
+STAGES = ("ingest", "audio", "visual", "text", "train", "evaluate", "aggregate")
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _add_dataclass_flags(
+    parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()
+) -> None:
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        kind = {"int": int, "float": float, "str": str}.get(str(f.type), str)
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            type=kind,
+            default=f.default,
+            help=f"(default: {f.default})",
+        )
+
+
+def _dataclass_from_args(cls: type, args: argparse.Namespace, **extra):
+    values = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)
+    }
+    return cls(**{**values, **extra})
+
+
+def cmd_ingest(args: argparse.Namespace) -> None:
+    from thne.data.ingest import ingest, read_layout
+
+    clips = read_layout(args.layout, args.raw_dir)
+    ingest(clips, args.manifest, args.excluded, on_bad_clip=args.on_bad_clip, threads=args.threads)
+
+
+def cmd_audio(args: argparse.Namespace) -> None:
+    from thne.data.manifest import read_manifest
+    from thne.features.audio import AudioConfig, extract_audio_features, feature_names
+    from thne.features.store import extract_to_h5
+
+    groups = {"groups": args.groups} if args.groups else {}
+    cfg = AudioConfig(
+        sample_rate=args.sample_rate,
+        win_seconds=args.win_seconds,
+        hop_seconds=args.hop_seconds,
+        n_mfcc=args.n_mfcc,
+        fmin=args.fmin,
+        fmax=args.fmax,
+        f0_resolution=args.f0_resolution,
+        **groups,
+    )
+    excluded = extract_to_h5(
+        read_manifest(args.manifest),
+        args.out,
+        lambda c: extract_audio_features(c.media, c.start, c.end, cfg),
+        feature_names=feature_names(cfg),
+        extractor=f"librosa {_version('librosa')}",
+        config=dataclasses.asdict(cfg),
+        on_bad_clip=args.on_bad_clip,
+        desc="audio",
+    )
+    _report_excluded("audio", excluded)
+
+
+def cmd_visual(args: argparse.Namespace) -> None:
+    from thne.data.manifest import read_manifest
+    from thne.features.landmarks import FEATURE_NAMES, LandmarkExtractor, extract_landmark_features
+    from thne.features.store import extract_to_h5
+
+    if args.extractor != "landmarks":
+        sys.exit(f"thne visual: extractor {args.extractor!r} is not available; use 'landmarks'")
+    extractor = LandmarkExtractor()
+
+    def run(clip):
+        r = extract_landmark_features(
+            clip.media, clip.start, clip.end, detect_every=args.detect_every, extractor=extractor
+        )
+        return r.features, r.timestamps
+
+    excluded = extract_to_h5(
+        read_manifest(args.manifest),
+        args.out,
+        run,
+        feature_names=list(FEATURE_NAMES),
+        extractor=f"dlib-landmarks {_version('dlib-bin')}",
+        config={"extractor": "landmarks", "detect_every": args.detect_every},
+        on_bad_clip=args.on_bad_clip,
+        desc="visual",
+    )
+    _report_excluded("visual", excluded)
+
+
+def cmd_text(args: argparse.Namespace) -> None:
+    from thne.text.tokenize import tokenize_manifest
+
+    cut = tokenize_manifest(
+        args.manifest, args.out, encoder=args.encoder, max_length=args.max_length
+    )
+    print(f"tokenized; {cut} transcript(s) cut at {args.max_length} tokens", file=sys.stderr)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    import torch
+
+    from thne.train.config import TrainConfig
+    from thne.train.data import load_dataset
+    from thne.train.loop import train_run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    cfg = _dataclass_from_args(TrainConfig, args)
+    data = load_dataset(
+        args.manifest, args.text, args.audio, args.visual, max_frames=args.max_frames
+    )
+    metrics = train_run(data, cfg, args.out_dir, device=device)
+    print(f"best validation MAE {metrics['mae']:.4f}", file=sys.stderr)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from thne.evaluate.aggregate import evaluate_predictions
+
+    m = evaluate_predictions(args.predictions, args.out, variant=args.variant, seed=args.seed)
+    print(" ".join(f"{k} {v:.4f}" for k, v in m.items()), file=sys.stderr)
+
+
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    from thne.evaluate.aggregate import aggregate_runs
+
+    r = aggregate_runs(args.runs, args.out, dataset=args.dataset, variant=args.variant)
+    print(" ".join(f"{k} {v:.4f}±{r['std'][k]:.4f}" for k, v in r["mean"].items()), file=sys.stderr)
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import version
+
+    return version(dist)
+
+
+def _report_excluded(stage: str, excluded: list) -> None:
+    for e in excluded:
+        print(f"{stage}: excluded clip {e.clip_id}: {e.reason}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from thne.data.ingest import LAYOUTS
+    from thne.data.manifest import BAD_CLIP_POLICIES
+    from thne.train.config import TrainConfig
+
+    parser = argparse.ArgumentParser(prog="thne", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+
+    def stage(name: str, help_: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_, description=help_)
+
+    def bad_clip(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--on-bad-clip",
+            choices=BAD_CLIP_POLICIES,
+            default="fail",
+            help="stop at a clip whose media cannot be used, or exclude and record it",
+        )
+
+    p = stage("ingest", "dataset files -> manifest.tsv and excluded.tsv")
+    p.add_argument("--layout", choices=LAYOUTS, required=True)
+    p.add_argument(
+        "--raw-dir", required=True, help="unpacked dataset (folder of label.csv and Raw/)"
+    )
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--excluded", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    bad_clip(p)
+    p.set_defaults(func=cmd_ingest)
+
+    p = stage("audio", "acoustic features (librosa) -> audio.h5")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--win-seconds", type=float, default=0.064)
+    p.add_argument("--hop-seconds", type=float, default=0.02)
+    p.add_argument("--n-mfcc", type=int, default=20)
+    p.add_argument(
+        "--groups",
+        type=_csv,
+        default=None,
+        help="comma-separated feature groups (default: all of mfcc,rms,zcr,centroid,f0,voicing)",
+    )
+    p.add_argument("--fmin", type=float, default=65.0)
+    p.add_argument("--fmax", type=float, default=500.0)
+    p.add_argument("--f0-resolution", type=float, default=0.25, help="pYIN bin width, semitones")
+    bad_clip(p)
+    p.set_defaults(func=cmd_audio)
+
+    p = stage("visual", "visual features (landmarks, head pose, expression) -> visual.h5")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--extractor", default="landmarks")
+    p.add_argument("--detect-every", type=int, default=1)
+    bad_clip(p)
+    p.set_defaults(func=cmd_visual)
+
+    p = stage("text", "tokenize transcripts -> text.h5")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--encoder", default="all-MiniLM-L6-v2")
+    p.add_argument("--max-length", type=int, default=50)
+    p.set_defaults(func=cmd_text)
+
+    p = stage("train", "train one seed of one variant -> run directory")
+    for name in ("manifest", "text", "audio", "visual", "out-dir"):
+        p.add_argument(f"--{name}", required=True)
+    p.add_argument("--max-frames", type=int, default=500)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: its default)")
+    _add_dataclass_flags(p, TrainConfig)
+    p.set_defaults(func=cmd_train)
+
+    p = stage("evaluate", "test metrics of one run from its predictions.tsv")
+    p.add_argument("--predictions", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--variant", default="thne")
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = stage("aggregate", "mean and std over seeds -> metrics.json")
+    p.add_argument("--runs", nargs="+", required=True, help="per-run metrics.json files")
+    p.add_argument("--out", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--variant", default="thne")
+    p.set_defaults(func=cmd_aggregate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

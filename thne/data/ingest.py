@@ -1,0 +1,204 @@
+"""Ingest: from a dataset's own files to the clip manifest.
+
+Each layout has a reader that yields candidate clips; one shared step checks them (label range,
+split, transcript, media readable), applies the ``on_bad_clip`` policy and writes
+``manifest.tsv`` and ``excluded.tsv``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from thne.data.manifest import (
+    BAD_CLIP_POLICIES,
+    SPLITS,
+    Clip,
+    split_counts,
+    write_excluded,
+    write_manifest,
+)
+from thne.features.media import MediaError, probe
+
+LAYOUTS: tuple[str, ...] = ("mmsa",)
+_SPLIT_ALIASES = {
+    "train": "train",
+    "valid": "valid",
+    "val": "valid",
+    "dev": "valid",
+    "test": "test",
+}
+
+
+class IngestError(RuntimeError):
+    """The dataset's files cannot be turned into a manifest; the message says which and why."""
+
+
+def normalise_text(text: str) -> str:
+    """Lower case with whitespace collapsed: the one text normalisation of every layout."""
+    return re.sub(r"\s+", " ", str(text)).strip().lower()
+
+
+@dataclass(frozen=True)
+class Rejected:
+    clip: Clip
+    reason: str
+
+
+def mmsa_root(raw_dir: str | os.PathLike) -> Path:
+    """The folder holding ``label.csv`` and ``Raw/``; ``raw_dir`` may name either it or ``Raw/``."""
+    root = Path(raw_dir)
+    if (root / "label.csv").is_file():
+        return root
+    if root.name == "Raw" and (root.parent / "label.csv").is_file():
+        return root.parent
+    raise IngestError(f"{raw_dir}: no label.csv here (an MMSA copy holds label.csv and Raw/)")
+
+
+def read_mmsa(raw_dir: str | os.PathLike) -> list[Clip]:
+    """Clips of an MMSA copy: ``label.csv`` plus ``Raw/<video_id>/<clip_id>.mp4``.
+
+    Media is the clip's own file, so start is 0 and end its duration (filled in by the checks).
+    Some copies carry a single ``id`` column (``<video_id>_<clip_id>``) instead of the two.
+    """
+    root = mmsa_root(raw_dir)
+    label_csv = root / "label.csv"
+    frame = pd.read_csv(label_csv, dtype=str, keep_default_na=False)
+    frame.columns = [c.strip() for c in frame.columns]
+    if {"video_id", "clip_id"} <= set(frame.columns):
+        video_ids, seg_ids = frame["video_id"].str.strip(), frame["clip_id"].str.strip()
+    elif "id" in frame.columns:
+        parts = frame["id"].str.strip().str.rsplit("_", n=1)
+        video_ids, seg_ids = parts.str[0], parts.str[1]
+    else:
+        raise IngestError(f"{label_csv}: needs columns video_id and clip_id (or id)")
+    missing = {"text", "label", "mode"} - set(frame.columns)
+    if missing:
+        raise IngestError(f"{label_csv}: missing columns {sorted(missing)}")
+    clips = []
+    for vid, seg, text, label, mode in zip(
+        video_ids, seg_ids, frame["text"], frame["label"], frame["mode"], strict=True
+    ):
+        clips.append(
+            Clip(
+                clip_id=f"{vid}_{seg}",
+                video_id=vid,
+                start=0.0,
+                end=math.nan,
+                split=_SPLIT_ALIASES.get(mode.strip().lower(), mode.strip().lower()),
+                label=_to_float(label),
+                text=text,
+                media=str(root / "Raw" / vid / f"{seg}.mp4"),
+            )
+        )
+    return clips
+
+
+def _to_float(value: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def check_clip(clip: Clip) -> Clip | Rejected:
+    """Validate one clip and fill in its end time from the media when it is unknown."""
+    split = _SPLIT_ALIASES.get(clip.split)
+    if split is None:
+        return Rejected(clip, f"unknown split {clip.split!r} (expected one of {SPLITS})")
+    if not math.isfinite(clip.label) or not -3.0 <= clip.label <= 3.0:
+        return Rejected(clip, f"label {clip.label!r} is not a number in [-3, 3]")
+    text = normalise_text(clip.text)
+    if not text:
+        return Rejected(clip, "empty transcript")
+    try:
+        info = probe(clip.media)
+    except MediaError as exc:
+        return Rejected(clip, str(exc))
+    end = info.duration if math.isnan(clip.end) else clip.end
+    if not 0.0 <= clip.start < end:
+        return Rejected(clip, f"interval [{clip.start}, {end}] is empty or negative")
+    if end > info.duration + 0.5:
+        return Rejected(
+            clip, f"interval ends at {end:.2f}s, after the media's end ({info.duration:.2f}s)"
+        )
+    return replace(clip, split=split, text=text, end=round(end, 4))
+
+
+def ingest(
+    clips: Iterable[Clip],
+    manifest_path: str | os.PathLike,
+    excluded_path: str | os.PathLike,
+    *,
+    on_bad_clip: str = "fail",
+    threads: int = 1,
+) -> tuple[list[Clip], list[Rejected]]:
+    """Check ``clips``, then write the manifest and the exclusion list.
+
+    With ``on_bad_clip="fail"`` any rejected clip stops the run (after all clips were checked,
+    so the error lists every problem); with ``"exclude"`` rejected clips go to
+    ``excluded.tsv`` with their reason. The counts per split are printed either way.
+    """
+    if on_bad_clip not in BAD_CLIP_POLICIES:
+        raise ValueError(f"on_bad_clip must be one of {BAD_CLIP_POLICIES}, got {on_bad_clip!r}")
+    clips = list(clips)
+    seen: set[str] = set()
+    dupes = [c.clip_id for c in clips if c.clip_id in seen or seen.add(c.clip_id)]
+    if dupes:
+        raise IngestError(f"duplicate clip ids: {', '.join(sorted(set(dupes))[:10])}")
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        checked = list(
+            tqdm(
+                pool.map(check_clip, clips),
+                total=len(clips),
+                desc="ingest",
+                unit="clip",
+                mininterval=2.0,
+            )
+        )
+    kept = [c for c in checked if isinstance(c, Clip)]
+    rejected = [c for c in checked if isinstance(c, Rejected)]
+
+    counts = split_counts(kept)
+    per_split = ", ".join(f"{k} {v}" for k, v in counts.items())
+    print(f"clips per split: {per_split}; excluded {len(rejected)}", file=sys.stderr)
+    if rejected and on_bad_clip == "fail":
+        lines = [f"  clip {r.clip.clip_id} ({r.clip.media}): {r.reason}" for r in rejected[:20]]
+        more = f"\n  ... and {len(rejected) - 20} more" if len(rejected) > 20 else ""
+        raise IngestError(
+            f"{len(rejected)} clip(s) cannot be used (set on_bad_clip: exclude to record them in "
+            f"excluded.tsv and go on):\n" + "\n".join(lines) + more
+        )
+    empty = [s for s in SPLITS if counts[s] == 0]
+    if empty:
+        raise IngestError(f"no usable clips in split(s) {', '.join(empty)}")
+    write_manifest(manifest_path, kept)
+    write_excluded(
+        excluded_path,
+        (
+            {
+                "clip_id": r.clip.clip_id,
+                "video_id": r.clip.video_id,
+                "split": r.clip.split,
+                "media": r.clip.media,
+                "reason": r.reason,
+            }
+            for r in rejected
+        ),
+    )
+    return kept, rejected
+
+
+def read_layout(layout: str, raw_dir: str | os.PathLike) -> list[Clip]:
+    if layout == "mmsa":
+        return read_mmsa(raw_dir)
+    raise IngestError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")

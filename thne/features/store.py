@@ -1,0 +1,104 @@
+"""Feature HDF5 files: one group per clip, written atomically.
+
+Layout (see the README, "File contracts"): ``/<clip_id>/features`` float32 [T, D] and
+``/<clip_id>/timestamps`` float32 [T]; file attributes ``feature_names``, ``extractor``,
+``config`` (JSON) and ``excluded`` (JSON list of clips left out, with reasons).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from thne.data.manifest import BAD_CLIP_POLICIES, Clip
+from thne.features.media import MediaError
+from thne.io import atomic_path
+
+
+class ClipError(RuntimeError):
+    """A clip's features could not be computed; the message names the clip and its file."""
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    clip_id: str
+    reason: str
+
+
+ClipExtractor = Callable[[Clip], tuple[np.ndarray, np.ndarray]]
+
+
+def extract_to_h5(
+    clips: Iterable[Clip],
+    out_path: str | os.PathLike,
+    extract: ClipExtractor,
+    *,
+    feature_names: list[str],
+    extractor: str,
+    config: dict,
+    on_bad_clip: str = "fail",
+    desc: str = "features",
+) -> list[Exclusion]:
+    """Run ``extract`` on every clip and write the feature file; return the clips left out.
+
+    With ``on_bad_clip="fail"`` the first clip whose media cannot be read stops the stage with
+    an error naming the clip and its file. With ``"exclude"`` it is recorded in the file's
+    ``excluded`` attribute and the stage goes on.
+    """
+    if on_bad_clip not in BAD_CLIP_POLICIES:
+        raise ValueError(f"on_bad_clip must be one of {BAD_CLIP_POLICIES}, got {on_bad_clip!r}")
+    clips = list(clips)
+    excluded: list[Exclusion] = []
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs["feature_names"] = np.array(feature_names, dtype=h5py.string_dtype())
+        h5.attrs["extractor"] = extractor
+        h5.attrs["config"] = json.dumps(config, sort_keys=True)
+        for clip in tqdm(clips, desc=desc, unit="clip", mininterval=2.0):
+            try:
+                feats, ts = extract(clip)
+            except MediaError as exc:
+                if on_bad_clip == "fail":
+                    raise ClipError(f"clip {clip.clip_id} ({clip.media}): {exc}") from exc
+                excluded.append(Exclusion(clip.clip_id, str(exc)))
+                continue
+            if feats.ndim != 2 or feats.shape[1] != len(feature_names):
+                raise ClipError(
+                    f"clip {clip.clip_id} ({clip.media}): features have shape {feats.shape}, "
+                    f"expected [T, {len(feature_names)}]"
+                )
+            group = h5.create_group(clip.clip_id)
+            group.create_dataset("features", data=np.asarray(feats, np.float32))
+            group.create_dataset("timestamps", data=np.asarray(ts, np.float32))
+        h5.attrs["excluded"] = json.dumps([e.__dict__ for e in excluded])
+    return excluded
+
+
+@dataclass
+class FeatureFile:
+    feature_names: list[str]
+    extractor: str
+    config: dict
+    excluded: list[dict]
+    features: dict[str, np.ndarray]
+
+
+def read_h5(path: str | os.PathLike, clip_ids: Iterable[str] | None = None) -> FeatureFile:
+    """Load a feature file; only ``clip_ids`` when given (those absent are simply not returned)."""
+    # locking=False: read-only access must work on network filesystems without flock support.
+    with h5py.File(path, "r", locking=False) as h5:
+        wanted = list(h5.keys()) if clip_ids is None else [c for c in clip_ids if c in h5]
+        return FeatureFile(
+            feature_names=[
+                n.decode() if isinstance(n, bytes) else str(n) for n in h5.attrs["feature_names"]
+            ],
+            extractor=str(h5.attrs["extractor"]),
+            config=json.loads(h5.attrs["config"]),
+            excluded=json.loads(h5.attrs.get("excluded", "[]")),
+            features={c: h5[c]["features"][()] for c in wanted},
+        )

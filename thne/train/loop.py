@@ -1,0 +1,200 @@
+"""The training loop: plain PyTorch, one epoch after another, model picked on validation MAE.
+
+The test split is evaluated once, with the best-validation weights, after training ends.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from thne.evaluate.metrics import regression_metrics
+from thne.io import atomic_path, write_json
+from thne.model.thne import THNE, VARIANTS, total_loss
+from thne.text.encoder import load_encoder
+from thne.train.config import TrainConfig
+from thne.train.data import Dataset, SplitTensors
+
+LOSS_TERMS = ("task", "l_tv", "l_ta", "l_fv", "l_fa", "total")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_model(cfg: TrainConfig, data: Dataset) -> THNE:
+    if cfg.variant not in VARIANTS:
+        raise ValueError(f"unknown variant {cfg.variant!r}; known: {', '.join(VARIANTS)}")
+    encoder, d_t = load_encoder(cfg.encoder)
+    return THNE(
+        encoder,
+        d_t,
+        len(data.visual_names),
+        len(data.acoustic_names),
+        visual_hidden=cfg.visual_hidden,
+        acoustic_hidden=cfg.acoustic_hidden,
+        fusion_dim=cfg.fusion_dim,
+        dropout=cfg.dropout,
+        variant=VARIANTS[cfg.variant],
+    )
+
+
+def make_optimizer(model: THNE, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam with two parameter groups: the text encoder at ``bert_lr``, the rest at ``lr``."""
+    text = [p for n, p in model.named_parameters() if n.startswith("text_encoder.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("text_encoder.")]
+    return torch.optim.Adam(
+        [{"params": text, "lr": cfg.bert_lr}, {"params": rest, "lr": cfg.lr}],
+        weight_decay=cfg.weight_decay,
+    )
+
+
+def _model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in batch.items() if k != "label"}
+
+
+def train_epoch(
+    model: THNE,
+    split: SplitTensors,
+    opt: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    device: torch.device,
+) -> dict[str, float]:
+    model.train()
+    sums: dict[str, float] = {}
+    order = torch.randperm(len(split), generator=gen)
+    for start in range(0, len(split), cfg.batch_size):
+        batch = split.batch(order[start : start + cfg.batch_size], device)
+        out = model(**_model_inputs(batch))
+        terms = model.losses(out, batch["label"])
+        loss = total_loss(terms, cfg.alpha, cfg.beta)
+        opt.zero_grad(set_to_none=True)
+        (loss + model.probe_loss(out)).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        n = batch["label"].shape[0]
+        for k, v in {**terms, "total": loss}.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach()) * n
+    return {k: v / len(split) for k, v in sums.items()}
+
+
+@torch.no_grad()
+def evaluate(
+    model: THNE, split: SplitTensors, cfg: TrainConfig, device: torch.device
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """Loss terms (weighted by batch size), and per-clip predictions with CPC scores."""
+    model.eval()
+    sums: dict[str, float] = {}
+    rows: list[pd.DataFrame] = []
+    for start in range(0, len(split), cfg.batch_size):
+        index = torch.arange(start, min(start + cfg.batch_size, len(split)))
+        batch = split.batch(index, device)
+        out = model(**_model_inputs(batch))
+        terms = model.losses(out, batch["label"])
+        n = int(index.numel())
+        for k, v in {**terms, "total": total_loss(terms, cfg.alpha, cfg.beta)}.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * n
+        scores = {k: v.float().cpu().numpy() for k, v in model.cpc_scores(out).items()}
+        rows.append(
+            pd.DataFrame(
+                {
+                    "clip_id": [split.clip_ids[i] for i in index.tolist()],
+                    "label": batch["label"].cpu().numpy(),
+                    "prediction": out.pred.float().cpu().numpy(),
+                    **{k: scores.get(k, np.full(n, np.nan)) for k in ("s_ft", "s_fv", "s_fa")},
+                }
+            )
+        )
+    return {k: v / len(split) for k, v in sums.items()}, pd.concat(rows, ignore_index=True)
+
+
+def train_run(
+    data: Dataset, cfg: TrainConfig, out_dir: str | os.PathLike, device: str = "cpu"
+) -> dict:
+    """Train one seed of one variant and write its run directory: ``model.pt`` (best-validation
+    weights), ``history.tsv``, ``valid_metrics.json`` and the test ``predictions.tsv``.
+
+    Returns the validation metrics of the chosen epoch. Test metrics are the evaluate stage's
+    job (``thne evaluate``), computed from ``predictions.tsv``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = torch.device(device)
+    seed_everything(cfg.seed)
+    model = build_model(cfg, data).to(dev)
+    opt = make_optimizer(model, cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    train, valid, test = (data.splits[s] for s in ("train", "valid", "test"))
+
+    history: list[dict] = []
+    best_mae, best_epoch, best_state = float("inf"), 0, None
+    for epoch in range(1, cfg.max_epochs + 1):
+        t0 = time.perf_counter()
+        train_losses = train_epoch(model, train, opt, cfg, gen, dev)
+        valid_losses, valid_pred = evaluate(model, valid, cfg, dev)
+        valid_metrics = regression_metrics(valid_pred["prediction"], valid_pred["label"])
+        history.append({"epoch": epoch, "split": "train", **train_losses})
+        history.append({"epoch": epoch, "split": "valid", **valid_losses, **valid_metrics})
+        improved = valid_metrics["mae"] < best_mae
+        if improved:
+            best_mae, best_epoch = valid_metrics["mae"], epoch
+            best_state = copy.deepcopy(model.state_dict())
+        mark = "  *" if improved else ""
+        print(
+            f"epoch {epoch:3d}  train loss {train_losses['total']:.4f}  valid mae "
+            f"{valid_metrics['mae']:.4f}{mark}  ({time.perf_counter() - t0:.1f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
+        if epoch - best_epoch >= cfg.patience:
+            break
+
+    model.load_state_dict(best_state)
+    _, valid_pred = evaluate(model, valid, cfg, dev)
+    # The test split is looked at only here, with the weights chosen on validation.
+    _, test_pred = evaluate(model, test, cfg, dev)
+    valid_metrics = regression_metrics(valid_pred["prediction"], valid_pred["label"])
+
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save(
+            {
+                "state_dict": best_state,
+                "config": asdict(cfg),
+                "epoch": best_epoch,
+                "visual_norm": {"mean": data.visual_norm.mean, "std": data.visual_norm.std},
+                "acoustic_norm": {"mean": data.acoustic_norm.mean, "std": data.acoustic_norm.std},
+                "visual_names": data.visual_names,
+                "acoustic_names": data.acoustic_names,
+            },
+            tmp,
+        )
+    hist = pd.DataFrame(history)
+    hist = hist[
+        [c for c in ["epoch", "split", *LOSS_TERMS] if c in hist]
+        + [c for c in hist.columns if c not in {"epoch", "split", *LOSS_TERMS}]
+    ]
+    with atomic_path(out / "history.tsv") as tmp:
+        hist.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    with atomic_path(out / "predictions.tsv") as tmp:
+        test_pred.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    info = {
+        "variant": cfg.variant,
+        "seed": cfg.seed,
+        "best_epoch": best_epoch,
+        "n_clips": {s: len(t) for s, t in data.splits.items()},
+        "left_out": data.dropped,
+    }
+    write_json(out / "valid_metrics.json", {**info, **valid_metrics})
+    return valid_metrics

@@ -1,0 +1,55 @@
+import ast
+import hashlib
+from pathlib import Path
+
+from snakemake.utils import validate
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+
+DATASETS = sorted(config["datasets"])
+
+
+wildcard_constraints:
+    ds="|".join(DATASETS),
+    variant="[a-z0-9_]+",
+    seed=r"\d+",
+
+
+def ds_config(wildcards, section):
+    return config["datasets"][wildcards.ds][section]
+
+
+def code_version(*modules):
+    """Fingerprint of the thne modules a rule runs, as a rule param.
+
+    Snakemake does not see code in a package called from shell:, so each rule carries this
+    param: a change to what the code does reruns the rule. The fingerprint hashes the parsed
+    syntax tree, so comment and formatting edits rerun nothing.
+    """
+    digest = hashlib.sha256()
+    for module in modules:
+        source = Path(workflow.basedir, "thne", module).read_text()
+        digest.update(module.encode())
+        digest.update(ast.dump(ast.parse(source)).encode())
+    return digest.hexdigest()[:16]
+
+
+def ingest_input(wildcards):
+    source = ds_config(wildcards, "source")
+    if source["layout"] == "mmsa" and source.get("raw_dir"):
+        raw = Path(source["raw_dir"])
+        return str(raw / "label.csv" if raw.name != "Raw" else raw.parent / "label.csv")
+    return []
+
+
+def seed_runs(wildcards, filename, variant=None):
+    seeds = ds_config(wildcards, "train")["seeds"]
+    return expand(
+        "results/{ds}/runs/{variant}/seed{seed}/{filename}",
+        ds=wildcards.ds,
+        variant=variant or wildcards.variant,
+        seed=seeds,
+        filename=filename,
+    )

@@ -1,0 +1,30 @@
+rule evaluate:
+    input:
+        "results/{ds}/runs/{variant}/seed{seed}/predictions.tsv",
+    output:
+        "results/{ds}/runs/{variant}/seed{seed}/metrics.json",
+    log:
+        "logs/{ds}/evaluate/{variant}/seed{seed}.log",
+    params:
+        code=code_version("evaluate/metrics.py", "evaluate/aggregate.py"),
+    conda:
+        "../../environment.yml"
+    shell:
+        "thne evaluate --predictions {input} --out {output} --variant {wildcards.variant}"
+        " --seed {wildcards.seed} > {log} 2>&1"
+
+
+rule aggregate:
+    input:
+        lambda wc: seed_runs(wc, "metrics.json", variant="thne"),
+    output:
+        "results/{ds}/metrics.json",
+    log:
+        "logs/{ds}/aggregate.log",
+    params:
+        code=code_version("evaluate/metrics.py", "evaluate/aggregate.py"),
+    conda:
+        "../../environment.yml"
+    shell:
+        "thne aggregate --runs {input} --out {output} --dataset {wildcards.ds}"
+        " --variant thne > {log} 2>&1"
