@@ -16,6 +16,6 @@ include: "workflow/rules/evaluate.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/demo/metrics.json",
-    default_target: True

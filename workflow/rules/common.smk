@@ -4,7 +4,6 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
 
@@ -52,4 +51,17 @@ def seed_runs(wildcards, filename, variant=None):
         variant=variant or wildcards.variant,
         seed=seeds,
         filename=filename,
+    )
+
+
+TRAIN_FLAGS = (
+    "batch_size lr bert_lr alpha beta visual_hidden acoustic_hidden fusion_dim dropout"
+    " grad_clip weight_decay max_epochs patience max_frames device"
+).split()
+
+
+def train_flags(wildcards):
+    train = ds_config(wildcards, "train")
+    return " ".join(
+        f"--{key.replace('_', '-')} {train[key]}" for key in TRAIN_FLAGS if key in train
     )

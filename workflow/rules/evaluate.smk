@@ -5,10 +5,10 @@ rule evaluate:
         "results/{ds}/runs/{variant}/seed{seed}/metrics.json",
     log:
         "logs/{ds}/evaluate/{variant}/seed{seed}.log",
-    params:
-        code=code_version("evaluate/metrics.py", "evaluate/aggregate.py"),
     conda:
         "../../environment.yml"
+    params:
+        code=code_version("evaluate/metrics.py", "evaluate/aggregate.py"),
     shell:
         "thne evaluate --predictions {input} --out {output} --variant {wildcards.variant}"
         " --seed {wildcards.seed} > {log} 2>&1"
@@ -21,10 +21,10 @@ rule aggregate:
         "results/{ds}/metrics.json",
     log:
         "logs/{ds}/aggregate.log",
-    params:
-        code=code_version("evaluate/metrics.py", "evaluate/aggregate.py"),
     conda:
         "../../environment.yml"
+    params:
+        code=code_version("evaluate/metrics.py", "evaluate/aggregate.py"),
     shell:
         "thne aggregate --runs {input} --out {output} --dataset {wildcards.ds}"
         " --variant thne > {log} 2>&1"

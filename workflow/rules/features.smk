@@ -7,6 +7,8 @@ rule audio_features:
         "logs/{ds}/audio.log",
     benchmark:
         "benchmarks/out/{ds}/audio.tsv"
+    conda:
+        "../../environment.yml"
     params:
         cfg=lambda wc: ds_config(wc, "audio"),
         groups=lambda wc: ",".join(ds_config(wc, "audio")["groups"]),
@@ -14,8 +16,6 @@ rule audio_features:
         code=code_version(
             "features/audio.py", "features/media.py", "features/store.py", "cli.py"
         ),
-    conda:
-        "../../environment.yml"
     shell:
         "thne audio --manifest {input} --out {output}"
         " --sample-rate {params.cfg[sample_rate]} --win-seconds {params.cfg[win_seconds]}"
@@ -34,6 +34,8 @@ rule visual_features:
         "logs/{ds}/visual.log",
     benchmark:
         "benchmarks/out/{ds}/visual.tsv"
+    conda:
+        "../../environment.yml"
     params:
         extractor=lambda wc: ds_config(wc, "visual")["extractor"],
         detect_every=lambda wc: ds_config(wc, "visual").get("detect_every", 1),
@@ -41,8 +43,6 @@ rule visual_features:
         code=code_version(
             "features/landmarks.py", "features/media.py", "features/store.py", "cli.py"
         ),
-    conda:
-        "../../environment.yml"
     shell:
         "thne visual --manifest {input} --out {output} --extractor {params.extractor}"
         " --detect-every {params.detect_every} --on-bad-clip {params.on_bad_clip} > {log} 2>&1"

@@ -5,12 +5,12 @@ rule tokenize:
         "features/{ds}/text.h5",
     log:
         "logs/{ds}/text.log",
+    conda:
+        "../../environment.yml"
     params:
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
         max_length=lambda wc: ds_config(wc, "text")["max_length"],
         code=code_version("text/tokenize.py", "text/encoder.py"),
-    conda:
-        "../../environment.yml"
     shell:
         "thne text --manifest {input} --out {output} --encoder {params.encoder:q}"
         " --max-length {params.max_length} > {log} 2>&1"

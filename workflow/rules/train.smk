@@ -1,16 +1,3 @@
-TRAIN_FLAGS = (
-    "batch_size lr bert_lr alpha beta visual_hidden acoustic_hidden fusion_dim dropout"
-    " grad_clip weight_decay max_epochs patience max_frames device"
-).split()
-
-
-def train_flags(wildcards):
-    train = ds_config(wildcards, "train")
-    return " ".join(
-        f"--{key.replace('_', '-')} {train[key]}" for key in TRAIN_FLAGS if key in train
-    )
-
-
 rule train:
     input:
         manifest="data/{ds}/manifest.tsv",
@@ -26,16 +13,20 @@ rule train:
         "logs/{ds}/train/{variant}/seed{seed}.log",
     benchmark:
         "benchmarks/out/{ds}/train/{variant}/seed{seed}.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 2
     params:
         flags=train_flags,
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
         outdir=subpath(output.model, parent=True),
         code=code_version(
-            "model/thne.py", "train/loop.py", "train/data.py", "text/encoder.py", "cli.py"
+            "model/thne.py",
+            "train/loop.py",
+            "train/data.py",
+            "text/encoder.py",
+            "cli.py",
         ),
-    threads: 2
-    conda:
-        "../../environment.yml"
     shell:
         "thne train --manifest {input.manifest} --text {input.text} --audio {input.audio}"
         " --visual {input.visual} --out-dir {params.outdir} --variant {wildcards.variant}"

@@ -1,0 +1,127 @@
+"""The real Snakemake workflow, run in a temporary directory on a demo subset."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+
+BIN = Path(sys.executable).parent
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), *args],
+        capture_output=True, text=True, env=env, cwd=workdir,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def demo_subset(dest: Path, per_split: dict[str, int]) -> Path:
+    """A copy of the demo dataset with the first clips of each split, from several videos."""
+    src = REPO / "resources" / "demo"
+    labels = pd.read_csv(src / "label.csv", dtype=str)
+    picked = []
+    for split, n in per_split.items():
+        rows = labels[labels["mode"] == split]
+        # Round-robin over videos so that each split spans more than one video.
+        rows = rows.assign(k=rows.groupby("video_id").cumcount()).sort_values(["k", "video_id"])
+        picked.append(rows.head(n).drop(columns="k"))
+    subset = pd.concat(picked)
+    for vid, seg in zip(subset.video_id, subset.clip_id, strict=True):
+        (dest / "Raw" / vid).mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / "Raw" / vid / f"{seg}.mp4", dest / "Raw" / vid / f"{seg}.mp4")
+    subset.to_csv(dest / "label.csv", index=False)
+    return dest
+
+
+def write_config(path: Path, raw_dir: Path, **train) -> Path:
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    demo = base["datasets"]["demo"]
+    demo["source"]["raw_dir"] = str(raw_dir)
+    demo["train"].update({"seeds": [1], "max_epochs": 1, "batch_size": 4, **train})
+    path.write_text(yaml.safe_dump({"datasets": {"demo": demo}}))
+    return path
+
+
+def test_lint():
+    proc = subprocess.run(
+        [*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPO,
+        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Lints for" not in proc.stdout + proc.stderr
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg["datasets"]["demo"]["train"]["batch_size"] = "large"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = run_snakemake(tmp_path, "--configfile", str(tmp_path / "bad.yaml"), "-n", check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "batch_size" in out and "large" in out
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.slow
+def test_demo_subset_end_to_end(tmp_path):
+    raw = demo_subset(tmp_path / "raw", {"train": 6, "valid": 3, "test": 3})
+    cfg = write_config(tmp_path / "cfg.yaml", raw)
+    run_snakemake(tmp_path, "--configfile", str(cfg), "--cores", "2", "results/demo/metrics.json")
+
+    manifest = pd.read_csv(tmp_path / "data/demo/manifest.tsv", sep="\t")
+    assert len(manifest) == 12 and manifest.split.value_counts().to_dict() == {"train": 6, "valid": 3, "test": 3}
+    metrics = json.loads((tmp_path / "results/demo/metrics.json").read_text())
+    assert metrics["dataset"] == "demo" and metrics["variant"] == "thne" and metrics["seeds"] == [1]
+    assert set(metrics["mean"]) == {"mae", "corr", "acc7", "acc5", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0"}
+    run = tmp_path / "results/demo/runs/thne/seed1"
+    assert {p.name for p in run.iterdir()} >= {"model.pt", "history.tsv", "predictions.tsv", "valid_metrics.json", "metrics.json"}
+    assert len(pd.read_csv(run / "predictions.tsv", sep="\t")) == 3
+    for log in ("ingest", "audio", "visual", "text", "aggregate"):
+        assert (tmp_path / f"logs/demo/{log}.log").exists()
+
+    # Nothing left to do on a second call.
+    proc = run_snakemake(tmp_path, "--configfile", str(cfg), "-n", "results/demo/metrics.json")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+    # A training hyper-parameter change reruns training and what follows, not the features.
+    cfg2 = write_config(tmp_path / "cfg2.yaml", raw, lr=2.0e-3)
+    proc = run_snakemake(tmp_path, "--configfile", str(cfg2), "-n", "--quiet", "rules", "results/demo/metrics.json")
+    out = proc.stdout + proc.stderr
+    assert "train" in out and "aggregate" in out
+    assert "audio_features" not in out and "visual_features" not in out and "ingest" not in out
+
+
+@pytest.mark.slow
+def test_missing_clip_fails_or_is_excluded(tmp_path):
+    raw = demo_subset(tmp_path / "raw", {"train": 3, "valid": 1, "test": 1})
+    labels = pd.read_csv(raw / "label.csv", dtype=str)
+    gone = raw / "Raw" / labels.video_id[0] / f"{labels.clip_id[0]}.mp4"
+    gone.unlink()
+    cfg = write_config(tmp_path / "cfg.yaml", raw)
+    proc = run_snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", "data/demo/manifest.tsv", check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "logs/demo/ingest.log").read_text()
+    assert f"{labels.video_id[0]}_{labels.clip_id[0]}" in log and str(gone) in log
+    assert not (tmp_path / "data/demo/manifest.tsv").exists()
+
+    spec = yaml.safe_load(cfg.read_text())
+    spec["datasets"]["demo"]["on_bad_clip"] = "exclude"
+    cfg.write_text(yaml.safe_dump(spec))
+    run_snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", "data/demo/manifest.tsv")
+    excluded = pd.read_csv(tmp_path / "data/demo/excluded.tsv", sep="\t")
+    assert list(excluded.clip_id) == [f"{labels.video_id[0]}_{labels.clip_id[0]}"]
+    assert "does not exist" in excluded.reason[0]
+    assert "clips per split: train 2, valid 1, test 1" in (tmp_path / "logs/demo/ingest.log").read_text()
