@@ -30,7 +30,9 @@ def main() -> None:
     mean_pred = np.full(len(test), train.label.mean())
     rows = [("train-mean predictor", [regression_metrics(mean_pred, test.label)["mae"]])]
     for variant in ("text_only", "thne"):
-        runs = sorted((args.root / f"results/{args.dataset}/runs/{variant}").glob("seed*/metrics.json"))
+        runs = sorted(
+            (args.root / f"results/{args.dataset}/runs/{variant}").glob("seed*/metrics.json")
+        )
         if not runs:
             raise SystemExit(f"no runs of variant {variant}: run the workflow first (see --help)")
         rows.append((variant, [json.loads(p.read_text())["mae"] for p in runs]))

@@ -4,8 +4,8 @@ import sys
 import tomllib
 
 import yaml
-from conftest import REPO
 
+from conftest import REPO
 from thne.cli import STAGES
 
 

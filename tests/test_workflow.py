@@ -21,10 +21,15 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.run(
         [*SNAKEMAKE, "--directory", str(workdir), *args],
-        capture_output=True, text=True, env=env, cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc
 
 
@@ -57,7 +62,10 @@ def write_config(path: Path, raw_dir: Path, **train) -> Path:
 
 def test_lint():
     proc = subprocess.run(
-        [*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPO,
+        [*SNAKEMAKE, "--lint"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
         env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -82,12 +90,31 @@ def test_demo_subset_end_to_end(tmp_path):
     run_snakemake(tmp_path, "--configfile", str(cfg), "--cores", "2", "results/demo/metrics.json")
 
     manifest = pd.read_csv(tmp_path / "data/demo/manifest.tsv", sep="\t")
-    assert len(manifest) == 12 and manifest.split.value_counts().to_dict() == {"train": 6, "valid": 3, "test": 3}
+    assert len(manifest) == 12 and manifest.split.value_counts().to_dict() == {
+        "train": 6,
+        "valid": 3,
+        "test": 3,
+    }
     metrics = json.loads((tmp_path / "results/demo/metrics.json").read_text())
     assert metrics["dataset"] == "demo" and metrics["variant"] == "thne" and metrics["seeds"] == [1]
-    assert set(metrics["mean"]) == {"mae", "corr", "acc7", "acc5", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0"}
+    assert set(metrics["mean"]) == {
+        "mae",
+        "corr",
+        "acc7",
+        "acc5",
+        "acc2_has0",
+        "f1_has0",
+        "acc2_non0",
+        "f1_non0",
+    }
     run = tmp_path / "results/demo/runs/thne/seed1"
-    assert {p.name for p in run.iterdir()} >= {"model.pt", "history.tsv", "predictions.tsv", "valid_metrics.json", "metrics.json"}
+    assert {p.name for p in run.iterdir()} >= {
+        "model.pt",
+        "history.tsv",
+        "predictions.tsv",
+        "valid_metrics.json",
+        "metrics.json",
+    }
     assert len(pd.read_csv(run / "predictions.tsv", sep="\t")) == 3
     for log in ("ingest", "audio", "visual", "text", "aggregate"):
         assert (tmp_path / f"logs/demo/{log}.log").exists()
@@ -98,7 +125,9 @@ def test_demo_subset_end_to_end(tmp_path):
 
     # A training hyper-parameter change reruns training and what follows, not the features.
     cfg2 = write_config(tmp_path / "cfg2.yaml", raw, lr=2.0e-3)
-    proc = run_snakemake(tmp_path, "--configfile", str(cfg2), "-n", "--quiet", "rules", "results/demo/metrics.json")
+    proc = run_snakemake(
+        tmp_path, "--configfile", str(cfg2), "-n", "--quiet", "rules", "results/demo/metrics.json"
+    )
     out = proc.stdout + proc.stderr
     assert "train" in out and "aggregate" in out
     assert "audio_features" not in out and "visual_features" not in out and "ingest" not in out
@@ -111,7 +140,9 @@ def test_missing_clip_fails_or_is_excluded(tmp_path):
     gone = raw / "Raw" / labels.video_id[0] / f"{labels.clip_id[0]}.mp4"
     gone.unlink()
     cfg = write_config(tmp_path / "cfg.yaml", raw)
-    proc = run_snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", "data/demo/manifest.tsv", check=False)
+    proc = run_snakemake(
+        tmp_path, "--configfile", str(cfg), "--cores", "1", "data/demo/manifest.tsv", check=False
+    )
     assert proc.returncode != 0
     log = (tmp_path / "logs/demo/ingest.log").read_text()
     assert f"{labels.video_id[0]}_{labels.clip_id[0]}" in log and str(gone) in log
@@ -124,4 +155,7 @@ def test_missing_clip_fails_or_is_excluded(tmp_path):
     excluded = pd.read_csv(tmp_path / "data/demo/excluded.tsv", sep="\t")
     assert list(excluded.clip_id) == [f"{labels.video_id[0]}_{labels.clip_id[0]}"]
     assert "does not exist" in excluded.reason[0]
-    assert "clips per split: train 2, valid 1, test 1" in (tmp_path / "logs/demo/ingest.log").read_text()
+    assert (
+        "clips per split: train 2, valid 1, test 1"
+        in (tmp_path / "logs/demo/ingest.log").read_text()
+    )

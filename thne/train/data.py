@@ -37,9 +37,13 @@ class SplitTensors:
     def batch(self, index: torch.Tensor, device: torch.device | str) -> dict[str, torch.Tensor]:
         """Rows ``index`` on ``device``, padded only to the longest sequence of the batch."""
         vl, al = self.visual_len[index], self.acoustic_len[index]
+        mask = self.attention_mask[index]
+        # Tokens are right-padded, so cutting the all-padding tail leaves [CLS] unchanged and
+        # saves most of the encoder's work on short transcripts.
+        n_tokens = int(mask.sum(dim=1).max())
         out = {
-            "input_ids": self.input_ids[index],
-            "attention_mask": self.attention_mask[index],
+            "input_ids": self.input_ids[index, :n_tokens],
+            "attention_mask": mask[:, :n_tokens],
             "visual": self.visual[index, : int(vl.max())],
             "visual_len": vl,
             "acoustic": self.acoustic[index, : int(al.max())],

@@ -57,6 +57,10 @@ def make_optimizer(model: THNE, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(
         [{"params": text, "lr": cfg.bert_lr}, {"params": rest, "lr": cfg.lr}],
         weight_decay=cfg.weight_decay,
+        # The fused kernel does the whole update in one pass: several times faster than the
+        # per-tensor loop on CPU, where the encoder's update otherwise costs as much as its
+        # backward pass.
+        fused=True,
     )
 
 

@@ -15,7 +15,7 @@ rule train:
         "benchmarks/out/{ds}/train/{variant}/seed{seed}.tsv"
     conda:
         "../../environment.yml"
-    threads: 2
+    threads: lambda wc: ds_config(wc, "train").get("threads", 2)
     params:
         flags=train_flags,
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
