@@ -11,12 +11,16 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 install: $(VENV)/.installed
 
-# torch is pinned to the release whose CPU wheel this install targets; an unpinned torch would
-# pull a multi-GB CUDA build. On a GPU machine install torch your usual way first.
+# torch is installed first and pinned, so the package install does not pick a torch of its own.
+# Where pip's default index serves the CUDA build, ask for the CPU one with
+#   make demo TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(TORCH_PIP_ARGS)
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 

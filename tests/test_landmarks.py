@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import FIXTURES, need
 from thne.features.landmarks import (
     FEATURE_NAMES,
     LandmarkExtractor,
@@ -19,7 +20,6 @@ from thne.features.landmarks import (
     extract_landmark_features,
 )
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 MEDIA = FIXTURES / "media"
 OPENFACE = FIXTURES / "openface"
 
@@ -30,9 +30,7 @@ Y_COLS = [COL[f"y_{i}"] for i in range(68)]
 
 @pytest.fixture(scope="module")
 def media() -> Path:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"shared test fixtures not found at {FIXTURES} (checkout without ../shared)")
-    return MEDIA
+    return need(MEDIA)
 
 
 @pytest.fixture(scope="module")

@@ -77,6 +77,15 @@ def test_normaliser_uses_given_sequences_only():
     norm = Normaliser.fit([np.array([[1.0, 5.0], [3.0, 5.0]])])
     assert np.allclose(norm.mean, [2.0, 5.0]) and np.allclose(norm.std, [1.0, 1.0])
     assert np.allclose(norm(np.array([[2.0, 5.0]])), 0.0)
+
+
+def test_normaliser_keeps_no_face_frames_zero():
+    seq = np.array([[1.0, 100.0], [1.0, 300.0], [0.0, 0.0], [0.0, 0.0]])
+    norm = Normaliser.fit([seq], ["face_detected", "x_0"])
+    assert norm.mean.tolist() == [0.0, 200.0]  # zero rows left out of the statistics
+    z = norm(seq)
+    assert z[:, 0].tolist() == [1.0, 1.0, 0.0, 0.0]  # the flag keeps its 0/1
+    assert z[2:].tolist() == [[0.0, 0.0], [0.0, 0.0]] and z[0, 1] == pytest.approx(-1.0)
     x = np.arange(10)[:, None]
     assert fit_length(x, 4)[:, 0].tolist() == [0, 3, 6, 9]
 
@@ -123,6 +132,19 @@ def test_clip_missing_from_a_feature_file_is_left_out_with_reason(dataset, tmp_p
     assert len(data.splits["train"]) == 5
     from thne.features.store import ClipError
 
+    def crashing(clip):
+        raise ZeroDivisionError("boom")
+
+    excluded = extract_to_h5(
+        clips[:1],
+        tmp_path / "v4.h5",
+        crashing,
+        feature_names=list("abcdef"),
+        extractor="t",
+        config={},
+        on_bad_clip="exclude",
+    )
+    assert excluded == [Exclusion("v0_0", "ZeroDivisionError: boom")]
     with pytest.raises(ClipError, match="clip v0_1 \\(v1.mp4\\)"):
         extract_to_h5(
             clips, tmp_path / "v3.h5", flaky, feature_names=list("abcdef"), extractor="t", config={}
@@ -163,12 +185,17 @@ def test_train_run_writes_run_directory(dataset, tmp_path):
     assert list(pred.columns) == ["clip_id", "label", "prediction", "s_ft", "s_fv", "s_fa"]
     assert len(pred) == 3 and (pred[["s_ft", "s_fv", "s_fa"]] > 0).all().all()
 
+    # The test labels cannot influence which epoch is chosen or what is predicted.
+    data.splits["test"].label = -data.splits["test"].label
+    train_run(data, cfg, tmp_path / "flipped")
+    flipped = json.loads((tmp_path / "flipped" / "valid_metrics.json").read_text())
+    assert flipped["best_epoch"] == best["best_epoch"] and flipped["mae"] == best["mae"]
+    fpred = pd.read_csv(tmp_path / "flipped" / "predictions.tsv", sep="\t")
+    assert np.allclose(fpred.prediction, pred.prediction, atol=1e-5)
+    assert np.allclose(fpred.label, -pred.label)
+
     m = evaluate_predictions(out / "predictions.tsv", out / "metrics.json", seed=3)
     assert m["mae"] == pytest.approx(np.mean(np.abs(pred.prediction - pred.label)))
-    # Same seed, same result: training is deterministic on CPU.
-    train_run(data, cfg, tmp_path / "again")
-    again = pd.read_csv(tmp_path / "again" / "predictions.tsv", sep="\t")
-    assert np.allclose(again.prediction, pred.prediction, atol=1e-5)
 
     agg = aggregate_runs(
         [out / "metrics.json", out / "metrics.json"],

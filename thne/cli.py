@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import typing
 from collections.abc import Sequence
 
 STAGES = ("ingest", "audio", "visual", "text", "train", "evaluate", "aggregate")
@@ -21,10 +22,11 @@ def _csv(value: str) -> tuple[str, ...]:
 def _add_dataclass_flags(
     parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()
 ) -> None:
+    hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
-        kind = {"int": int, "float": float, "str": str}.get(str(f.type), str)
+        kind = hints[f.name]
         parser.add_argument(
             f"--{f.name.replace('_', '-')}",
             type=kind,

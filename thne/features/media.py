@@ -78,7 +78,8 @@ def decode_audio(
             resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
             if start > 0:
                 # Seek lands on a packet at or before start; samples before start are cut below.
-                container.seek(int(start / stream.time_base), stream=stream, backward=True)
+                offset = stream.start_time or 0
+                container.seek(int(start / stream.time_base) + offset, stream=stream, backward=True)
             chunks: list[np.ndarray] = []
             first_time: float | None = None
             for frame in container.decode(stream):

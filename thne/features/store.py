@@ -62,10 +62,11 @@ def extract_to_h5(
         for clip in tqdm(clips, desc=desc, unit="clip", mininterval=2.0):
             try:
                 feats, ts = extract(clip)
-            except MediaError as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure is reported with its clip
+                reason = str(exc) if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
                 if on_bad_clip == "fail":
-                    raise ClipError(f"clip {clip.clip_id} ({clip.media}): {exc}") from exc
-                excluded.append(Exclusion(clip.clip_id, str(exc)))
+                    raise ClipError(f"clip {clip.clip_id} ({clip.media}): {reason}") from exc
+                excluded.append(Exclusion(clip.clip_id, reason))
                 continue
             if feats.ndim != 2 or feats.shape[1] != len(feature_names):
                 raise ClipError(

@@ -52,31 +52,41 @@ class SplitTensors:
         }
         return {k: v.to(device, non_blocking=True) for k, v in out.items()}
 
-    def to(self, device: torch.device | str) -> SplitTensors:
-        moved = {
-            k: (v.to(device) if isinstance(v, torch.Tensor) else v)
-            for k, v in self.__dict__.items()
-        }
-        return SplitTensors(**moved)
+
+PRESENCE_CHANNELS: tuple[str, ...] = ("face_detected", "audio_present")
 
 
 @dataclass
 class Normaliser:
-    """Per-feature mean and std from the train split; applied to every split."""
+    """Per-feature mean and std from the train split; applied to every split.
+
+    Rows whose presence channel (``face_detected``, ``audio_present``) is 0 hold zeros that mean
+    "nothing observed". They are left out of the statistics and stay zero after normalising,
+    and the presence channel itself keeps its 0/1 values.
+    """
 
     mean: np.ndarray
     std: np.ndarray
+    presence: int | None = None
 
     @classmethod
-    def fit(cls, sequences: list[np.ndarray]) -> Normaliser:
+    def fit(cls, sequences: list[np.ndarray], names: list[str] | None = None) -> Normaliser:
+        presence = next((names.index(n) for n in PRESENCE_CHANNELS if names and n in names), None)
         stacked = np.concatenate(sequences, axis=0).astype(np.float64)
-        std = stacked.std(axis=0)
+        if presence is not None and (stacked[:, presence] > 0).any():
+            stacked = stacked[stacked[:, presence] > 0]
+        mean, std = stacked.mean(axis=0), stacked.std(axis=0)
         # A constant column (e.g. a presence flag that is always 1) would divide by zero.
         std[std < 1e-8] = 1.0
-        return cls(mean=stacked.mean(axis=0).astype(np.float32), std=std.astype(np.float32))
+        if presence is not None:
+            mean[presence], std[presence] = 0.0, 1.0
+        return cls(mean.astype(np.float32), std.astype(np.float32), presence)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return (x - self.mean) / self.std
+        z = (x - self.mean) / self.std
+        if self.presence is not None:
+            z[x[:, self.presence] <= 0] = 0.0
+        return z
 
 
 def fit_length(x: np.ndarray, max_frames: int) -> np.ndarray:
@@ -140,8 +150,8 @@ def load_dataset(
     train = [c for c in usable if c.split == "train"]
     if not train:
         raise ValueError(f"{manifest}: no usable train clips")
-    v_norm = Normaliser.fit([visual.features[c.clip_id] for c in train])
-    a_norm = Normaliser.fit([audio.features[c.clip_id] for c in train])
+    v_norm = Normaliser.fit([visual.features[c.clip_id] for c in train], visual.feature_names)
+    a_norm = Normaliser.fit([audio.features[c.clip_id] for c in train], audio.feature_names)
 
     def build(split_clips: list[Clip]) -> SplitTensors:
         rows = [row[c.clip_id] for c in split_clips]

@@ -81,17 +81,30 @@ def train_epoch(
     order = torch.randperm(len(split), generator=gen)
     for start in range(0, len(split), cfg.batch_size):
         batch = split.batch(order[start : start + cfg.batch_size], device)
-        out = model(**_model_inputs(batch))
-        terms = model.losses(out, batch["label"])
-        loss = total_loss(terms, cfg.alpha, cfg.beta)
-        opt.zero_grad(set_to_none=True)
-        (loss + model.probe_loss(out)).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        terms = train_step(model, batch, opt, cfg)
         n = batch["label"].shape[0]
-        for k, v in {**terms, "total": loss}.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach()) * n
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + v * n
     return {k: v / len(split) for k, v in sums.items()}
+
+
+def train_step(
+    model: THNE, batch: dict[str, torch.Tensor], opt: torch.optim.Optimizer, cfg: TrainConfig
+) -> dict[str, float]:
+    """One update on one batch; returns the loss terms of Eq. 9 and their weighted total."""
+    out = model(**_model_inputs(batch))
+    terms = model.losses(out, batch["label"])
+    loss = total_loss(terms, cfg.alpha, cfg.beta)
+    opt.zero_grad(set_to_none=True)
+    (loss + model.probe_loss(out)).backward()
+    # The s_ft probe is clipped on its own: in a shared clip its gradient norm would scale the
+    # model's gradients, and the probe must not change the model.
+    probe = [p for n, p in model.named_parameters() if n.startswith("cpc_t_probe.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("cpc_t_probe.")]
+    torch.nn.utils.clip_grad_norm_(rest, cfg.grad_clip)
+    torch.nn.utils.clip_grad_norm_(probe, cfg.grad_clip)
+    opt.step()
+    return {k: float(v.detach()) for k, v in {**terms, "total": loss}.items()}
 
 
 @torch.no_grad()
@@ -124,6 +137,14 @@ def evaluate(
     return {k: v / len(split) for k, v in sums.items()}, pd.concat(rows, ignore_index=True)
 
 
+def selection_metrics(pred: pd.DataFrame) -> dict[str, float]:
+    """Validation metrics; MAE alone where the others are undefined (every label 0)."""
+    try:
+        return regression_metrics(pred["prediction"], pred["label"])
+    except ValueError:
+        return {"mae": float(np.mean(np.abs(pred["prediction"] - pred["label"])))}
+
+
 def train_run(
     data: Dataset, cfg: TrainConfig, out_dir: str | os.PathLike, device: str = "cpu"
 ) -> dict:
@@ -148,7 +169,11 @@ def train_run(
         t0 = time.perf_counter()
         train_losses = train_epoch(model, train, opt, cfg, gen, dev)
         valid_losses, valid_pred = evaluate(model, valid, cfg, dev)
-        valid_metrics = regression_metrics(valid_pred["prediction"], valid_pred["label"])
+        valid_metrics = selection_metrics(valid_pred)
+        if not np.isfinite(valid_metrics["mae"]):
+            raise FloatingPointError(
+                f"training diverged: validation MAE is {valid_metrics['mae']} at epoch {epoch}"
+            )
         history.append({"epoch": epoch, "split": "train", **train_losses})
         history.append({"epoch": epoch, "split": "valid", **valid_losses, **valid_metrics})
         improved = valid_metrics["mae"] < best_mae
@@ -169,7 +194,7 @@ def train_run(
     _, valid_pred = evaluate(model, valid, cfg, dev)
     # The test split is looked at only here, with the weights chosen on validation.
     _, test_pred = evaluate(model, test, cfg, dev)
-    valid_metrics = regression_metrics(valid_pred["prediction"], valid_pred["label"])
+    valid_metrics = selection_metrics(valid_pred)
 
     with atomic_path(out / "model.pt") as tmp:
         torch.save(
@@ -177,8 +202,8 @@ def train_run(
                 "state_dict": best_state,
                 "config": asdict(cfg),
                 "epoch": best_epoch,
-                "visual_norm": {"mean": data.visual_norm.mean, "std": data.visual_norm.std},
-                "acoustic_norm": {"mean": data.acoustic_norm.mean, "std": data.acoustic_norm.std},
+                "visual_norm": asdict(data.visual_norm),
+                "acoustic_norm": asdict(data.acoustic_norm),
                 "visual_names": data.visual_names,
                 "acoustic_names": data.acoustic_names,
             },

@@ -20,6 +20,10 @@ def ds_config(wildcards, section):
     return config["datasets"][wildcards.ds][section]
 
 
+# Modules every stage's command runs through.
+CORE_MODULES = ("cli.py", "io.py", "data/manifest.py")
+
+
 def code_version(*modules):
     """Fingerprint of the thne modules a rule runs, as a rule param.
 
@@ -28,7 +32,7 @@ def code_version(*modules):
     syntax tree, so comment and formatting edits rerun nothing.
     """
     digest = hashlib.sha256()
-    for module in modules:
+    for module in CORE_MODULES + modules:
         source = Path(workflow.basedir, "thne", module).read_text()
         digest.update(module.encode())
         digest.update(ast.dump(ast.parse(source)).encode())
@@ -37,10 +41,18 @@ def code_version(*modules):
 
 def ingest_input(wildcards):
     source = ds_config(wildcards, "source")
-    if source["layout"] == "mmsa" and source.get("raw_dir"):
-        raw = Path(source["raw_dir"])
-        return str(raw / "label.csv" if raw.name != "Raw" else raw.parent / "label.csv")
-    return []
+    where = f"datasets.{wildcards.ds}.source"
+    if source["layout"] != "mmsa":
+        raise ValueError(
+            f"{where}.layout: {source['layout']!r} cannot be ingested by this release; "
+            "point the dataset at an MMSA copy (layout: mmsa, raw_dir: <folder of label.csv>)"
+        )
+    if not source.get("raw_dir"):
+        raise ValueError(
+            f"{where}.raw_dir is not set: give the folder holding label.csv and Raw/"
+        )
+    raw = Path(source["raw_dir"])
+    return str(raw.parent / "label.csv" if raw.name == "Raw" else raw / "label.csv")
 
 
 def seed_runs(wildcards, filename, variant=None):

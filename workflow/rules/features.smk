@@ -13,9 +13,7 @@ rule audio_features:
         cfg=lambda wc: ds_config(wc, "audio"),
         groups=lambda wc: ",".join(ds_config(wc, "audio")["groups"]),
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
-        code=code_version(
-            "features/audio.py", "features/media.py", "features/store.py", "cli.py"
-        ),
+        code=code_version("features/audio.py", "features/media.py", "features/store.py"),
     shell:
         "thne audio --manifest {input} --out {output}"
         " --sample-rate {params.cfg[sample_rate]} --win-seconds {params.cfg[win_seconds]}"
@@ -41,7 +39,7 @@ rule visual_features:
         detect_every=lambda wc: ds_config(wc, "visual").get("detect_every", 1),
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
         code=code_version(
-            "features/landmarks.py", "features/media.py", "features/store.py", "cli.py"
+            "features/landmarks.py", "features/media.py", "features/store.py"
         ),
     shell:
         "thne visual --manifest {input} --out {output} --extractor {params.extractor}"

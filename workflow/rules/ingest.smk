@@ -13,7 +13,7 @@ rule ingest:
         layout=lambda wc: ds_config(wc, "source")["layout"],
         raw_dir=lambda wc: ds_config(wc, "source")["raw_dir"],
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
-        code=code_version("data/ingest.py", "data/manifest.py", "features/media.py"),
+        code=code_version("data/ingest.py", "features/media.py"),
     shell:
         "thne ingest --layout {params.layout} --raw-dir {params.raw_dir:q}"
         " --manifest {output.manifest} --excluded {output.excluded}"

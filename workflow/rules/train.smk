@@ -22,10 +22,12 @@ rule train:
         outdir=subpath(output.model, parent=True),
         code=code_version(
             "model/thne.py",
-            "train/loop.py",
+            "train/config.py",
             "train/data.py",
+            "train/loop.py",
             "text/encoder.py",
-            "cli.py",
+            "features/store.py",
+            "evaluate/metrics.py",
         ),
     shell:
         "thne train --manifest {input.manifest} --text {input.text} --audio {input.audio}"
