@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
 # Nothing in the tests may reach a model hub.
@@ -29,3 +33,38 @@ def media() -> Path:
 @pytest.fixture
 def realdata() -> Path:
     return need(REALDATA)
+
+
+BIN = Path(sys.executable).parent
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(
+        [*SNAKEMAKE, "--directory", str(workdir), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+def tiny_mp4(path: Path, seconds: float = 1.0) -> Path:
+    """A real, decodable h264 file of a few kB."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=5)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for i in range(int(seconds * 5)):
+            frame = av.VideoFrame.from_ndarray(
+                np.full((32, 32, 3), (i * 20) % 256, np.uint8), format="rgb24"
+            )
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path

@@ -5,34 +5,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import BIN, REPO, SNAKEMAKE, run_snakemake
 from thne.evaluate.metrics import METRIC_KEYS
-
-BIN = Path(sys.executable).parent
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-
-
-def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(
-        [*SNAKEMAKE, "--directory", str(workdir), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=workdir,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-        )
-    return proc
 
 
 def demo_subset(dest: Path, per_split: dict[str, int]) -> Path:
@@ -97,6 +77,9 @@ def test_demo_subset_end_to_end(tmp_path):
         "valid": 3,
         "test": 3,
     }
+    report = json.loads((tmp_path / "data/demo/splits.json").read_text())
+    assert report["counts"] == {"train": 6, "valid": 3, "test": 3} and report["layout"] == "mmsa"
+    assert "paper_table1" not in report  # the demo has no row in paper Table 1
     metrics = json.loads((tmp_path / "results/demo/metrics.json").read_text())
     assert metrics["dataset"] == "demo" and metrics["variant"] == "thne" and metrics["seeds"] == [1]
     assert tuple(metrics["mean"]) == METRIC_KEYS

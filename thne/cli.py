@@ -12,7 +12,17 @@ import sys
 import typing
 from collections.abc import Sequence
 
-STAGES = ("ingest", "audio", "visual", "text", "train", "evaluate", "aggregate")
+STAGES = (
+    "download",
+    "unpack",
+    "ingest",
+    "audio",
+    "visual",
+    "text",
+    "train",
+    "evaluate",
+    "aggregate",
+)
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -42,11 +52,43 @@ def _dataclass_from_args(cls: type, args: argparse.Namespace, **extra):
     return cls(**{**values, **extra})
 
 
+def cmd_download(args: argparse.Namespace) -> None:
+    from thne.data.download import download
+
+    download([args.url, *args.mirror], args.out, sha256=args.sha256, retries=args.retries)
+
+
+def cmd_unpack(args: argparse.Namespace) -> None:
+    from thne.data.unpack import unpack
+
+    unpack(args.archive, args.out)
+
+
 def cmd_ingest(args: argparse.Namespace) -> None:
     from thne.data.ingest import ingest, read_layout
+    from thne.data.splits import write_splits_report
 
-    clips = read_layout(args.layout, args.raw_dir)
-    ingest(clips, args.manifest, args.excluded, on_bad_clip=args.on_bad_clip, threads=args.threads)
+    clips, refused = read_layout(
+        args.layout, args.raw_dir, dataset=args.dataset, labels=args.labels
+    )
+    kept, rejected = ingest(
+        clips,
+        args.manifest,
+        args.excluded,
+        on_bad_clip=args.on_bad_clip,
+        threads=args.threads,
+        rejected=refused,
+    )
+    if args.splits:
+        report = write_splits_report(
+            args.splits,
+            kept,
+            [(r.clip, r.reason) for r in rejected],
+            dataset=args.dataset,
+            layout=args.layout,
+        )
+        if "difference" in report:
+            print(f"difference to paper Table 1: {report['difference']}", file=sys.stderr)
 
 
 def cmd_audio(args: argparse.Namespace) -> None:
@@ -179,13 +221,29 @@ def build_parser() -> argparse.ArgumentParser:
             help="stop at a clip whose media cannot be used, or exclude and record it",
         )
 
-    p = stage("ingest", "dataset files -> manifest.tsv and excluded.tsv")
+    p = stage("download", "fetch a file over HTTP(S): resumable, retried, mirrors, checksum")
+    p.add_argument("--url", required=True)
+    p.add_argument("--mirror", action="append", default=[], help="further URLs, tried in order")
+    p.add_argument("--sha256", default=None)
+    p.add_argument("--retries", type=int, default=3)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_download)
+
+    p = stage("unpack", "unpack a zip or tar archive safely and restartably")
+    p.add_argument("--archive", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_unpack)
+
+    p = stage("ingest", "dataset files -> manifest.tsv, excluded.tsv and splits.json")
     p.add_argument("--layout", choices=LAYOUTS, required=True)
     p.add_argument(
         "--raw-dir", required=True, help="unpacked dataset (folder of label.csv and Raw/)"
     )
     p.add_argument("--manifest", required=True)
     p.add_argument("--excluded", required=True)
+    p.add_argument("--splits", help="write the split report (counts beside paper Table 1) here")
+    p.add_argument("--dataset", default="", help="mosi or mosei: picks the CMU reader and folds")
+    p.add_argument("--labels", help="CMU-MOSEI labels computational sequence (.csd)")
     p.add_argument("--threads", type=int, default=1)
     bad_clip(p)
     p.set_defaults(func=cmd_ingest)

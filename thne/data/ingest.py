@@ -7,6 +7,7 @@ split, transcript, media readable), applies the ``on_bad_clip`` policy and write
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -27,9 +28,10 @@ from thne.data.manifest import (
     write_excluded,
     write_manifest,
 )
+from thne.data.splits import NOT_IN_FOLD
 from thne.features.media import MediaError, probe
 
-LAYOUTS: tuple[str, ...] = ("mmsa",)
+LAYOUTS: tuple[str, ...] = ("mmsa", "cmu")
 _SPLIT_ALIASES = {
     "train": "train",
     "valid": "valid",
@@ -55,12 +57,14 @@ class Rejected:
 
 
 def mmsa_root(raw_dir: str | os.PathLike) -> Path:
-    """The folder holding ``label.csv`` and ``Raw/``; ``raw_dir`` may name either it or ``Raw/``."""
-    root = Path(raw_dir)
-    if (root / "label.csv").is_file():
-        return root
-    if root.name == "Raw" and (root.parent / "label.csv").is_file():
-        return root.parent
+    """The folder holding ``label.csv`` and ``Raw/``. ``raw_dir`` may name it, ``Raw/`` itself,
+    or a folder up to two levels above it (an unpacked archive's wrapper folders)."""
+    base = Path(raw_dir)
+    if base.name == "Raw" and (base.parent / "label.csv").is_file():
+        return base.parent
+    for root in [base, *sorted(base.glob("*")), *sorted(base.glob("*/*"))]:
+        if (root / "label.csv").is_file():
+            return root
     raise IngestError(f"{raw_dir}: no label.csv here (an MMSA copy holds label.csv and Raw/)")
 
 
@@ -110,7 +114,7 @@ def _to_float(value: str) -> float:
         return math.nan
 
 
-def check_clip(clip: Clip) -> Clip | Rejected:
+def check_clip(clip: Clip, probe_media=probe) -> Clip | Rejected:
     """Validate one clip and fill in its end time from the media when it is unknown."""
     split = _SPLIT_ALIASES.get(clip.split)
     if split is None:
@@ -121,7 +125,7 @@ def check_clip(clip: Clip) -> Clip | Rejected:
     if not text:
         return Rejected(clip, "empty transcript")
     try:
-        info = probe(clip.media)
+        info = probe_media(clip.media)
     except MediaError as exc:
         return Rejected(clip, str(exc))
     end = info.duration if math.isnan(clip.end) else clip.end
@@ -141,12 +145,16 @@ def ingest(
     *,
     on_bad_clip: str = "fail",
     threads: int = 1,
+    rejected: Iterable[Rejected] = (),
 ) -> tuple[list[Clip], list[Rejected]]:
     """Check ``clips``, then write the manifest and the exclusion list.
 
-    With ``on_bad_clip="fail"`` any rejected clip stops the run (after all clips were checked,
-    so the error lists every problem); with ``"exclude"`` rejected clips go to
-    ``excluded.tsv`` with their reason. The counts per split are printed either way.
+    ``rejected`` carries what the layout's reader already refused (label/transcript
+    mismatches, clips outside the standard folds). With ``on_bad_clip="fail"`` any rejected
+    clip stops the run (after all clips were checked, so the error lists every problem), except
+    clips outside the standard folds, which are left out by definition; with ``"exclude"``
+    rejected clips go to ``excluded.tsv`` with their reason. The counts per split are printed
+    either way.
     """
     if on_bad_clip not in BAD_CLIP_POLICIES:
         raise ValueError(f"on_bad_clip must be one of {BAD_CLIP_POLICIES}, got {on_bad_clip!r}")
@@ -155,10 +163,12 @@ def ingest(
     dupes = [c.clip_id for c in clips if c.clip_id in seen or seen.add(c.clip_id)]
     if dupes:
         raise IngestError(f"duplicate clip ids: {', '.join(sorted(set(dupes))[:10])}")
+    # Clips cut from one full video share its file: probe each file once per run.
+    probe_once = functools.lru_cache(maxsize=None)(probe)
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         checked = list(
             tqdm(
-                pool.map(check_clip, clips),
+                pool.map(functools.partial(check_clip, probe_media=probe_once), clips),
                 total=len(clips),
                 desc="ingest",
                 unit="clip",
@@ -166,16 +176,17 @@ def ingest(
             )
         )
     kept = [c for c in checked if isinstance(c, Clip)]
-    rejected = [c for c in checked if isinstance(c, Rejected)]
+    rejected = list(rejected) + [c for c in checked if isinstance(c, Rejected)]
+    failing = [r for r in rejected if r.reason != NOT_IN_FOLD]
 
     counts = split_counts(kept)
     per_split = ", ".join(f"{k} {v}" for k, v in counts.items())
     print(f"clips per split: {per_split}; excluded {len(rejected)}", file=sys.stderr)
-    if rejected and on_bad_clip == "fail":
-        lines = [f"  clip {r.clip.clip_id} ({r.clip.media}): {r.reason}" for r in rejected[:20]]
-        more = f"\n  ... and {len(rejected) - 20} more" if len(rejected) > 20 else ""
+    if failing and on_bad_clip == "fail":
+        lines = [f"  clip {r.clip.clip_id} ({r.clip.media}): {r.reason}" for r in failing[:20]]
+        more = f"\n  ... and {len(failing) - 20} more" if len(failing) > 20 else ""
         raise IngestError(
-            f"{len(rejected)} clip(s) cannot be used (set on_bad_clip: exclude to record them in "
+            f"{len(failing)} clip(s) cannot be used (set on_bad_clip: exclude to record them in "
             f"excluded.tsv and go on):\n" + "\n".join(lines) + more
         )
     empty = [s for s in SPLITS if counts[s] == 0]
@@ -198,7 +209,26 @@ def ingest(
     return kept, rejected
 
 
-def read_layout(layout: str, raw_dir: str | os.PathLike) -> list[Clip]:
+def read_layout(
+    layout: str, raw_dir: str | os.PathLike, *, dataset: str = "", labels: str | None = None
+) -> tuple[list[Clip], list[Rejected]]:
+    """Candidate clips and reader-level rejections of a dataset copy in ``layout``.
+
+    The CMU archive layouts differ per dataset, so ``dataset`` (mosi or mosei) picks the reader;
+    MOSEI's labels come from the SDK's labels file ``labels``.
+    """
     if layout == "mmsa":
-        return read_mmsa(raw_dir)
+        return read_mmsa(raw_dir), []
+    if layout == "cmu" and dataset == "mosi":
+        from thne.data.mosi import read_cmu_mosi
+
+        return read_cmu_mosi(raw_dir)
+    if layout == "cmu" and dataset == "mosei":
+        from thne.data.mosei import read_cmu_mosei
+
+        if not labels:
+            raise IngestError("CMU-MOSEI needs its labels file (CMU_MOSEI_Labels.csd): --labels")
+        return read_cmu_mosei(raw_dir, labels)
+    if layout == "cmu":
+        raise IngestError(f"the CMU layout is known for mosi and mosei, not {dataset!r}")
     raise IngestError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")

@@ -2,8 +2,27 @@ import ast
 import hashlib
 from pathlib import Path
 
+import yaml
 from snakemake.utils import validate
 
+
+def fill_defaults(user, defaults):
+    """Deep-merge the shipped defaults under the user's values, in place.
+
+    A --configfile replaces the Snakefile's configfile; merging keeps a user file as short as
+    the keys it changes (e.g. only datasets.mosi.source.raw_dir).
+    """
+    for key, value in defaults.items():
+        if key not in user:
+            user[key] = value
+        elif isinstance(value, dict) and isinstance(user[key], dict):
+            fill_defaults(user[key], value)
+    return user
+
+
+fill_defaults(
+    config, yaml.safe_load(Path(workflow.basedir, "config/config.yaml").read_text())
+)
 validate(config, schema="../schemas/config.schema.yaml")
 
 
@@ -39,20 +58,63 @@ def code_version(*modules):
     return digest.hexdigest()[:16]
 
 
-def ingest_input(wildcards):
-    source = ds_config(wildcards, "source")
-    where = f"datasets.{wildcards.ds}.source"
-    if source["layout"] != "mmsa":
+def is_url(value):
+    return str(value).startswith(("http://", "https://"))
+
+
+def source_of(wildcards):
+    return ds_config(wildcards, "source")
+
+
+def cmu_dataset(wildcards):
+    return source_of(wildcards).get("dataset", wildcards.ds)
+
+
+def raw_dir(wildcards):
+    """The unpacked copy: the user's raw_dir, or where the unpack rule puts the archive."""
+    return source_of(wildcards).get("raw_dir") or f"data/{wildcards.ds}/raw"
+
+
+def archive_path(wildcards):
+    source = source_of(wildcards)
+    if source.get("archive"):
+        return source["archive"]
+    if not source.get("url"):
         raise ValueError(
-            f"{where}.layout: {source['layout']!r} cannot be ingested by this release; "
-            "point the dataset at an MMSA copy (layout: mmsa, raw_dir: <folder of label.csv>)"
+            f"datasets.{wildcards.ds}.source: give raw_dir, archive or url to find the dataset"
         )
-    if not source.get("raw_dir"):
+    return f"data/{wildcards.ds}/download/archive"
+
+
+def labels_path(wildcards):
+    labels = source_of(wildcards).get("labels")
+    if not labels:
         raise ValueError(
-            f"{where}.raw_dir is not set: give the folder holding label.csv and Raw/"
+            f"datasets.{wildcards.ds}.source.labels: CMU-MOSEI needs the labels file "
+            "(CMU_MOSEI_Labels.csd), as a URL or a local path"
         )
-    raw = Path(source["raw_dir"])
-    return str(raw.parent / "label.csv" if raw.name == "Raw" else raw / "label.csv")
+    return f"data/{wildcards.ds}/download/labels.csd" if is_url(labels) else labels
+
+
+def ingest_inputs(wildcards):
+    inputs = {"raw": raw_dir(wildcards)}
+    if source_of(wildcards)["layout"] == "cmu" and cmu_dataset(wildcards) == "mosei":
+        inputs["labels"] = labels_path(wildcards)
+    return inputs
+
+
+def ingest_flags(wildcards, input):
+    flags = (
+        f"--layout {source_of(wildcards)['layout']} --dataset {cmu_dataset(wildcards)}"
+    )
+    if "labels" in input.keys():
+        flags += f" --labels {input.labels}"
+    return flags
+
+
+def download_flags(url, mirrors, sha256):
+    flags = [f"--url {url}"] + [f"--mirror {m}" for m in mirrors]
+    return " ".join(flags + ([f"--sha256 {sha256}"] if sha256 else []))
 
 
 def seed_runs(wildcards, filename, variant=None):

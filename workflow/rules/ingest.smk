@@ -1,20 +1,26 @@
 rule ingest:
     input:
-        ingest_input,
+        unpack(ingest_inputs),
     output:
         manifest="data/{ds}/manifest.tsv",
         excluded="data/{ds}/excluded.tsv",
+        splits="data/{ds}/splits.json",
     log:
         "logs/{ds}/ingest.log",
     conda:
         "../../environment.yml"
     threads: 2
     params:
-        layout=lambda wc: ds_config(wc, "source")["layout"],
-        raw_dir=lambda wc: ds_config(wc, "source")["raw_dir"],
+        flags=ingest_flags,
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
-        code=code_version("data/ingest.py", "features/media.py"),
+        code=code_version(
+            "data/ingest.py",
+            "data/mosi.py",
+            "data/mosei.py",
+            "data/splits.py",
+            "features/media.py",
+        ),
     shell:
-        "thne ingest --layout {params.layout} --raw-dir {params.raw_dir:q}"
-        " --manifest {output.manifest} --excluded {output.excluded}"
+        "thne ingest {params.flags} --raw-dir {input.raw:q}"
+        " --manifest {output.manifest} --excluded {output.excluded} --splits {output.splits}"
         " --on-bad-clip {params.on_bad_clip} --threads {threads} > {log} 2>&1"
