@@ -7,10 +7,11 @@ import pytest
 
 from thne.data.manifest import Clip, write_manifest
 from thne.evaluate.aggregate import aggregate_runs, evaluate_predictions
+from thne.features.normalise import Normaliser
 from thne.features.store import Exclusion, extract_to_h5, read_h5
 from thne.text.tokenize import tokenize_manifest
 from thne.train.config import TrainConfig
-from thne.train.data import Normaliser, fit_length, load_dataset
+from thne.train.data import fit_length, load_dataset
 from thne.train.loop import train_run
 
 WORDS = {1.0: "great", -1.0: "awful", 0.0: "okay"}

@@ -192,3 +192,16 @@ def test_target_from_another_archive_is_refused(tmp_path):
 def test_missing_archive(tmp_path):
     with pytest.raises(UnpackError, match="no such file"):
         unpack(tmp_path / "nope.zip", tmp_path / "out")
+
+
+def test_truncated_zip_without_a_suffix_is_named_corrupt(tmp_path):
+    import zipfile as _zipfile
+
+    good = tmp_path / "good.zip"
+    with _zipfile.ZipFile(good, "w") as z:
+        z.writestr("Raw/a.txt", "x" * 5000)
+    cut = tmp_path / "archive"  # the workflow's download name carries no suffix
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(UnpackError, match=r"archive: a zip archive that is corrupt or truncated"):
+        unpack(cut, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()

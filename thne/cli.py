@@ -18,6 +18,8 @@ STAGES = (
     "ingest",
     "audio",
     "visual",
+    "merge",
+    "stats",
     "text",
     "train",
     "evaluate",
@@ -91,8 +93,16 @@ def cmd_ingest(args: argparse.Namespace) -> None:
             print(f"difference to paper Table 1: {report['difference']}", file=sys.stderr)
 
 
-def cmd_audio(args: argparse.Namespace) -> None:
+def _clips_of(args: argparse.Namespace) -> list:
+    """The manifest's clips, or one shard's when --shard is given."""
     from thne.data.manifest import read_manifest
+    from thne.data.shards import shard_clips
+
+    clips = read_manifest(args.manifest)
+    return clips if args.shard is None else shard_clips(clips, args.shard, args.shard_size)
+
+
+def cmd_audio(args: argparse.Namespace) -> None:
     from thne.features.audio import AudioConfig, extract_audio_features, feature_names
     from thne.features.store import extract_to_h5
 
@@ -108,7 +118,7 @@ def cmd_audio(args: argparse.Namespace) -> None:
         **groups,
     )
     excluded = extract_to_h5(
-        read_manifest(args.manifest),
+        _clips_of(args),
         args.out,
         lambda c: extract_audio_features(c.media, c.start, c.end, cfg),
         feature_names=feature_names(cfg),
@@ -121,31 +131,90 @@ def cmd_audio(args: argparse.Namespace) -> None:
 
 
 def cmd_visual(args: argparse.Namespace) -> None:
-    from thne.data.manifest import read_manifest
-    from thne.features.landmarks import FEATURE_NAMES, LandmarkExtractor, extract_landmark_features
     from thne.features.store import extract_to_h5
 
-    if args.extractor != "landmarks":
-        sys.exit(f"thne visual: extractor {args.extractor!r} is not available; use 'landmarks'")
-    extractor = LandmarkExtractor()
+    clips = _clips_of(args)
+    if args.extractor == "openface":
+        names, run, extractor, cfg = _openface_extractor(args, clips)
+    elif args.extractor == "landmarks":
+        from thne.features.landmarks import FEATURE_NAMES, LandmarkExtractor
+        from thne.features.landmarks import extract_landmark_features as landmarks
 
-    def run(clip):
-        r = extract_landmark_features(
-            clip.media, clip.start, clip.end, detect_every=args.detect_every, extractor=extractor
-        )
-        return r.features, r.timestamps
+        model = LandmarkExtractor()
 
+        def run(clip):
+            r = landmarks(
+                clip.media, clip.start, clip.end, detect_every=args.detect_every, extractor=model
+            )
+            return r.features, r.timestamps
+
+        names, extractor = list(FEATURE_NAMES), f"dlib-landmarks {_version('dlib-bin')}"
+        cfg = {"extractor": "landmarks", "detect_every": args.detect_every}
+    else:
+        sys.exit(f"thne visual: unknown extractor {args.extractor!r}; use openface or landmarks")
     excluded = extract_to_h5(
-        read_manifest(args.manifest),
+        clips,
         args.out,
         run,
-        feature_names=list(FEATURE_NAMES),
-        extractor=f"dlib-landmarks {_version('dlib-bin')}",
-        config={"extractor": "landmarks", "detect_every": args.detect_every},
+        feature_names=names,
+        extractor=extractor,
+        config=cfg,
         on_bad_clip=args.on_bad_clip,
         desc="visual",
     )
     _report_excluded("visual", excluded)
+
+
+def _openface_extractor(args: argparse.Namespace, clips: list):
+    """Run OpenFace once over the shard's media files; return what extract_to_h5 needs."""
+    import dataclasses
+    from pathlib import Path
+
+    from thne.features.media import MediaError
+    from thne.features.openface import extract_openface_clips, feature_names, find_openface
+
+    binary = find_openface(args.openface_bin)
+    work = Path(args.openface_dir or Path(args.out).with_suffix(".openface"))
+    staged = work / "inputs"
+    staged.mkdir(parents=True, exist_ok=True)
+    # OpenFace names each CSV after its video's file name, and MMSA copies reuse names such
+    # as 1.mp4 in every video folder: give each media file a unique link name.
+    links = {}
+    for i, media in enumerate(sorted({c.media for c in clips})):
+        link = staged / f"m{i:05d}{Path(media).suffix}"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(Path(media).resolve())
+        links[media] = str(link)
+    results = extract_openface_clips(
+        binary,
+        [dataclasses.replace(c, media=links[c.media]) for c in clips],
+        work,
+        args.openface_groups,
+        threads=args.threads,
+    )
+
+    def run(clip):
+        result = results[clip.clip_id]
+        if isinstance(result, MediaError):
+            raise result
+        return result
+
+    cfg = {"extractor": "openface", "groups": list(args.openface_groups), "binary": binary}
+    return feature_names(args.openface_groups), run, "OpenFace FeatureExtraction", cfg
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    from thne.features.store import merge_h5
+
+    n = merge_h5(args.inputs, args.out)
+    print(f"merged {len(args.inputs)} shard(s): {n} clips", file=sys.stderr)
+
+
+def cmd_stats(args: argparse.Namespace) -> None:
+    from thne.features.normalise import fit_stats
+
+    fit_stats(args.manifest, args.features, args.out)
 
 
 def cmd_text(args: argparse.Namespace) -> None:
@@ -171,7 +240,13 @@ def cmd_train(args: argparse.Namespace) -> None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     cfg = _dataclass_from_args(TrainConfig, args)
     data = load_dataset(
-        args.manifest, args.text, args.audio, args.visual, max_frames=args.max_frames
+        args.manifest,
+        args.text,
+        args.audio,
+        args.visual,
+        max_frames=args.max_frames,
+        visual_stats=args.visual_stats,
+        audio_stats=args.audio_stats,
     )
     metrics = train_run(data, cfg, args.out_dir, device=device)
     print(f"best validation MAE {metrics['mae']:.4f}", file=sys.stderr)
@@ -213,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     def stage(name: str, help_: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_, description=help_)
 
+    def shard(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--shard", type=int, default=None, help="only this shard (0-based)")
+        p.add_argument("--shard-size", type=int, default=16, help="videos per shard")
+
     def bad_clip(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--on-bad-clip",
@@ -251,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("audio", "acoustic features (librosa) -> audio.h5")
     p.add_argument("--manifest", required=True)
     p.add_argument("--out", required=True)
+    shard(p)
     p.add_argument("--sample-rate", type=int, default=16000)
     p.add_argument("--win-seconds", type=float, default=0.064)
     p.add_argument("--hop-seconds", type=float, default=0.02)
@@ -270,10 +350,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("visual", "visual features (landmarks, head pose, expression) -> visual.h5")
     p.add_argument("--manifest", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--extractor", default="landmarks")
-    p.add_argument("--detect-every", type=int, default=1)
+    shard(p)
+    p.add_argument("--extractor", choices=("landmarks", "openface"), default="landmarks")
+    p.add_argument("--detect-every", type=int, default=1, help="landmarks: detector every N frames")
+    p.add_argument("--openface-bin", default=None, help="openface: path of FeatureExtraction")
+    p.add_argument(
+        "--openface-groups",
+        type=_csv,
+        default=("aus_r", "aus_c", "pose", "gaze"),
+        help="openface: comma-separated column groups",
+    )
+    p.add_argument(
+        "--openface-dir",
+        default=None,
+        help="openface: where its CSVs and log are kept (default: beside --out)",
+    )
+    p.add_argument("--threads", type=int, default=1)
     bad_clip(p)
     p.set_defaults(func=cmd_visual)
+
+    p = stage("merge", "join shard feature files -> one feature file")
+    p.add_argument("--inputs", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_merge)
+
+    p = stage("stats", "standardisation statistics of a feature file, from the train split")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--features", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_stats)
 
     p = stage("text", "tokenize transcripts -> text.h5")
     p.add_argument("--manifest", required=True)
@@ -286,6 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("manifest", "text", "audio", "visual", "out-dir"):
         p.add_argument(f"--{name}", required=True)
     p.add_argument("--max-frames", type=int, default=500)
+    p.add_argument("--visual-stats", help="statistics from thne stats (default: fit on train)")
+    p.add_argument("--audio-stats", help="statistics from thne stats (default: fit on train)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: its default)")
     _add_dataclass_flags(p, TrainConfig)

@@ -209,6 +209,23 @@ def ingest(
     return kept, rejected
 
 
+def annotation_files(layout: str, raw_dir: str | os.PathLike, *, dataset: str = "") -> list[str]:
+    """The label and transcript files of a dataset copy: what ingest reads besides media."""
+    if layout == "mmsa":
+        return [str(mmsa_root(raw_dir) / "label.csv")]
+    if layout == "cmu" and dataset == "mosi":
+        from thne.data.mosi import LABELS, mosi_root
+
+        raw = mosi_root(raw_dir)
+        return [str(raw / LABELS), *sorted(map(str, (raw / "Transcript" / "Segmented").glob("*")))]
+    if layout == "cmu" and dataset == "mosei":
+        from thne.data.mosei import mosei_root
+
+        folder = mosei_root(raw_dir) / "Transcript" / "Segmented" / "Combined"
+        return sorted(map(str, folder.glob("*.txt")))
+    raise IngestError(f"no known annotation files for layout {layout!r} of {dataset!r}")
+
+
 def read_layout(
     layout: str, raw_dir: str | os.PathLike, *, dataset: str = "", labels: str | None = None
 ) -> tuple[list[Clip], list[Rejected]]:

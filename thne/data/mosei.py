@@ -244,8 +244,8 @@ def read_cmu_mosei(
     A clip's media is its segmented file when the archive has it (end left NaN: the shared
     checker takes it from the file), else the full video cut at the label interval. The kept
     clips still go through the shared checks (label range, text, media readable).
-    Only transcripts of labelled videos are read: a video the labels do not know is not part
-    of the labelled dataset, so its lines are not listed as rejected one by one.
+    Transcript lines that match no label row, in labelled videos or in videos the labels do not
+    know, are rejected as lines without a label (or as not in a standard fold).
     """
     base = mosei_root(root)
     transcript_dir = base.joinpath(*_TRANSCRIPT_DIR)
@@ -344,13 +344,36 @@ def read_cmu_mosei(
                 text=line.text,
                 media=media,
             )
-            rejected.append(
-                Rejected(
-                    clip,
-                    f"transcript line without a label ({transcript} line {line.line_no}: "
-                    f"[{line.start:.3f}, {line.end:.3f}] s matches no label interval)",
+            reason = (
+                NOT_IN_FOLD
+                if video_labels[0].split is None
+                else f"transcript line without a label ({transcript} line {line.line_no}: "
+                f"[{line.start:.3f}, {line.end:.3f}] s matches no label interval)"
+            )
+            rejected.append(Rejected(clip, reason))
+
+    # Transcripts of videos the labels do not know at all: every line is a line without label.
+    folds = standard_folds("mosei")
+    for transcript in sorted(transcript_dir.glob("*.txt")) if transcript_dir.is_dir() else []:
+        vid = transcript.stem
+        if vid in by_video:
+            continue
+        lines, _ = read_transcript(transcript, vid)
+        for line in lines:
+            media, start, end = media_of(vid, line.segment, line.start, line.end)
+            split = folds.get(vid)
+            clip = Clip(
+                f"{vid}_{line.segment}", vid, start, end, split or "", math.nan, line.text, media
+            )
+            reason = (
+                NOT_IN_FOLD
+                if split is None
+                else (
+                    f"transcript line without a label ({transcript} line {line.line_no}: the "
+                    "labels file has no row for this video)"
                 )
             )
+            rejected.append(Rejected(clip, reason))
     return clips, rejected
 
 

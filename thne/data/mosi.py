@@ -71,26 +71,30 @@ def read_cmu_mosi(raw_dir: str | os.PathLike) -> tuple[list[Clip], list[Rejected
                     f"{raw / LABELS}:{n}: expected start,end,video_id,segment_no,label"
                 )
             start, end, vid, seg, label = (v.strip() for v in row)
+            try:
+                t_start, t_end, value = float(start), float(end), float(label)
+            except ValueError as exc:
+                raise IngestError(f"{raw / LABELS}:{n}: {exc} (row {row})") from exc
             labelled.add((vid, seg))
             segmented = raw / "Video" / "Segmented" / f"{vid}_{seg}.mp4"
             if segmented.is_file():
                 media, t0, t1 = segmented, 0.0, math.nan
             else:  # only where the archive lacks the clip file: cut it from the full video
-                media, t0, t1 = raw / "Video" / "Full" / f"{vid}.mp4", float(start), float(end)
+                media, t0, t1 = raw / "Video" / "Full" / f"{vid}.mp4", t_start, t_end
             clip = Clip(
                 clip_id=f"{vid}_{seg}",
                 video_id=vid,
                 start=t0,
                 end=t1,
                 split=folds.get(vid, ""),
-                label=float(label),
+                label=value,
                 text=transcripts.get((vid, seg), ""),
                 media=str(media),
             )
-            if (vid, seg) not in transcripts:
-                rejected.append(Rejected(clip, "label row without a transcript line"))
-            elif vid not in folds:
+            if vid not in folds:
                 rejected.append(Rejected(clip, NOT_IN_FOLD))
+            elif (vid, seg) not in transcripts:
+                rejected.append(Rejected(clip, "label row without a transcript line"))
             else:
                 clips.append(clip)
     for vid, seg in sorted(set(transcripts) - labelled):
@@ -104,5 +108,6 @@ def read_cmu_mosi(raw_dir: str | os.PathLike) -> tuple[list[Clip], list[Rejected
             transcripts[(vid, seg)],
             "",
         )
-        rejected.append(Rejected(orphan, "transcript line without a label row"))
+        reason = "transcript line without a label row" if vid in folds else NOT_IN_FOLD
+        rejected.append(Rejected(orphan, reason))
     return clips, rejected

@@ -70,13 +70,24 @@ def write_splits_report(
     if paper is not None:
         report["paper_table1"] = paper
         report["difference"] = {s: counts[s] - paper[s] for s in SPLITS}
+        # The paper does not list its clips: thne can name the clips it excluded itself
+        # (left_out), not the ones a source holds beyond the paper's copy or lacks.
+        notes = []
         more = [s for s in SPLITS if counts[s] > paper[s]]
+        fewer = [s for s in SPLITS if counts[s] < paper[s]]
         if more:
-            # The paper does not say which clips it left out, so those cannot be named here.
-            report["note"] = (
-                f"more clips than paper Table 1 in {', '.join(more)}: the source labels hold "
-                "clips the paper's copy did not; left_out lists every clip thne excluded"
+            notes.append(
+                f"more clips than paper Table 1 in {', '.join(more)}: the source's labels hold "
+                "clips the paper's copy did not"
             )
+        if fewer:
+            notes.append(
+                f"fewer clips than paper Table 1 in {', '.join(fewer)}: left_out names the "
+                "clips excluded here; clips absent from the source's own label files are not "
+                "known to it"
+            )
+        if notes:
+            report["note"] = "; ".join(notes)
     report["left_out"] = left_out
     write_json(path, report)
     return report

@@ -125,9 +125,14 @@ def _kind(archive: Path) -> str:
         return "zip"
     if tarfile.is_tarfile(archive):
         return "tar"
+    with open(archive, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK"):
+        # A zip whose central directory (at its end) is missing: a cut download.
+        raise UnpackError(f"cannot unpack {archive}: a zip archive that is corrupt or truncated")
     raise UnpackError(
-        f"cannot unpack {archive}: not a zip or tar archive (expected one of "
-        f"{', '.join(_ZIP_SUFFIXES + _TAR_SUFFIXES)})"
+        f"cannot unpack {archive}: not a readable zip or tar archive (corrupt, truncated, or "
+        f"another format; known: {', '.join(_ZIP_SUFFIXES + _TAR_SUFFIXES)})"
     )
 
 

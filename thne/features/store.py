@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import h5py
@@ -103,3 +103,38 @@ def read_h5(path: str | os.PathLike, clip_ids: Iterable[str] | None = None) -> F
             excluded=json.loads(h5.attrs.get("excluded", "[]")),
             features={c: h5[c]["features"][()] for c in wanted},
         )
+
+
+def merge_h5(parts: Sequence[str | os.PathLike], out_path: str | os.PathLike) -> int:
+    """Join shard feature files into one; returns the number of clips.
+
+    The shards must come from one extractor with one configuration; clips and exclusions are
+    concatenated, and a clip id found in two shards is an error.
+    """
+    if not parts:
+        raise ValueError("no shard files to merge")
+    attrs = None
+    excluded: list[dict] = []
+    n = 0
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as out:
+        for part in parts:
+            with h5py.File(part, "r", locking=False) as h5:
+                these = {k: h5.attrs[k] for k in ("feature_names", "extractor", "config")}
+                if attrs is None:
+                    attrs = these
+                    for key, value in attrs.items():
+                        out.attrs[key] = value
+                elif list(these["feature_names"]) != list(attrs["feature_names"]) or any(
+                    these[k] != attrs[k] for k in ("extractor", "config")
+                ):
+                    raise ValueError(
+                        f"{part}: made by another extractor or configuration than {parts[0]}"
+                    )
+                for clip_id in h5:
+                    if clip_id in out:
+                        raise ValueError(f"{part}: clip {clip_id} is in another shard too")
+                    h5.copy(h5[clip_id], out, name=clip_id)
+                    n += 1
+                excluded += json.loads(h5.attrs.get("excluded", "[]"))
+        out.attrs["excluded"] = json.dumps(excluded)
+    return n

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from thne.data.manifest import SPLITS, Clip, read_manifest
+from thne.features.normalise import Normaliser
 from thne.features.store import read_h5
 
 
@@ -53,42 +54,6 @@ class SplitTensors:
         return {k: v.to(device, non_blocking=True) for k, v in out.items()}
 
 
-PRESENCE_CHANNELS: tuple[str, ...] = ("face_detected", "audio_present")
-
-
-@dataclass
-class Normaliser:
-    """Per-feature mean and std from the train split; applied to every split.
-
-    Rows whose presence channel (``face_detected``, ``audio_present``) is 0 hold zeros that mean
-    "nothing observed". They are left out of the statistics and stay zero after normalising,
-    and the presence channel itself keeps its 0/1 values.
-    """
-
-    mean: np.ndarray
-    std: np.ndarray
-    presence: int | None = None
-
-    @classmethod
-    def fit(cls, sequences: list[np.ndarray], names: list[str] | None = None) -> Normaliser:
-        presence = next((names.index(n) for n in PRESENCE_CHANNELS if names and n in names), None)
-        stacked = np.concatenate(sequences, axis=0).astype(np.float64)
-        if presence is not None and (stacked[:, presence] > 0).any():
-            stacked = stacked[stacked[:, presence] > 0]
-        mean, std = stacked.mean(axis=0), stacked.std(axis=0)
-        # A constant column (e.g. a presence flag that is always 1) would divide by zero.
-        std[std < 1e-8] = 1.0
-        if presence is not None:
-            mean[presence], std[presence] = 0.0, 1.0
-        return cls(mean.astype(np.float32), std.astype(np.float32), presence)
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        z = (x - self.mean) / self.std
-        if self.presence is not None:
-            z[x[:, self.presence] <= 0] = 0.0
-        return z
-
-
 def fit_length(x: np.ndarray, max_frames: int) -> np.ndarray:
     """Cap a sequence at ``max_frames`` steps by evenly spaced sampling (keeps the whole clip)."""
     if x.shape[0] <= max_frames:
@@ -122,7 +87,12 @@ def load_dataset(
     visual_h5: str | os.PathLike,
     *,
     max_frames: int = 500,
+    visual_stats: str | os.PathLike | None = None,
+    audio_stats: str | os.PathLike | None = None,
 ) -> Dataset:
+    """All splits as tensors. Features are standardised with the statistics files written by
+    ``thne stats`` when given, else with statistics fitted here on the train split (the same
+    computation)."""
     clips = read_manifest(manifest)
     ids = [c.clip_id for c in clips]
     audio = read_h5(audio_h5, ids)
@@ -150,8 +120,16 @@ def load_dataset(
     train = [c for c in usable if c.split == "train"]
     if not train:
         raise ValueError(f"{manifest}: no usable train clips")
-    v_norm = Normaliser.fit([visual.features[c.clip_id] for c in train], visual.feature_names)
-    a_norm = Normaliser.fit([audio.features[c.clip_id] for c in train], audio.feature_names)
+    v_norm = (
+        Normaliser.load(visual_stats, visual.feature_names)
+        if visual_stats
+        else Normaliser.fit([visual.features[c.clip_id] for c in train], visual.feature_names)
+    )
+    a_norm = (
+        Normaliser.load(audio_stats, audio.feature_names)
+        if audio_stats
+        else Normaliser.fit([audio.features[c.clip_id] for c in train], audio.feature_names)
+    )
 
     def build(split_clips: list[Clip]) -> SplitTensors:
         rows = [row[c.clip_id] for c in split_clips]

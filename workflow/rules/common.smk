@@ -1,5 +1,6 @@
 import ast
 import hashlib
+import shlex
 from pathlib import Path
 
 import yaml
@@ -9,7 +10,8 @@ from snakemake.utils import validate
 def fill_defaults(user, defaults):
     """Deep-merge the shipped defaults under the user's values, in place.
 
-    A --configfile replaces the Snakefile's configfile; merging keeps a user file as short as
+    The Snakefile's configfile path is relative to the working directory, so a run elsewhere
+    (--directory) would lack the defaults; merging them here keeps a user's file as short as
     the keys it changes (e.g. only datasets.mosi.source.raw_dir).
     """
     for key, value in defaults.items():
@@ -31,6 +33,8 @@ DATASETS = sorted(config["datasets"])
 
 wildcard_constraints:
     ds="|".join(DATASETS),
+    modality="audio|visual",
+    shard=r"\d+",
     variant="[a-z0-9_]+",
     seed=r"\d+",
 
@@ -97,8 +101,18 @@ def labels_path(wildcards):
 
 
 def ingest_inputs(wildcards):
+    """The unpacked copy, and for a user's own raw_dir its annotation files, whose dates
+    Snakemake sees (a folder's own date does not change when a file inside it is edited).
+    """
+    source = source_of(wildcards)
     inputs = {"raw": raw_dir(wildcards)}
-    if source_of(wildcards)["layout"] == "cmu" and cmu_dataset(wildcards) == "mosei":
+    if source.get("raw_dir"):
+        from thne.data.ingest import annotation_files
+
+        inputs["annotations"] = annotation_files(
+            source["layout"], source["raw_dir"], dataset=cmu_dataset(wildcards)
+        )
+    if source["layout"] == "cmu" and cmu_dataset(wildcards) == "mosei":
         inputs["labels"] = labels_path(wildcards)
     return inputs
 
@@ -108,13 +122,40 @@ def ingest_flags(wildcards, input):
         f"--layout {source_of(wildcards)['layout']} --dataset {cmu_dataset(wildcards)}"
     )
     if "labels" in input.keys():
-        flags += f" --labels {input.labels}"
+        flags += f" --labels {shlex.quote(str(input.labels))}"
     return flags
 
 
 def download_flags(url, mirrors, sha256):
-    flags = [f"--url {url}"] + [f"--mirror {m}" for m in mirrors]
+    flags = [f"--url {shlex.quote(url)}"] + [
+        f"--mirror {shlex.quote(m)}" for m in mirrors
+    ]
     return " ".join(flags + ([f"--sha256 {sha256}"] if sha256 else []))
+
+
+def openface_flags(visual):
+    if visual["extractor"] != "openface":
+        return ""
+    groups = visual.get("openface_groups") or ["aus_r", "aus_c", "pose", "gaze"]
+    flags = f"--openface-groups {','.join(groups)}"
+    if visual.get("openface_bin"):
+        flags += f" --openface-bin {shlex.quote(visual['openface_bin'])}"
+    return flags
+
+
+def shard_files(wildcards):
+    """One feature file per shard of videos; how many follows from the ingested manifest."""
+    from thne.data.manifest import read_manifest
+    from thne.data.shards import n_shards
+
+    manifest = checkpoints.ingest.get(ds=wildcards.ds).output.manifest
+    size = config["datasets"][wildcards.ds]["shard_size"]
+    return expand(
+        "features/{ds}/shards/{modality}/{shard}.h5",
+        ds=wildcards.ds,
+        modality=wildcards.modality,
+        shard=range(n_shards(read_manifest(manifest), size)),
+    )
 
 
 def seed_runs(wildcards, filename, variant=None):

@@ -1,4 +1,4 @@
-rule ingest:
+checkpoint ingest:
     input:
         unpack(ingest_inputs),
     output:

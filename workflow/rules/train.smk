@@ -4,6 +4,8 @@ rule train:
         text="features/{ds}/text.h5",
         audio="features/{ds}/audio.h5",
         visual="features/{ds}/visual.h5",
+        audio_stats="features/{ds}/audio.stats.json",
+        visual_stats="features/{ds}/visual.stats.json",
     output:
         model="results/{ds}/runs/{variant}/seed{seed}/model.pt",
         history="results/{ds}/runs/{variant}/seed{seed}/history.tsv",
@@ -27,10 +29,12 @@ rule train:
             "train/loop.py",
             "text/encoder.py",
             "features/store.py",
+            "features/normalise.py",
             "evaluate/metrics.py",
         ),
     shell:
         "thne train --manifest {input.manifest} --text {input.text} --audio {input.audio}"
-        " --visual {input.visual} --out-dir {params.outdir} --variant {wildcards.variant}"
+        " --visual {input.visual} --out-dir {params.outdir}"
+        " --audio-stats {input.audio_stats} --visual-stats {input.visual_stats} --variant {wildcards.variant}"
         " --seed {wildcards.seed} --encoder {params.encoder:q} {params.flags}"
         " --threads {threads} > {log} 2>&1"

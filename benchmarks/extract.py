@@ -1,0 +1,113 @@
+"""Feature extraction speed and memory on one real talking-face video.
+
+Prints, for each visual extractor (OpenFace when one is installed), frames per second and the
+share of frames with a face; for the acoustic stage, the speed as a multiple of real time; and
+the peak memory of each, measured in a fresh process per stage. Medians of --repeat runs.
+
+    python benchmarks/extract.py [--video ../shared/fixtures/media/talking_face.mp4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_VIDEO = (
+    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "media" / "talking_face.mp4"
+)
+
+
+def run_stage(stage: str, video: Path) -> dict:
+    """One measurement, in this process (called in a child process by main)."""
+    from thne.features.media import probe
+
+    duration = probe(video).duration
+    if stage.startswith("landmarks"):
+        from thne.features.landmarks import FEATURE_NAMES, LandmarkExtractor
+
+        every = int(stage.split("-")[1])
+        model = LandmarkExtractor()
+        t0 = time.perf_counter()
+        result = model.extract(video, detect_every=every)
+        seconds = time.perf_counter() - t0
+        faces = result.features[:, FEATURE_NAMES.index("face_detected")]
+        return {"frames": len(faces), "seconds": seconds, "face_share": float(faces.mean())}
+    if stage == "openface":
+        from thne.data.manifest import Clip
+        from thne.features.openface import extract_openface_clips, find_openface
+
+        clip = Clip("c", "v", 0.0, duration, "train", 0.0, "t", str(video))
+        with tempfile.TemporaryDirectory() as work:
+            t0 = time.perf_counter()
+            feats, _ = extract_openface_clips(find_openface(None), [clip], work)["c"]
+            seconds = time.perf_counter() - t0
+        return {"frames": len(feats), "seconds": seconds, "face_share": float(feats[:, 0].mean())}
+    if stage == "audio":
+        from thne.features.audio import AudioConfig, extract_audio_features, feature_names
+
+        cfg = AudioConfig()
+        extract_audio_features(video, 0.0, 1.0, cfg)  # numba compiles pYIN's kernels once
+        t0 = time.perf_counter()
+        feats, _ = extract_audio_features(video, 0.0, duration, cfg)
+        seconds = time.perf_counter() - t0
+        rms = float(feats[:, feature_names(cfg).index("rms")].mean())
+        return {"audio_seconds": duration, "seconds": seconds, "mean_rms": rms}
+    raise ValueError(stage)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--stage", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.stage:
+        out = run_stage(args.stage, args.video)
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(out))
+        return
+
+    from thne.features.openface import OpenFaceNotFound, find_openface
+
+    stages = ["landmarks-1", "landmarks-5", "audio"]
+    try:
+        find_openface(None)
+        stages.insert(0, "openface")
+    except OpenFaceNotFound:
+        print("OpenFace: not installed, skipped (set PATH to FeatureExtraction to include it)")
+    print(f"video: {args.video.name}; median of {args.repeat} runs, one process per run")
+    for stage in stages:
+        runs = []
+        for _ in range(args.repeat):
+            proc = subprocess.run(
+                [sys.executable, __file__, "--video", str(args.video), "--stage", stage],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        if stage == "audio":
+            speed = med["audio_seconds"] / med["seconds"]
+            print(
+                f"acoustic (librosa, pYIN): {speed:.1f}x real time, "
+                f"peak {med['peak_rss_mb']:.0f} MB (mean RMS {med['mean_rms']:.4f})"
+            )
+        else:
+            name = "OpenFace" if stage == "openface" else f"landmarks, detect_every={stage[-1]}"
+            print(
+                f"{name}: {med['frames'] / med['seconds']:.1f} frames/s, face in "
+                f"{100 * med['face_share']:.1f}% of {int(med['frames'])} frames, "
+                f"peak {med['peak_rss_mb']:.0f} MB"
+            )
+
+
+if __name__ == "__main__":
+    main()

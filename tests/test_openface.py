@@ -1,0 +1,571 @@
+"""OpenFace CSV parsing, running, and clip slicing, on real OpenFace output from the fixtures.
+
+The parser is always run on the real fixture CSVs; only the OpenFace binary is replaced, by a
+small Python stand-in that writes those CSVs where OpenFace would.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import stat
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FIXTURES, need
+from thne.data.manifest import Clip
+from thne.features import openface
+from thne.features.openface import (
+    DEFAULT_GROUPS,
+    GROUPS,
+    LOG_NAME,
+    MediaError,
+    OpenFaceError,
+    OpenFaceFrames,
+    OpenFaceNotFound,
+    extract_openface_clips,
+    feature_names,
+    find_openface,
+    read_openface_csv,
+    run_openface,
+    slice_clips,
+)
+
+OPENFACE_DIR = FIXTURES / "openface"
+ALL_GROUPS = tuple(GROUPS)
+
+# name -> (rows, frames with success == 1)
+FIXTURE_ROWS = {
+    "talking_face.csv": (472, 471),
+    "astronaut_75frames.csv": (75, 75),
+    "astronaut_noface_frames_26-50.csv": (75, 50),
+    "astronaut_still.csv": (1, 1),
+}
+
+
+def fixture_csv(name: str) -> Path:
+    return need(OPENFACE_DIR / name)
+
+
+@functools.cache
+def raw_csv(name: str) -> dict[str, np.ndarray]:
+    """The fixture's columns read with the csv module, independently of the parser under test."""
+    with open(fixture_csv(name), newline="") as handle:
+        rows = list(csv.reader(handle))
+    header = [h.strip() for h in rows[0]]
+    values = np.array(rows[1:], dtype=np.float64)
+    return {name: values[:, i] for i, name in enumerate(header)}
+
+
+def make_clip(clip_id: str, start: float, end: float, media: str = "video.mp4") -> Clip:
+    return Clip(
+        clip_id=clip_id,
+        video_id=Path(media).stem,
+        start=start,
+        end=end,
+        split="train",
+        label=0.0,
+        text="",
+        media=media,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Groups
+
+
+def test_group_widths_and_names() -> None:
+    widths = {name: len(cols) for name, cols in GROUPS.items()}
+    assert widths == {
+        "aus_r": 17,
+        "aus_c": 18,
+        "pose": 6,
+        "gaze": 8,
+        "landmarks_2d": 136,
+        "landmarks_3d": 204,
+        "pdm": 40,
+    }
+    assert DEFAULT_GROUPS == ("aus_r", "aus_c", "pose", "gaze")
+    names = feature_names(DEFAULT_GROUPS)
+    assert names[0] == "face_detected"
+    assert names[1:] == [c for g in DEFAULT_GROUPS for c in GROUPS[g]]
+    assert "AU28_c" in GROUPS["aus_c"] and "AU28_r" not in GROUPS["aus_r"]
+    assert GROUPS["landmarks_2d"][0] == "x_0" and GROUPS["landmarks_2d"][-1] == "y_67"
+    assert GROUPS["landmarks_3d"][0] == "X_0" and GROUPS["landmarks_3d"][-1] == "Z_67"
+    assert GROUPS["pdm"][:6] == ("p_scale", "p_rx", "p_ry", "p_rz", "p_tx", "p_ty")
+    assert GROUPS["pdm"][-1] == "p_33"
+    assert feature_names(["pose"]) == ["face_detected", *GROUPS["pose"]]
+
+
+def test_every_group_column_is_in_the_fixture_header() -> None:
+    header = set(raw_csv("astronaut_still.csv"))
+    assert len(header) == 714
+    for name in feature_names(ALL_GROUPS)[1:]:
+        assert name in header, name
+
+
+def test_unknown_or_repeated_group_is_rejected() -> None:
+    with pytest.raises(ValueError, match="nope"):
+        feature_names(["aus_r", "nope"])
+    with pytest.raises(ValueError, match="repeated"):
+        feature_names(["pose", "pose"])
+
+
+# --------------------------------------------------------------------------------------------
+# Parser
+
+
+def test_fixture_list_is_covered() -> None:
+    present = {p.name for p in need(OPENFACE_DIR).glob("*.csv")}
+    assert present == set(FIXTURE_ROWS), "a fixture CSV was added or removed: update FIXTURE_ROWS"
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_ROWS))
+def test_parse_fixture_matches_raw_columns(name: str) -> None:
+    rows, detected = FIXTURE_ROWS[name]
+    frames = read_openface_csv(fixture_csv(name), ALL_GROUPS)
+    raw = raw_csv(name)
+    names = feature_names(ALL_GROUPS)
+
+    assert isinstance(frames, OpenFaceFrames)
+    assert frames.names == tuple(names)
+    assert frames.features.shape == (rows, len(names))
+    assert frames.features.dtype == np.float32
+    assert frames.timestamps.dtype == np.float64
+    np.testing.assert_array_equal(frames.timestamps, raw["timestamp"])
+
+    success = raw["success"] == 1
+    assert int(success.sum()) == detected
+    np.testing.assert_array_equal(frames.features[:, 0], success.astype(np.float32))
+    for k, column in enumerate(names[1:], start=1):
+        np.testing.assert_array_equal(
+            frames.features[success, k], raw[column][success].astype(np.float32), err_msg=column
+        )
+    assert not frames.features[~success].any()
+
+    # Each group's slice of the default-group parse equals the same columns of the full parse.
+    default = read_openface_csv(fixture_csv(name))
+    assert default.features.shape == (rows, len(feature_names(DEFAULT_GROUPS)))
+    for k, column in enumerate(feature_names(DEFAULT_GROUPS)):
+        np.testing.assert_array_equal(
+            default.features[:, k], frames.features[:, names.index(column)]
+        )
+
+
+def test_talking_face_timestamps() -> None:
+    frames = read_openface_csv(fixture_csv("talking_face.csv"))
+    assert frames.timestamps[0] == 0.0
+    assert 19.6 < frames.timestamps[-1] < 19.7
+    assert np.all(np.diff(frames.timestamps) > 0)
+
+
+def test_failed_frames_are_zeroed_although_openface_keeps_stale_pose() -> None:
+    name = "astronaut_noface_frames_26-50.csv"
+    frames = read_openface_csv(fixture_csv(name), ALL_GROUPS)
+    raw = raw_csv(name)
+    gap = (raw["frame"] >= 26) & (raw["frame"] <= 50)
+    assert gap.sum() == 25
+    # The raw file really keeps stale values there; the parser must not pass them on.
+    assert np.all(raw["gaze_0_x"][gap] == 0)
+    assert np.all(raw["pose_Tz"][gap] != 0)
+    assert np.all(frames.features[gap] == 0)
+    assert np.all(frames.features[~gap, 0] == 1)
+    pose_tz = feature_names(ALL_GROUPS).index("pose_Tz")
+    assert np.all(frames.features[~gap, pose_tz] > 0)
+
+
+def test_astronaut_smile_is_visible() -> None:
+    frames = read_openface_csv(fixture_csv("astronaut_75frames.csv"), ["aus_r"])
+    au12 = frames.features[:, frames.names.index("AU12_r")]
+    assert au12.max() > 2.5
+
+
+def _spaced(text: str) -> str:
+    return "".join(", ".join(line.split(",")) + "\n" for line in text.splitlines())
+
+
+def test_spaced_header_style_parses_identically(tmp_path: Path) -> None:
+    source = fixture_csv("astronaut_noface_frames_26-50.csv")
+    text = source.read_text()
+    header_only = tmp_path / "header_spaced.csv"
+    first, _, rest = text.partition("\n")
+    header_only.write_text(", ".join(first.split(",")) + "\n" + rest)
+    everywhere = tmp_path / "all_spaced.csv"
+    everywhere.write_text(_spaced(text))
+    assert everywhere.read_text().startswith("frame, face_id, timestamp, ")
+
+    expected = read_openface_csv(source, ALL_GROUPS)
+    for variant in (header_only, everywhere):
+        got = read_openface_csv(variant, ALL_GROUPS)
+        assert got.names == expected.names
+        np.testing.assert_array_equal(got.timestamps, expected.timestamps)
+        np.testing.assert_array_equal(got.features, expected.features)
+
+
+def test_truncated_csv_names_file_and_line(tmp_path: Path) -> None:
+    data = fixture_csv("astronaut_75frames.csv").read_bytes()
+    cut = tmp_path / "cut.csv"
+    # Cut in the middle of the last line, as when OpenFace is killed while writing.
+    cut.write_bytes(data[: len(data) - 1000])
+    with pytest.raises(MediaError, match=r"cut\.csv: line 76 is truncated"):
+        read_openface_csv(cut)
+    # The same with the cut line followed by a newline: caught by the field count.
+    cut.write_bytes(data[: len(data) - 1000] + b"\n")
+    with pytest.raises(
+        MediaError, match=r"cut\.csv: line 76 has \d+ field\(s\), the header has 714"
+    ):
+        read_openface_csv(cut)
+
+
+def test_missing_csv(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match=r"absent\.csv: OpenFace CSV does not exist"):
+        read_openface_csv(tmp_path / "absent.csv")
+
+
+def test_missing_columns_are_named(tmp_path: Path) -> None:
+    data = fixture_csv("astronaut_still.csv").read_text()
+    header, _, row = data.partition("\n")
+    # A header cut after the pose columns, as in a truncated or foreign file.
+    keep = header.split(",").index("pose_Rz") + 1
+    short = tmp_path / "short_header.csv"
+    short.write_text(
+        ",".join(header.split(",")[:keep]) + "\n" + ",".join(row.split(",")[:keep]) + "\n"
+    )
+    with pytest.raises(MediaError, match=r"short_header\.csv: .*AU01_r") as info:
+        read_openface_csv(short)
+    assert "35 expected column(s) missing" in str(info.value)
+    # Only the requested groups are required.
+    got = read_openface_csv(short, ["pose", "gaze"])
+    assert got.features.shape == (1, 15)
+
+    foreign = tmp_path / "foreign.csv"
+    foreign.write_text("a,b\n1,2\n")
+    with pytest.raises(MediaError, match=r"foreign\.csv: .*timestamp, success, AU01_r"):
+        read_openface_csv(foreign)
+
+
+def test_header_without_rows(tmp_path: Path) -> None:
+    header = fixture_csv("astronaut_still.csv").read_text().partition("\n")[0]
+    empty = tmp_path / "empty.csv"
+    empty.write_text(header + "\n")
+    with pytest.raises(MediaError, match=r"empty\.csv: .*no data rows"):
+        read_openface_csv(empty)
+    empty.write_text("")
+    with pytest.raises(MediaError, match=r"empty\.csv: OpenFace CSV is empty"):
+        read_openface_csv(empty)
+
+
+def test_non_numeric_value(tmp_path: Path) -> None:
+    header, _, row = fixture_csv("astronaut_still.csv").read_text().partition("\n")
+    fields = row.rstrip("\n").split(",")
+    fields[header.split(",").index("AU12_r")] = "oops"
+    bad = tmp_path / "bad_value.csv"
+    bad.write_text(header + "\n" + ",".join(fields) + "\n")
+    with pytest.raises(MediaError, match=r"bad_value\.csv"):
+        read_openface_csv(bad)
+
+
+# --------------------------------------------------------------------------------------------
+# Runner, with a stand-in for FeatureExtraction
+
+STAND_IN = """#!{python}
+import sys
+from pathlib import Path
+
+args = sys.argv[1:]
+videos = [args[i + 1] for i, a in enumerate(args) if a == "-f"]
+out = Path(args[args.index("-out_dir") + 1])
+with open({calls!r}, "a") as counter:
+    counter.write(" ".join(args) + "\\n")
+print("stand-in FeatureExtraction:", len(videos), "input(s)")
+for video in videos:
+    stem = Path(video).stem
+    if stem == {stop!r}:
+        # Real OpenFace gives up on every later input after one it cannot open.
+        print("Could not open", video)
+        break
+    if stem == {skip!r}:
+        print("Could not read", video)
+        continue
+    source = Path({fixtures!r}) / (stem + ".csv")
+    if not source.is_file():
+        source = Path({fixtures!r}) / "astronaut_75frames.csv"
+    data = source.read_bytes()
+    if stem == {truncate!r}:
+        data = data[: len(data) - 1000]
+    (out / (stem + ".csv")).write_bytes(data)
+sys.exit({code})
+"""
+
+
+def stand_in(
+    tmp_path: Path,
+    *,
+    stop: str = "",
+    skip: str = "",
+    truncate: str = "",
+    code: int = 0,
+    name: str = "FeatureExtraction",
+) -> tuple[Path, Path]:
+    """An executable that behaves like FeatureExtraction; returns it and its call-log file."""
+    need(OPENFACE_DIR)
+    calls = tmp_path / "calls.txt"
+    script = tmp_path / "bin" / name
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(
+        STAND_IN.format(
+            python=sys.executable,
+            calls=str(calls),
+            stop=stop,
+            skip=skip,
+            truncate=truncate,
+            fixtures=str(OPENFACE_DIR),
+            code=code,
+        )
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return script, calls
+
+
+def invocations(calls: Path) -> list[list[str]]:
+    return [line.split() for line in calls.read_text().splitlines()] if calls.exists() else []
+
+
+def make_videos(tmp_path: Path, *names: str) -> list[Path]:
+    folder = tmp_path / "videos"
+    folder.mkdir(exist_ok=True)
+    paths = [folder / n for n in names]
+    for p in paths:
+        p.write_bytes(b"")
+    return paths
+
+
+def test_runner_one_call_for_all_videos(tmp_path: Path) -> None:
+    binary, calls = stand_in(tmp_path)
+    videos = make_videos(tmp_path, "talking_face.mp4", "astronaut_still.mp4", "clip_7.mp4")
+    out = tmp_path / "out"
+    result = run_openface(binary, videos, out, extra_args=["-nomask"])
+
+    runs = invocations(calls)
+    assert len(runs) == 1
+    args = runs[0]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "-f"] == [str(v) for v in videos]
+    assert args[args.index("-out_dir") + 1] == str(out)
+    for flag in ("-aus", "-pose", "-gaze", "-2Dfp", "-3Dfp", "-pdmparams", "-q", "-nomask"):
+        assert flag in args
+
+    assert result == {v: out / f"{v.stem}.csv" for v in videos}
+    assert read_openface_csv(result[videos[0]]).features.shape[0] == 472
+    assert read_openface_csv(result[videos[1]]).features.shape[0] == 1
+    log = (out / LOG_NAME).read_text()
+    assert "stand-in FeatureExtraction: 3 input(s)" in log
+
+
+def test_runner_video_without_csv_names_video_and_log(tmp_path: Path) -> None:
+    binary, calls = stand_in(tmp_path, skip="unreadable")
+    videos = make_videos(tmp_path, "a.mp4", "unreadable.mp4", "c.mp4")
+    out = tmp_path / "out"
+    out.mkdir()
+    # A CSV from an earlier run must not be taken for this run's output.
+    (out / "unreadable.csv").write_bytes(fixture_csv("astronaut_still.csv").read_bytes())
+    with pytest.raises(MediaError) as info:
+        run_openface(binary, videos, out)
+    message = str(info.value)
+    assert "unreadable.mp4" in message and "wrote no" in message
+    assert str(out / LOG_NAME) in message
+    assert "a.mp4" not in message and "c.mp4" not in message
+    assert len(invocations(calls)) == 1
+
+
+def test_runner_truncated_csv(tmp_path: Path) -> None:
+    binary, _ = stand_in(tmp_path, truncate="broken")
+    videos = make_videos(tmp_path, "fine.mp4", "broken.mp4")
+    out = tmp_path / "out"
+    with pytest.raises(
+        MediaError, match=r"broken\.mp4: unusable OpenFace output: .*truncated"
+    ) as info:
+        run_openface(binary, videos, out)
+    assert str(out / LOG_NAME) in str(info.value)
+
+
+def test_runner_missing_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    videos = make_videos(tmp_path, "a.mp4")
+    with pytest.raises(OpenFaceNotFound, match="does not exist"):
+        run_openface(tmp_path / "no" / "FeatureExtraction", videos, tmp_path / "out")
+
+    empty_path = tmp_path / "empty_path"
+    empty_path.mkdir()
+    monkeypatch.setenv("PATH", str(empty_path))
+    monkeypatch.setattr(openface, "CONTAINER_BINARY", str(tmp_path / "container" / "FE"))
+    configured = str(tmp_path / "no" / "FeatureExtraction")
+    with pytest.raises(OpenFaceNotFound) as info:
+        find_openface(configured)
+    message = str(info.value)
+    tried = [
+        message.index(configured),
+        message.index("FeatureExtraction on PATH: not found"),
+        message.index(str(tmp_path / "container" / "FE")),
+    ]
+    assert tried == sorted(tried), "what was tried must be listed in order"
+    for hint in ("openface.bin", "PATH", "--sdm apptainer"):
+        assert hint in message
+
+
+def test_find_openface_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    on_path, _ = stand_in(tmp_path)
+    container, _ = stand_in(tmp_path, name="container_FeatureExtraction")
+    configured, _ = stand_in(tmp_path, name="my_openface")
+    monkeypatch.setattr(openface, "CONTAINER_BINARY", str(container))
+    monkeypatch.setenv("PATH", str(on_path.parent))
+    assert find_openface(str(configured)) == str(configured)
+    assert find_openface(None) == str(on_path)
+    assert find_openface(str(tmp_path / "missing")) == str(on_path)
+
+    empty_path = tmp_path / "empty_path"
+    empty_path.mkdir()
+    monkeypatch.setenv("PATH", str(empty_path))
+    assert find_openface(None) == str(container)
+
+    not_executable = tmp_path / "plain_file"
+    not_executable.write_text("")
+    monkeypatch.setattr(openface, "CONTAINER_BINARY", str(tmp_path / "absent"))
+    with pytest.raises(OpenFaceNotFound, match="is not executable"):
+        find_openface(str(not_executable))
+
+
+def test_runner_nonzero_exit_names_binary_code_and_log(tmp_path: Path) -> None:
+    binary, _ = stand_in(tmp_path, code=3)
+    videos = make_videos(tmp_path, "a.mp4")
+    out = tmp_path / "out"
+    with pytest.raises(OpenFaceError) as info:
+        run_openface(binary, videos, out)
+    message = str(info.value)
+    assert str(binary) in message and "code 3" in message and str(out / LOG_NAME) in message
+    assert not isinstance(info.value, MediaError)
+
+
+def test_runner_rejects_colliding_stems(tmp_path: Path) -> None:
+    binary, calls = stand_in(tmp_path)
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    videos = [tmp_path / "x" / "same.mp4", tmp_path / "y" / "same.mp4"]
+    with pytest.raises(ValueError, match="same"):
+        run_openface(binary, videos, tmp_path / "out")
+    assert invocations(calls) == []
+
+
+def test_runner_resumes_after_openface_stops(tmp_path: Path) -> None:
+    # Real OpenFace stops at the first input it cannot open: the ones after it are run again.
+    binary, calls = stand_in(tmp_path, stop="corrupt")
+    first, corrupt, last = make_videos(tmp_path, "first.mp4", "corrupt.mp4", "last.mp4")
+    missing = tmp_path / "videos" / "missing.mp4"
+    clips = [
+        make_clip("c1", 0.0, 1.0, str(first)),
+        make_clip("c2", 0.0, 1.0, str(corrupt)),
+        make_clip("c3", 0.0, 1.0, str(missing)),
+        make_clip("c4", 0.0, 1.0, str(last)),
+    ]
+    result = extract_openface_clips(binary, clips, tmp_path / "out")
+
+    runs = invocations(calls)
+    assert len(runs) == 2
+    assert str(missing) not in " ".join(runs[0]), "a missing file must not be passed to OpenFace"
+    assert str(last) in runs[1] and str(first) not in runs[1]
+    assert list(result) == ["c1", "c2", "c3", "c4"]
+    assert isinstance(result["c1"], tuple) and isinstance(result["c4"], tuple)
+    assert isinstance(result["c2"], MediaError)
+    assert "clip c2" in str(result["c2"]) and "corrupt.mp4" in str(result["c2"])
+    assert LOG_NAME in str(result["c2"])
+    assert isinstance(result["c3"], MediaError) and "does not exist" in str(result["c3"])
+
+
+def test_extract_clips_runs_once_and_slices(tmp_path: Path) -> None:
+    binary, calls = stand_in(tmp_path)
+    talking, astronaut = make_videos(tmp_path, "talking_face.mp4", "astronaut_75frames.mp4")
+    clips = [
+        make_clip("t_start", 0.0, 2.0, str(talking)),
+        make_clip("a_whole", 0.0, 3.0, str(astronaut)),
+        make_clip("t_end", 18.0, 19.7, str(talking)),
+        make_clip("t_beyond", 25.0, 26.0, str(talking)),
+    ]
+    result = extract_openface_clips(binary, clips, tmp_path / "out", ["pose", "aus_r"])
+    assert len(invocations(calls)) == 1
+    assert list(result) == [c.clip_id for c in clips]
+
+    frames = read_openface_csv(fixture_csv("talking_face.csv"), ["pose", "aus_r"])
+    feats, ts = result["t_start"]
+    n = int((frames.timestamps < 2.0).sum())
+    assert feats.shape == (n, 1 + 6 + 17)
+    np.testing.assert_array_equal(feats, frames.features[:n])
+    feats, ts = result["a_whole"]
+    assert feats.shape[0] == 75 and ts[0] == 0.0
+    assert isinstance(result["t_beyond"], MediaError)
+
+
+# --------------------------------------------------------------------------------------------
+# Slicing
+
+
+@pytest.fixture(scope="module")
+def talking() -> OpenFaceFrames:
+    return read_openface_csv(fixture_csv("talking_face.csv"))
+
+
+def test_slice_start_end_and_overlap(talking: OpenFaceFrames) -> None:
+    ts = talking.timestamps
+    clips = [
+        make_clip("start", 0.0, 2.0),
+        make_clip("end", 18.5, 19.7),
+        make_clip("left", 5.0, 7.0),
+        make_clip("right", 6.0, 8.0),
+        make_clip("whole", 0.0, 19.7),
+    ]
+    result = slice_clips(talking, clips, "talking_face.mp4")
+    assert list(result) == [c.clip_id for c in clips]
+
+    for clip in clips:
+        feats, rel = result[clip.clip_id]
+        inside = (ts >= clip.start) & (ts < clip.end)
+        assert feats.dtype == np.float32 and rel.dtype == np.float32
+        assert feats.shape == (int(inside.sum()), talking.features.shape[1])
+        np.testing.assert_array_equal(feats, talking.features[inside])
+        np.testing.assert_allclose(rel, ts[inside] - clip.start, atol=1e-5)
+        assert 0.0 <= rel[0] < 0.05, "timestamps are relative to the clip start"
+        assert rel[-1] < clip.end - clip.start
+
+    assert result["start"][1][0] == 0.0
+    assert result["whole"][0].shape[0] == 472
+    # The end clip reaches the last frame.
+    np.testing.assert_array_equal(result["end"][0][-1], talking.features[-1])
+    # The overlap [6, 7) s is the same frames in both clips.
+    left_feats, left_ts = result["left"]
+    right_feats, right_ts = result["right"]
+    shared_left = left_feats[left_ts + 5.0 >= 6.0 - 1e-4]
+    shared_right = right_feats[right_ts + 6.0 < 7.0 - 1e-4]
+    assert len(shared_left) == len(shared_right) > 20
+    np.testing.assert_array_equal(shared_left, shared_right)
+
+
+def test_slice_beyond_last_frame_is_an_error_entry(talking: OpenFaceFrames) -> None:
+    clips = [make_clip("ok", 1.0, 2.0), make_clip("late", 20.0, 25.0), make_clip("empty", 3.0, 3.0)]
+    result = slice_clips(talking, clips, "talking_face.mp4")
+    assert isinstance(result["ok"], tuple)
+    late = result["late"]
+    assert isinstance(late, MediaError)
+    assert "clip late" in str(late) and "talking_face.mp4" in str(late)
+    assert "[20.000, 25.000)" in str(late)
+    assert isinstance(result["empty"], MediaError)
+
+
+def test_slice_keeps_no_face_frames_zeroed() -> None:
+    frames = read_openface_csv(fixture_csv("astronaut_noface_frames_26-50.csv"))
+    # 25 fps: frames 26-50 have timestamps 1.00-1.96 s.
+    result = slice_clips(frames, [make_clip("gap", 0.9, 2.1)], "astronaut_noface.mp4")
+    feats, rel = result["gap"]
+    assert feats.shape[0] == 30
+    np.testing.assert_array_equal(feats[:, 0], [1] * 2 + [0] * 25 + [1] * 3)
+    assert not feats[2:27].any()
+    np.testing.assert_allclose(rel[:4], [0.02, 0.06, 0.10, 0.14], atol=1e-5)

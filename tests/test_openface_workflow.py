@@ -1,0 +1,60 @@
+"""OpenFace through the real workflow, with a stand-in FeatureExtraction on PATH that writes
+the real OpenFace CSV fixture for every input (the parser and slicing are the real ones)."""
+
+import os
+import sys
+
+import h5py
+import pandas as pd
+import yaml
+from test_workflow import demo_subset
+
+from conftest import FIXTURES, need, run_snakemake
+from thne.features.openface import feature_names
+
+STAND_IN = """#!{python}
+import shutil, sys
+args = sys.argv[1:]
+inputs = [args[i + 1] for i, a in enumerate(args) if a == "-f"]
+out = args[args.index("-out_dir") + 1]
+with open({calls!r}, "a") as f:
+    f.write(" ".join(args) + "\\n")
+for video in inputs:
+    stem = video.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    shutil.copy({csv!r}, f"{{out}}/{{stem}}.csv")
+"""
+
+
+def test_demo_subset_with_openface(tmp_path):
+    csv = need(FIXTURES / "openface" / "astronaut_75frames.csv")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "FeatureExtraction"
+    calls = tmp_path / "calls.txt"
+    exe.write_text(STAND_IN.format(python=sys.executable, calls=str(calls), csv=str(csv)))
+    exe.chmod(0o755)
+    raw = demo_subset(tmp_path / "raw", {"train": 3, "valid": 2, "test": 2})
+    cfg = tmp_path / "c.yaml"
+    demo = {
+        "source": {"layout": "mmsa", "raw_dir": str(raw)},
+        "shard_size": 100,
+        "visual": {"extractor": "openface", "openface_groups": ["aus_r", "pose"]},
+    }
+    cfg.write_text(yaml.safe_dump({"datasets": {"demo": demo}}))
+    os.environ["PATH"] = f"{bindir}{os.pathsep}{os.environ['PATH']}"
+    try:
+        run_snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", "features/demo/visual.h5")
+    finally:
+        os.environ["PATH"] = os.environ["PATH"].split(os.pathsep, 1)[1]
+    manifest = pd.read_csv(tmp_path / "data/demo/manifest.tsv", sep="\t", dtype={"clip_id": str})
+    # One OpenFace call for the shard's seven clip files, however many clips.
+    assert len(calls.read_text().splitlines()) == 1
+    assert calls.read_text().count(" -f ") + calls.read_text().startswith("-f ") == 7
+    with h5py.File(tmp_path / "features/demo/visual.h5") as h5:
+        names = [n.decode() if isinstance(n, bytes) else n for n in h5.attrs["feature_names"]]
+        assert names == feature_names(["aus_r", "pose"])
+        assert sorted(h5.keys()) == sorted(manifest.clip_id)
+        for clip_id, end in zip(manifest.clip_id, manifest.end, strict=True):
+            ts = h5[clip_id]["timestamps"][()]
+            assert ts[0] == 0 and ts[-1] < end and h5[clip_id]["features"][:, 0].all()
+    assert (tmp_path / "features/demo/shards/visual/0.openface/openface.log").exists()

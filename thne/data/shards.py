@@ -1,0 +1,31 @@
+"""Shards: groups of whole videos, so per-video stages run as hundreds of jobs, not thousands.
+
+A shard is a run of ``shard_size`` consecutive video ids in sorted order. All clips of a video
+fall in the same shard, so a full video is decoded (or given to OpenFace) once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from thne.data.manifest import Clip
+
+
+def video_ids(clips: Sequence[Clip]) -> list[str]:
+    return sorted({c.video_id for c in clips})
+
+
+def n_shards(clips: Sequence[Clip], shard_size: int) -> int:
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be at least 1, got {shard_size}")
+    return max(1, math.ceil(len(video_ids(clips)) / shard_size))
+
+
+def shard_clips(clips: Sequence[Clip], shard: int, shard_size: int) -> list[Clip]:
+    """The clips of shard ``shard`` (0-based), in manifest order."""
+    total = n_shards(clips, shard_size)
+    if not 0 <= shard < total:
+        raise ValueError(f"shard {shard} does not exist: there are {total} (0 to {total - 1})")
+    videos = set(video_ids(clips)[shard * shard_size : (shard + 1) * shard_size])
+    return [c for c in clips if c.video_id in videos]
