@@ -1,4 +1,5 @@
 import ast
+import functools
 import hashlib
 import shlex
 from pathlib import Path
@@ -56,10 +57,16 @@ def code_version(*modules):
     """
     digest = hashlib.sha256()
     for module in CORE_MODULES + modules:
-        source = Path(workflow.basedir, "thne", module).read_text()
         digest.update(module.encode())
-        digest.update(ast.dump(ast.parse(source)).encode())
+        digest.update(module_digest(module))
     return digest.hexdigest()[:16]
+
+
+@functools.cache
+def module_digest(module):
+    # Every job re-parses the Snakefile: parse each module once, however many rules use it.
+    source = Path(workflow.basedir, "thne", module).read_text()
+    return hashlib.sha256(ast.dump(ast.parse(source)).encode()).digest()
 
 
 def is_url(value):
