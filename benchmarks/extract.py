@@ -46,7 +46,10 @@ def run_stage(stage: str, video: Path) -> dict:
         clip = Clip("c", "v", 0.0, duration, "train", 0.0, "t", str(video))
         with tempfile.TemporaryDirectory() as work:
             t0 = time.perf_counter()
-            feats, _ = extract_openface_clips(find_openface(None), [clip], work)["c"]
+            result = extract_openface_clips(find_openface(None), [clip], work)["c"]
+            if isinstance(result, Exception):
+                raise result
+            feats, _ = result
             seconds = time.perf_counter() - t0
         return {"frames": len(feats), "seconds": seconds, "face_share": float(feats[:, 0].mean())}
     if stage == "audio":

@@ -410,7 +410,7 @@ def test_runner_missing_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         message.index(str(tmp_path / "container" / "FE")),
     ]
     assert tried == sorted(tried), "what was tried must be listed in order"
-    for hint in ("openface.bin", "PATH", "--sdm apptainer"):
+    for hint in ("visual.openface_bin", "PATH", "--sdm apptainer"):
         assert hint in message
 
 

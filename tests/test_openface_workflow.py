@@ -6,6 +6,7 @@ import sys
 
 import h5py
 import pandas as pd
+import pytest
 import yaml
 from test_workflow import demo_subset
 
@@ -58,3 +59,36 @@ def test_demo_subset_with_openface(tmp_path):
             ts = h5[clip_id]["timestamps"][()]
             assert ts[0] == 0 and ts[-1] < end and h5[clip_id]["features"][:, 0].all()
     assert (tmp_path / "features/demo/shards/visual/0.openface/openface.log").exists()
+
+
+def test_openface_crash_is_a_recorded_exclusion(tmp_path, monkeypatch):
+    from thne.cli import main as thne
+    from thne.data.manifest import Clip, write_manifest
+    from thne.features.store import read_h5
+
+    media = need(FIXTURES / "media" / "astronaut_75frames.mp4")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "FeatureExtraction"
+    exe.write_text(f"#!{sys.executable}\nimport sys\nsys.exit(3)\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    write_manifest(tmp_path / "m.tsv", [Clip("v_1", "v", 0.0, 3.0, "train", 1.0, "t", str(media))])
+    args = [
+        "visual",
+        "--manifest",
+        str(tmp_path / "m.tsv"),
+        "--out",
+        str(tmp_path / "v.h5"),
+        "--extractor",
+        "openface",
+    ]
+    thne([*args, "--on-bad-clip", "exclude"])
+    ff = read_h5(tmp_path / "v.h5")
+    assert ff.features == {}
+    [excluded] = ff.excluded
+    assert excluded["clip_id"] == "v_1" and "OpenFace failed" in excluded["reason"]
+    from thne.features.store import ClipError
+
+    with pytest.raises(ClipError, match="clip v_1 .*astronaut_75frames.mp4.*OpenFace failed"):
+        thne(args)

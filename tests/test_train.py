@@ -209,3 +209,26 @@ def test_train_run_writes_run_directory(dataset, tmp_path):
         and agg["std"]["mae"] == 0.0
         and agg["mean"]["mae"] == pytest.approx(m["mae"], abs=1e-6)
     )
+
+
+def test_stats_come_from_train_clips_only(dataset, tmp_path):
+    from thne.features.normalise import fit_stats
+
+    norm = fit_stats(dataset / "manifest.tsv", dataset / "audio.h5", tmp_path / "audio.stats.json")
+    ff = read_h5(dataset / "audio.h5")
+    train = np.concatenate([ff.features[f"v{i // 3}_{i}"] for i in range(6)])
+    everything = np.concatenate(list(ff.features.values()))
+    assert np.allclose(norm.mean, train.mean(0), atol=1e-5)
+    assert not np.allclose(norm.mean, everything.mean(0), atol=1e-3)  # valid/test left out
+    loaded = Normaliser.load(tmp_path / "audio.stats.json", ff.feature_names)
+    assert np.array_equal(loaded.mean, norm.mean) and np.array_equal(loaded.std, norm.std)
+    with pytest.raises(ValueError, match="other features"):
+        Normaliser.load(tmp_path / "audio.stats.json", ["x"] * len(ff.feature_names))
+    data = load_dataset(
+        dataset / "manifest.tsv",
+        dataset / "text.h5",
+        dataset / "audio.h5",
+        dataset / "visual.h5",
+        audio_stats=tmp_path / "audio.stats.json",
+    )
+    assert np.array_equal(data.acoustic_norm.mean, norm.mean)

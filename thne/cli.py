@@ -168,17 +168,27 @@ def cmd_visual(args: argparse.Namespace) -> None:
 def _openface_extractor(args: argparse.Namespace, clips: list):
     """Run OpenFace once over the shard's media files; return what extract_to_h5 needs."""
     import dataclasses
+    import os
     from pathlib import Path
 
     from thne.features.media import MediaError
-    from thne.features.openface import extract_openface_clips, feature_names, find_openface
+    from thne.features.openface import (
+        OpenFaceError,
+        extract_openface_clips,
+        feature_names,
+        find_openface,
+    )
 
+    if args.openface_bin and not os.access(args.openface_bin, os.X_OK):
+        sys.exit(
+            f"thne visual: visual.openface_bin {args.openface_bin!r} is not an executable file"
+        )
     binary = find_openface(args.openface_bin)
     work = Path(args.openface_dir or Path(args.out).with_suffix(".openface"))
     staged = work / "inputs"
     staged.mkdir(parents=True, exist_ok=True)
     # OpenFace names each CSV after its video's file name, and MMSA copies reuse names such
-    # as 1.mp4 in every video folder: give each media file a unique link name.
+    # as 1.mp4 in every video folder: give each media file a unique link name, and keep the map.
     links = {}
     for i, media in enumerate(sorted({c.media for c in clips})):
         link = staged / f"m{i:05d}{Path(media).suffix}"
@@ -186,21 +196,30 @@ def _openface_extractor(args: argparse.Namespace, clips: list):
             link.unlink()
         link.symlink_to(Path(media).resolve())
         links[media] = str(link)
-    results = extract_openface_clips(
-        binary,
-        [dataclasses.replace(c, media=links[c.media]) for c in clips],
-        work,
-        args.openface_groups,
-        threads=args.threads,
+    (work / "inputs.tsv").write_text(
+        "link\tmedia\n" + "".join(f"{Path(v).name}\t{k}\n" for k, v in links.items())
     )
+    try:
+        results = extract_openface_clips(
+            binary,
+            [dataclasses.replace(c, media=links[c.media]) for c in clips],
+            work,
+            args.openface_groups,
+            threads=args.threads,
+        )
+    except OpenFaceError as exc:
+        # A crash of OpenFace itself: every clip of the shard is unusable, and on_bad_clip
+        # decides whether that stops the run.
+        results = {c.clip_id: MediaError(f"OpenFace failed on this shard: {exc}") for c in clips}
 
     def run(clip):
         result = results[clip.clip_id]
         if isinstance(result, MediaError):
-            raise result
+            # Name the real media file, not the staged link.
+            raise MediaError(str(result).replace(links[clip.media], clip.media))
         return result
 
-    cfg = {"extractor": "openface", "groups": list(args.openface_groups), "binary": binary}
+    cfg = {"extractor": "openface", "groups": list(args.openface_groups)}
     return feature_names(args.openface_groups), run, "OpenFace FeatureExtraction", cfg
 
 

@@ -1,7 +1,7 @@
 """Shards: groups of whole videos, so per-video stages run as hundreds of jobs, not thousands.
 
 A shard is a run of ``shard_size`` consecutive video ids in sorted order. All clips of a video
-fall in the same shard, so a full video is decoded (or given to OpenFace) once.
+fall in the same shard, so OpenFace processes a full video once for all its clips.
 """
 
 from __future__ import annotations

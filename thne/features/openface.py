@@ -293,7 +293,7 @@ def find_openface(configured: str | None = None) -> str:
         found = shutil.which(configured)
         if found:
             return found
-        tried.append(f"openface.bin = {configured!r}: {_why_unusable(configured)}")
+        tried.append(f"visual.openface_bin = {configured!r}: {_why_unusable(configured)}")
     found = shutil.which("FeatureExtraction")
     if found:
         return found
@@ -308,7 +308,7 @@ def find_openface(configured: str | None = None) -> str:
     raise OpenFaceNotFound(
         "OpenFace FeatureExtraction not found. Tried, in order:\n"
         f"{listing}\n"
-        "Provide it in one of these ways: set openface.bin in the config to the path of "
+        "Provide it in one of these ways: set datasets.<ds>.visual.openface_bin to the path of "
         "FeatureExtraction; put FeatureExtraction on PATH (build OpenFace 2.x from "
         "https://github.com/TadasBaltrusaitis/OpenFace); or run Snakemake with --sdm apptainer "
         "so the rule runs inside docker://algebr/openface:latest."

@@ -91,8 +91,8 @@ def load_dataset(
     audio_stats: str | os.PathLike | None = None,
 ) -> Dataset:
     """All splits as tensors. Features are standardised with the statistics files written by
-    ``thne stats`` when given, else with statistics fitted here on the train split (the same
-    computation)."""
+    ``thne stats`` when given (all train clips of each file), else with statistics fitted here on
+    the train clips that have every modality."""
     clips = read_manifest(manifest)
     ids = [c.clip_id for c in clips]
     audio = read_h5(audio_h5, ids)

@@ -14,7 +14,12 @@ rule audio_shard:
         groups=lambda wc: ",".join(ds_config(wc, "audio")["groups"]),
         shard_size=lambda wc: config["datasets"][wc.ds]["shard_size"],
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
-        code=code_version("features/audio.py", "features/media.py", "features/store.py"),
+        code=code_version(
+            "data/shards.py",
+            "features/audio.py",
+            "features/media.py",
+            "features/store.py",
+        ),
     shell:
         "thne audio --manifest {input} --out {output}"
         " --shard {wildcards.shard} --shard-size {params.shard_size}"
@@ -43,7 +48,11 @@ rule visual_shard:
         shard_size=lambda wc: config["datasets"][wc.ds]["shard_size"],
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
         code=code_version(
-            "features/landmarks.py", "features/media.py", "features/store.py"
+            "data/shards.py",
+            "features/landmarks.py",
+            "features/openface.py",
+            "features/media.py",
+            "features/store.py",
         ),
     shell:
         "thne visual --manifest {input} --out {output} --extractor {params.extractor}"
