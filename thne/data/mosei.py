@@ -256,16 +256,50 @@ def read_cmu_mosei(
         {entry.name for entry in os.scandir(segmented_dir)} if segmented_dir.is_dir() else set()
     )
 
-    def media_of(
-        vid: str, segment: str | None, start: float, end: float
-    ) -> tuple[str, float, float]:
+    def clip_of(
+        clip_id: str,
+        vid: str,
+        segment: str | None,
+        start: float,
+        end: float,
+        split: str | None,
+        label: float,
+        text: str,
+    ) -> Clip:
+        """A clip with its media: the segmented file when there is one, else the full video."""
         name = f"{vid}_{segment}.mp4"
         if segment is not None and name in segmented:
-            return str(segmented_dir / name), 0.0, math.nan
+            return Clip(
+                clip_id, vid, 0.0, math.nan, split or "", label, text, str(segmented_dir / name)
+            )
         # Some intervals start up to half a second before 0 (the annotation's time line, not
         # the video's); there is no media before the first frame, so the cut starts there.
         cut_start = max(start, 0.0) if end > 0 else start
-        return str(full_dir / f"{vid}.mp4"), cut_start, end
+        return Clip(
+            clip_id, vid, cut_start, end, split or "", label, text, str(full_dir / f"{vid}.mp4")
+        )
+
+    def unlabelled(vid: str, line, split: str | None, transcript: Path, why: str) -> Rejected:
+        """A transcript line no label row pairs with (not in a fold when its video is not)."""
+        clip = clip_of(
+            f"{vid}_{line.segment}",
+            vid,
+            line.segment,
+            line.start,
+            line.end,
+            split,
+            math.nan,
+            line.text,
+        )
+        reason = (
+            NOT_IN_FOLD
+            if split is None
+            else (
+                f"transcript line without a label ({transcript} line {line.line_no}: "
+                f"[{line.start:.3f}, {line.end:.3f}] s; {why})"
+            )
+        )
+        return Rejected(clip, reason)
 
     by_video: dict[str, list[LabelSegment]] = {}
     for segment in read_label_segments(labels):
@@ -280,8 +314,9 @@ def read_cmu_mosei(
         else:
             lines, malformed = [], []
         for line_no, text in malformed:
-            media, _, _ = media_of(vid, None, 0.0, math.nan)
-            clip = Clip(f"{vid}:line{line_no}", vid, math.nan, math.nan, "", math.nan, text, media)
+            clip = clip_of(
+                f"{vid}:line{line_no}", vid, None, math.nan, math.nan, None, math.nan, text
+            )
             rejected.append(
                 Rejected(
                     clip,
@@ -293,16 +328,15 @@ def read_cmu_mosei(
         seen: set[str] = set()
 
         for label, line in pairs:
-            media, start, end = media_of(vid, line.segment, label.start, label.end)
-            clip = Clip(
-                clip_id=f"{vid}_{line.segment}",
-                video_id=vid,
-                start=start,
-                end=end,
-                split=label.split or "",
-                label=label.sentiment,
-                text=line.text,
-                media=media,
+            clip = clip_of(
+                f"{vid}_{line.segment}",
+                vid,
+                line.segment,
+                label.start,
+                label.end,
+                label.split,
+                label.sentiment,
+                line.text,
             )
             reason = _label_problem(label)
             if reason is None and clip.clip_id in seen:
@@ -314,16 +348,15 @@ def read_cmu_mosei(
                 rejected.append(Rejected(clip, reason))
 
         for label in lonely_labels:
-            media, start, end = media_of(vid, None, label.start, label.end)
-            clip = Clip(
-                clip_id=f"{vid}[{label.start:.3f},{label.end:.3f}]",
-                video_id=vid,
-                start=start,
-                end=end,
-                split=label.split or "",
-                label=label.sentiment,
-                text="",
-                media=media,
+            clip = clip_of(
+                f"{vid}[{label.start:.3f},{label.end:.3f}]",
+                vid,
+                None,
+                label.start,
+                label.end,
+                label.split,
+                label.sentiment,
+                "",
             )
             where = str(transcript) if transcript.is_file() else f"{transcript}, which is missing"
             reason = _label_problem(label) or (
@@ -333,24 +366,11 @@ def read_cmu_mosei(
             rejected.append(Rejected(clip, reason))
 
         for line in lonely_lines:
-            media, start, end = media_of(vid, line.segment, line.start, line.end)
-            clip = Clip(
-                clip_id=f"{vid}_{line.segment}",
-                video_id=vid,
-                start=start,
-                end=end,
-                split=video_labels[0].split or "",
-                label=math.nan,
-                text=line.text,
-                media=media,
+            rejected.append(
+                unlabelled(
+                    vid, line, video_labels[0].split, transcript, "matches no label interval"
+                )
             )
-            reason = (
-                NOT_IN_FOLD
-                if video_labels[0].split is None
-                else f"transcript line without a label ({transcript} line {line.line_no}: "
-                f"[{line.start:.3f}, {line.end:.3f}] s matches no label interval)"
-            )
-            rejected.append(Rejected(clip, reason))
 
     # Transcripts of videos the labels do not know at all: every line is a line without label.
     folds = standard_folds("mosei")
@@ -360,20 +380,9 @@ def read_cmu_mosei(
             continue
         lines, _ = read_transcript(transcript, vid)
         for line in lines:
-            media, start, end = media_of(vid, line.segment, line.start, line.end)
-            split = folds.get(vid)
-            clip = Clip(
-                f"{vid}_{line.segment}", vid, start, end, split or "", math.nan, line.text, media
+            rejected.append(
+                unlabelled(vid, line, folds.get(vid), transcript, "the labels have no such video")
             )
-            reason = (
-                NOT_IN_FOLD
-                if split is None
-                else (
-                    f"transcript line without a label ({transcript} line {line.line_no}: the "
-                    "labels file has no row for this video)"
-                )
-            )
-            rejected.append(Rejected(clip, reason))
     return clips, rejected
 
 
