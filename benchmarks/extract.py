@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,12 +43,20 @@ def run_stage(stage: str, video: Path) -> dict:
         return {"frames": len(faces), "seconds": seconds, "face_share": float(faces.mean())}
     if stage == "openface":
         from thne.data.manifest import Clip
-        from thne.features.openface import extract_openface_clips, find_openface
+        from thne.features.openface import (
+            extract_openface_clips,
+            plan_inputs,
+            run_openface,
+            write_plan,
+        )
 
         clip = Clip("c", "v", 0.0, duration, "train", 0.0, "t", str(video))
         with tempfile.TemporaryDirectory() as work:
             t0 = time.perf_counter()
-            result = extract_openface_clips(find_openface(None), [clip], work)["c"]
+            plan = Path(work) / "plan.tsv"
+            write_plan(plan_inputs([clip.media]), plan)
+            run_openface(plan, work)
+            result = extract_openface_clips([clip], plan, work)["c"]
             if isinstance(result, Exception):
                 raise result
             feats, _ = result
@@ -77,14 +87,13 @@ def main() -> None:
         print(json.dumps(out))
         return
 
-    from thne.features.openface import OpenFaceNotFound, find_openface
+    from thne.features.openface import CONTAINER_BINARY
 
     stages = ["landmarks-1", "landmarks-5", "audio"]
-    try:
-        find_openface(None)
+    if shutil.which("FeatureExtraction") or os.access(CONTAINER_BINARY, os.X_OK):
         stages.insert(0, "openface")
-    except OpenFaceNotFound:
-        print("OpenFace: not installed, skipped (set PATH to FeatureExtraction to include it)")
+    else:
+        print("OpenFace: not installed, skipped (put FeatureExtraction on PATH to include it)")
     print(f"video: {args.video.name}; median of {args.repeat} runs, one process per run")
     for stage in stages:
         runs = []

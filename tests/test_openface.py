@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import functools
+import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -17,8 +19,8 @@ import pytest
 
 from conftest import FIXTURES, need
 from thne.data.manifest import Clip
-from thne.features import openface
 from thne.features.openface import (
+    CONTAINER_BINARY,
     DEFAULT_GROUPS,
     GROUPS,
     LOG_NAME,
@@ -28,10 +30,12 @@ from thne.features.openface import (
     OpenFaceNotFound,
     extract_openface_clips,
     feature_names,
-    find_openface,
+    plan_inputs,
     read_openface_csv,
+    read_openface_run,
     run_openface,
     slice_clips,
+    write_plan,
 )
 
 OPENFACE_DIR = FIXTURES / "openface"
@@ -269,7 +273,7 @@ def test_non_numeric_value(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Runner, with a stand-in for FeatureExtraction
+# Runner (the bash script the workflow runs), with a stand-in for FeatureExtraction
 
 STAND_IN = """#!{python}
 import sys
@@ -282,21 +286,22 @@ with open({calls!r}, "a") as counter:
     counter.write(" ".join(args) + "\\n")
 print("stand-in FeatureExtraction:", len(videos), "input(s)")
 for video in videos:
-    stem = Path(video).stem
-    if stem == {stop!r}:
+    # Inputs are links with staged names; behave according to the real file's name.
+    real = Path(video).resolve().stem
+    if real == {stop!r}:
         # Real OpenFace gives up on every later input after one it cannot open.
         print("Could not open", video)
         break
-    if stem == {skip!r}:
+    if real == {skip!r}:
         print("Could not read", video)
         continue
-    source = Path({fixtures!r}) / (stem + ".csv")
+    source = Path({fixtures!r}) / (real + ".csv")
     if not source.is_file():
         source = Path({fixtures!r}) / "astronaut_75frames.csv"
     data = source.read_bytes()
-    if stem == {truncate!r}:
+    if real == {truncate!r}:
         data = data[: len(data) - 1000]
-    (out / (stem + ".csv")).write_bytes(data)
+    (out / (Path(video).stem + ".csv")).write_bytes(data)
 sys.exit({code})
 """
 
@@ -343,25 +348,42 @@ def make_videos(tmp_path: Path, *names: str) -> list[Path]:
     return paths
 
 
+def make_plan(tmp_path: Path, media) -> Path:
+    plan = tmp_path / "plan.tsv"
+    write_plan(plan_inputs(str(m) for m in media), plan)
+    return plan
+
+
+def inputs_of(call: list[str]) -> list[str]:
+    """The real files behind a call's -f inputs."""
+    return [str(Path(call[i + 1]).resolve()) for i, a in enumerate(call) if a == "-f"]
+
+
+def test_plan_names_are_unique_and_keep_the_suffix() -> None:
+    rows = plan_inputs(["b/1.mp4", "a/1.mp4", "a/2.avi", "a/1.mp4"])
+    assert rows == [("m00000.mp4", "a/1.mp4"), ("m00001.avi", "a/2.avi"), ("m00002.mp4", "b/1.mp4")]
+
+
 def test_runner_one_call_for_all_videos(tmp_path: Path) -> None:
     binary, calls = stand_in(tmp_path)
     videos = make_videos(tmp_path, "talking_face.mp4", "astronaut_still.mp4", "clip_7.mp4")
     out = tmp_path / "out"
-    result = run_openface(binary, videos, out, extra_args=["-nomask"])
+    plan = make_plan(tmp_path, videos)
+    log = run_openface(plan, out, binary=str(binary))
 
     runs = invocations(calls)
     assert len(runs) == 1
     args = runs[0]
-    assert [args[i + 1] for i, a in enumerate(args) if a == "-f"] == [str(v) for v in videos]
+    assert sorted(inputs_of(args)) == sorted(str(v.resolve()) for v in videos)
     assert args[args.index("-out_dir") + 1] == str(out)
-    for flag in ("-aus", "-pose", "-gaze", "-2Dfp", "-3Dfp", "-pdmparams", "-q", "-nomask"):
+    for flag in ("-aus", "-pose", "-gaze", "-2Dfp", "-3Dfp", "-pdmparams", "-q"):
         assert flag in args
 
-    assert result == {v: out / f"{v.stem}.csv" for v in videos}
-    assert read_openface_csv(result[videos[0]]).features.shape[0] == 472
-    assert read_openface_csv(result[videos[1]]).features.shape[0] == 1
-    log = (out / LOG_NAME).read_text()
-    assert "stand-in FeatureExtraction: 3 input(s)" in log
+    result = read_openface_run(plan, out)
+    assert result[str(videos[0])].features.shape[0] == 472
+    assert result[str(videos[1])].features.shape[0] == 1
+    assert log == out / LOG_NAME
+    assert "stand-in FeatureExtraction: 3 input(s)" in log.read_text()
 
 
 def test_runner_video_without_csv_names_video_and_log(tmp_path: Path) -> None:
@@ -369,14 +391,17 @@ def test_runner_video_without_csv_names_video_and_log(tmp_path: Path) -> None:
     videos = make_videos(tmp_path, "a.mp4", "unreadable.mp4", "c.mp4")
     out = tmp_path / "out"
     out.mkdir()
+    plan = make_plan(tmp_path, videos)
     # A CSV from an earlier run must not be taken for this run's output.
-    (out / "unreadable.csv").write_bytes(fixture_csv("astronaut_still.csv").read_bytes())
-    with pytest.raises(MediaError) as info:
-        run_openface(binary, videos, out)
-    message = str(info.value)
-    assert "unreadable.mp4" in message and "wrote no" in message
-    assert str(out / LOG_NAME) in message
-    assert "a.mp4" not in message and "c.mp4" not in message
+    (out / "m00001.csv").write_bytes(fixture_csv("astronaut_still.csv").read_bytes())
+    run_openface(plan, out, binary=str(binary))
+    result = read_openface_run(plan, out)
+    error = result[str(videos[1])]
+    assert isinstance(error, MediaError)
+    assert "unreadable.mp4" in str(error) and "wrote no CSV" in str(error)
+    assert str(out / LOG_NAME) in str(error)
+    assert isinstance(result[str(videos[0])], OpenFaceFrames)
+    assert isinstance(result[str(videos[2])], OpenFaceFrames)
     assert len(invocations(calls)) == 1
 
 
@@ -384,96 +409,124 @@ def test_runner_truncated_csv(tmp_path: Path) -> None:
     binary, _ = stand_in(tmp_path, truncate="broken")
     videos = make_videos(tmp_path, "fine.mp4", "broken.mp4")
     out = tmp_path / "out"
-    with pytest.raises(
-        MediaError, match=r"broken\.mp4: unusable OpenFace output: .*truncated"
-    ) as info:
-        run_openface(binary, videos, out)
-    assert str(out / LOG_NAME) in str(info.value)
+    plan = make_plan(tmp_path, videos)
+    run_openface(plan, out, binary=str(binary))
+    result = read_openface_run(plan, out)
+    assert isinstance(result[str(videos[0])], OpenFaceFrames)
+    error = result[str(videos[1])]
+    assert isinstance(error, MediaError)
+    assert re.search(r"broken\.mp4: unusable OpenFace output: .*truncated", str(error))
+    assert str(out / LOG_NAME) in str(error)
 
 
-def test_runner_missing_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runner_missing_binary(tmp_path: Path) -> None:
     videos = make_videos(tmp_path, "a.mp4")
-    with pytest.raises(OpenFaceNotFound, match="does not exist"):
-        run_openface(tmp_path / "no" / "FeatureExtraction", videos, tmp_path / "out")
-
-    empty_path = tmp_path / "empty_path"
-    empty_path.mkdir()
-    monkeypatch.setenv("PATH", str(empty_path))
-    monkeypatch.setattr(openface, "CONTAINER_BINARY", str(tmp_path / "container" / "FE"))
+    plan = make_plan(tmp_path, videos)
     configured = str(tmp_path / "no" / "FeatureExtraction")
-    with pytest.raises(OpenFaceNotFound) as info:
-        find_openface(configured)
-    message = str(info.value)
-    tried = [
-        message.index(configured),
-        message.index("FeatureExtraction on PATH: not found"),
-        message.index(str(tmp_path / "container" / "FE")),
-    ]
-    assert tried == sorted(tried), "what was tried must be listed in order"
-    for hint in ("visual.openface_bin", "PATH", "--sdm apptainer"):
-        assert hint in message
-
-
-def test_find_openface_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    on_path, _ = stand_in(tmp_path)
-    container, _ = stand_in(tmp_path, name="container_FeatureExtraction")
-    configured, _ = stand_in(tmp_path, name="my_openface")
-    monkeypatch.setattr(openface, "CONTAINER_BINARY", str(container))
-    monkeypatch.setenv("PATH", str(on_path.parent))
-    assert find_openface(str(configured)) == str(configured)
-    assert find_openface(None) == str(on_path)
-    assert find_openface(str(tmp_path / "missing")) == str(on_path)
-
-    empty_path = tmp_path / "empty_path"
-    empty_path.mkdir()
-    monkeypatch.setenv("PATH", str(empty_path))
-    assert find_openface(None) == str(container)
+    with pytest.raises(OpenFaceNotFound, match="openface_bin .*is not an executable"):
+        run_openface(plan, tmp_path / "out", binary=configured)
 
     not_executable = tmp_path / "plain_file"
     not_executable.write_text("")
-    monkeypatch.setattr(openface, "CONTAINER_BINARY", str(tmp_path / "absent"))
-    with pytest.raises(OpenFaceNotFound, match="is not executable"):
-        find_openface(str(not_executable))
+    with pytest.raises(OpenFaceNotFound, match="plain_file"):
+        run_openface(plan, tmp_path / "out", binary=str(not_executable))
 
 
-def test_runner_nonzero_exit_names_binary_code_and_log(tmp_path: Path) -> None:
-    binary, _ = stand_in(tmp_path, code=3)
+def test_runner_not_found_lists_what_was_tried(tmp_path: Path, monkeypatch) -> None:
     videos = make_videos(tmp_path, "a.mp4")
-    out = tmp_path / "out"
-    with pytest.raises(OpenFaceError) as info:
-        run_openface(binary, videos, out)
+    plan = make_plan(tmp_path, videos)
+    empty_path = tmp_path / "empty_path"
+    empty_path.mkdir()
+    # bash itself must stay reachable; FeatureExtraction must not be.
+    monkeypatch.setenv("PATH", f"{empty_path}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    with pytest.raises(OpenFaceNotFound) as info:
+        run_openface(plan, tmp_path / "out")
     message = str(info.value)
-    assert str(binary) in message and "code 3" in message and str(out / LOG_NAME) in message
-    assert not isinstance(info.value, MediaError)
+    tried = [
+        message.index("visual.openface_bin: not set"),
+        message.index("FeatureExtraction on PATH: not found"),
+        message.index(CONTAINER_BINARY),
+    ]
+    assert tried == sorted(tried), "what was tried must be listed in order"
+    for hint in (
+        "datasets.<ds>.visual.openface_bin",
+        "put FeatureExtraction on PATH",
+        "--sdm apptainer",
+    ):
+        assert hint in message
 
 
-def test_runner_rejects_colliding_stems(tmp_path: Path) -> None:
+def test_runner_order_configured_then_path(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "p").mkdir()
+    (tmp_path / "c").mkdir()
+    on_path, path_calls = stand_in(tmp_path / "p")
+    configured, configured_calls = stand_in(tmp_path / "c", name="my_openface")
+    monkeypatch.setenv("PATH", f"{on_path.parent}{os.pathsep}{os.environ['PATH']}")
+    videos = make_videos(tmp_path, "a.mp4")
+    plan = make_plan(tmp_path, videos)
+    run_openface(plan, tmp_path / "out", binary=str(configured))
+    assert invocations(path_calls) == [], "a configured binary comes before PATH"
+    assert len(invocations(configured_calls)) == 1
+    run_openface(plan, tmp_path / "out")
+    assert len(invocations(path_calls)) == 1
+
+
+def test_runner_nonzero_exit_fails_every_input_of_the_call(tmp_path: Path) -> None:
+    binary, _ = stand_in(tmp_path, code=3)
+    videos = make_videos(tmp_path, "a.mp4", "b.mp4")
+    out = tmp_path / "out"
+    plan = make_plan(tmp_path, videos)
+    run_openface(plan, out, binary=str(binary))
+    # The stand-in wrote both CSVs before exiting 3: neither may be used.
+    assert not list(out.glob("*.csv"))
+    for video in videos:
+        error = read_openface_run(plan, out)[str(video)]
+        assert isinstance(error, MediaError)
+        assert str(binary) in str(error) and "code 3" in str(error)
+        assert str(out / LOG_NAME) in str(error)
+
+
+def test_unfinished_run_is_refused(tmp_path: Path) -> None:
+    plan = make_plan(tmp_path, make_videos(tmp_path, "a.mp4"))
+    (tmp_path / "out").mkdir()
+    with pytest.raises(OpenFaceError, match="did not finish"):
+        read_openface_run(plan, tmp_path / "out")
+
+
+def test_runner_same_file_names_in_different_folders(tmp_path: Path) -> None:
     binary, calls = stand_in(tmp_path)
     (tmp_path / "x").mkdir()
     (tmp_path / "y").mkdir()
-    videos = [tmp_path / "x" / "same.mp4", tmp_path / "y" / "same.mp4"]
-    with pytest.raises(ValueError, match="same"):
-        run_openface(binary, videos, tmp_path / "out")
-    assert invocations(calls) == []
+    videos = [tmp_path / "x" / "talking_face.mp4", tmp_path / "y" / "talking_face.mp4"]
+    for v in videos:
+        v.write_bytes(b"")
+    plan = make_plan(tmp_path, videos)
+    run_openface(plan, tmp_path / "out", binary=str(binary))
+    result = read_openface_run(plan, tmp_path / "out")
+    assert all(isinstance(result[str(v)], OpenFaceFrames) for v in videos)
+    assert len(invocations(calls)) == 1
 
 
 def test_runner_resumes_after_openface_stops(tmp_path: Path) -> None:
     # Real OpenFace stops at the first input it cannot open: the ones after it are run again.
     binary, calls = stand_in(tmp_path, stop="corrupt")
-    first, corrupt, last = make_videos(tmp_path, "first.mp4", "corrupt.mp4", "last.mp4")
-    missing = tmp_path / "videos" / "missing.mp4"
+    first, corrupt, last = make_videos(tmp_path, "a_first.mp4", "b_corrupt.mp4", "d_last.mp4")
+    corrupt = corrupt.rename(corrupt.with_name("corrupt.mp4"))
+    missing = tmp_path / "videos" / "c_missing.mp4"
     clips = [
         make_clip("c1", 0.0, 1.0, str(first)),
         make_clip("c2", 0.0, 1.0, str(corrupt)),
         make_clip("c3", 0.0, 1.0, str(missing)),
         make_clip("c4", 0.0, 1.0, str(last)),
     ]
-    result = extract_openface_clips(binary, clips, tmp_path / "out")
+    plan = make_plan(tmp_path, [c.media for c in clips])
+    run_openface(plan, tmp_path / "out", binary=str(binary))
+    result = extract_openface_clips(clips, plan, tmp_path / "out")
 
     runs = invocations(calls)
     assert len(runs) == 2
-    assert str(missing) not in " ".join(runs[0]), "a missing file must not be passed to OpenFace"
-    assert str(last) in runs[1] and str(first) not in runs[1]
+    assert str(missing) not in inputs_of(runs[0]), "a missing file must not be passed to OpenFace"
+    assert str(last) in inputs_of(runs[1]) and str(first) not in inputs_of(runs[1])
     assert list(result) == ["c1", "c2", "c3", "c4"]
     assert isinstance(result["c1"], tuple) and isinstance(result["c4"], tuple)
     assert isinstance(result["c2"], MediaError)
@@ -491,7 +544,9 @@ def test_extract_clips_runs_once_and_slices(tmp_path: Path) -> None:
         make_clip("t_end", 18.0, 19.7, str(talking)),
         make_clip("t_beyond", 25.0, 26.0, str(talking)),
     ]
-    result = extract_openface_clips(binary, clips, tmp_path / "out", ["pose", "aus_r"])
+    plan = make_plan(tmp_path, [c.media for c in clips])
+    run_openface(plan, tmp_path / "out", binary=str(binary))
+    result = extract_openface_clips(clips, plan, tmp_path / "out", ["pose", "aus_r"])
     assert len(invocations(calls)) == 1
     assert list(result) == [c.clip_id for c in clips]
 

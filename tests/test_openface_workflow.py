@@ -58,7 +58,78 @@ def test_demo_subset_with_openface(tmp_path):
         for clip_id, end in zip(manifest.clip_id, manifest.end, strict=True):
             ts = h5[clip_id]["timestamps"][()]
             assert ts[0] == 0 and ts[-1] < end and h5[clip_id]["features"][:, 0].all()
-    assert (tmp_path / "features/demo/shards/visual/0.openface/openface.log").exists()
+    log = (tmp_path / "logs/demo/openface/shard0.log").read_text()
+    assert "OpenFace done: 0 input(s) failed" in log
+    # The CSVs are temp(): gone once the shard's features are written.
+    assert not (tmp_path / "features/demo/openface/run/0").exists()
+
+
+FAKE_APPTAINER = """#!/bin/bash
+# Stands in for apptainer: records each exec and runs its command on this machine, with the
+# "image's" FeatureExtraction first on PATH.
+case $1 in
+    --version) echo "apptainer version 1.3.4"; exit 0 ;;
+    pull) shift; [[ $1 == --name ]] && echo "$3" > "$2"; exit 0 ;;
+    exec) ;;
+    *) echo "fake apptainer: unexpected $*" >&2; exit 1 ;;
+esac
+shift
+args=("$@")
+n=${{#args[@]}}
+# ... IMAGE SHELL -c CMD
+image=${{args[$((n - 4))]}}
+echo "exec $(cat "$image") :: ${{args[$((n - 1))]}}" >> {calls}
+PATH={image_bin}:$PATH exec "${{args[$((n - 3))]}}" -c "${{args[$((n - 1))]}}"
+"""
+
+
+def test_openface_runs_in_the_container_with_sdm_apptainer(tmp_path):
+    csv = need(FIXTURES / "openface" / "astronaut_75frames.csv")
+    host_bin, image_bin = tmp_path / "bin", tmp_path / "image_bin"
+    host_bin.mkdir()
+    image_bin.mkdir()
+    fe_calls, apptainer_calls = tmp_path / "fe_calls.txt", tmp_path / "apptainer_calls.txt"
+    exe = image_bin / "FeatureExtraction"
+    exe.write_text(STAND_IN.format(python=sys.executable, calls=str(fe_calls), csv=str(csv)))
+    exe.chmod(0o755)
+    apptainer = host_bin / "apptainer"
+    apptainer.write_text(
+        FAKE_APPTAINER.format(calls=str(apptainer_calls), image_bin=str(image_bin))
+    )
+    apptainer.chmod(0o755)
+    raw = demo_subset(tmp_path / "raw", {"train": 2, "valid": 1, "test": 1})
+    cfg = tmp_path / "c.yaml"
+    demo = {
+        "source": {"layout": "mmsa", "raw_dir": str(raw)},
+        "shard_size": 2,
+        "visual": {"extractor": "openface"},
+    }
+    cfg.write_text(yaml.safe_dump({"datasets": {"demo": demo}}))
+    os.environ["PATH"] = f"{host_bin}{os.pathsep}{os.environ['PATH']}"
+    try:
+        run_snakemake(
+            tmp_path,
+            "--configfile",
+            str(cfg),
+            "--cores",
+            "1",
+            "features/demo/visual.h5",
+            "--sdm",
+            "apptainer",
+        )
+    finally:
+        os.environ["PATH"] = os.environ["PATH"].split(os.pathsep, 1)[1]
+    execs = apptainer_calls.read_text().splitlines()
+    # Two shards, each one OpenFace call inside the image; every other rule ran on the host.
+    assert len(execs) == 2
+    assert all(line.startswith("exec docker://algebr/openface:latest :: ") for line in execs)
+    assert all("openface_run.sh" in line for line in execs)
+    assert len(fe_calls.read_text().splitlines()) == 2
+    manifest = pd.read_csv(tmp_path / "data/demo/manifest.tsv", sep="\t", dtype={"clip_id": str})
+    with h5py.File(tmp_path / "features/demo/visual.h5") as h5:
+        assert sorted(h5.keys()) == sorted(manifest.clip_id)
+        names = [n.decode() if isinstance(n, bytes) else n for n in h5.attrs["feature_names"]]
+        assert names == feature_names()
 
 
 def test_openface_crash_is_a_recorded_exclusion(tmp_path, monkeypatch):
@@ -87,8 +158,8 @@ def test_openface_crash_is_a_recorded_exclusion(tmp_path, monkeypatch):
     ff = read_h5(tmp_path / "v.h5")
     assert ff.features == {}
     [excluded] = ff.excluded
-    assert excluded["clip_id"] == "v_1" and "OpenFace failed" in excluded["reason"]
+    assert excluded["clip_id"] == "v_1" and "exited with code 3" in excluded["reason"]
     from thne.features.store import ClipError
 
-    with pytest.raises(ClipError, match="clip v_1 .*astronaut_75frames.mp4.*OpenFace failed"):
+    with pytest.raises(ClipError, match="clip v_1 .*astronaut_75frames.mp4.*exited with code 3"):
         thne(args)

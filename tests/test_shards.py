@@ -1,3 +1,4 @@
+import os
 import re
 
 import numpy as np
@@ -5,7 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import run_snakemake
+from conftest import REPO, run_snakemake
 from thne.data.manifest import MANIFEST_COLUMNS, Clip
 from thne.data.shards import n_shards, shard_clips, video_ids
 from thne.features.store import extract_to_h5, merge_h5, read_h5
@@ -104,5 +105,46 @@ def test_mosei_size_manifest_plans_few_extraction_jobs(tmp_path):
     counts = {m[0]: int(m[1]) for m in re.findall(r"^\s*(\w+)\s+(\d+)\s*$", out, re.M)}
     assert "ingest" not in counts, out  # the manifest above is taken as it is
     assert counts["audio_shard"] == counts["visual_shard"] == 202  # ceil(3228 / 16)
+    # MOSEI's visual features come from OpenFace: one plan, one OpenFace call per shard.
+    assert counts["openface_plan"] == 1 and counts["openface_shard"] == 202
+    assert counts["audio_shard"] + counts["openface_shard"] <= 500
     assert counts["merge_features"] == 2
     print(f"MOSEI-size manifest: {len(manifest)} clips, planned jobs {counts}")
+
+
+def test_parallel_workers_write_the_same_file(tmp_path):
+    """A shard's threads run clips in parallel processes; the file and exclusions are the same."""
+    from thne.features.audio import AudioConfig, extract_audio_features, feature_names
+
+    clips = [
+        Clip(f"d{k}", f"d{k // 2}", 0.0, 2.0, "train", 0.0, "t", str(p))
+        for k, p in enumerate(sorted((REPO / "resources/demo/Raw").glob("demo0[12]/[123].mp4")))
+    ]
+    clips.append(Clip("bad", "bad", 0.0, 1.0, "train", 0.0, "t", str(tmp_path / "missing.mp4")))
+    cfg = AudioConfig()
+    pids = set()
+
+    def extract(clip):
+        pids.add(os.getpid())  # in a child process this changes only the child's copy
+        return extract_audio_features(clip.media, clip.start, clip.end, cfg)
+
+    files = {}
+    for workers in (1, 3):
+        out = tmp_path / f"w{workers}.h5"
+        excluded = extract_to_h5(
+            clips,
+            out,
+            extract,
+            feature_names=feature_names(cfg),
+            extractor="librosa",
+            config={},
+            on_bad_clip="exclude",
+            workers=workers,
+        )
+        assert [e.clip_id for e in excluded] == ["bad"]
+        files[workers] = read_h5(out)
+    assert len(files[1].features) == 6
+    for clip_id, feats in files[1].features.items():
+        np.testing.assert_array_equal(files[3].features[clip_id], feats)
+    assert files[1].excluded == files[3].excluded
+    assert pids == {os.getpid()}, "with 3 workers no clip ran in this process"

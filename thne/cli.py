@@ -18,6 +18,7 @@ STAGES = (
     "ingest",
     "audio",
     "visual",
+    "openface-plan",
     "merge",
     "stats",
     "text",
@@ -126,6 +127,7 @@ def cmd_audio(args: argparse.Namespace) -> None:
         config=dataclasses.asdict(cfg),
         on_bad_clip=args.on_bad_clip,
         desc="audio",
+        workers=args.threads,
     )
     _report_excluded("audio", excluded)
 
@@ -161,66 +163,72 @@ def cmd_visual(args: argparse.Namespace) -> None:
         config=cfg,
         on_bad_clip=args.on_bad_clip,
         desc="visual",
+        # OpenFace used its threads already; reading its CSVs is quick.
+        workers=1 if args.extractor == "openface" else args.threads,
     )
     _report_excluded("visual", excluded)
 
 
 def _openface_extractor(args: argparse.Namespace, clips: list):
-    """Run OpenFace once over the shard's media files; return what extract_to_h5 needs."""
-    import dataclasses
-    import os
+    """OpenFace features of the clips' media; return what extract_to_h5 needs.
+
+    With --openface-run the run is read from there (the workflow runs OpenFace in its own rule,
+    possibly inside a container); otherwise OpenFace is run here first.
+    """
     from pathlib import Path
 
     from thne.features.media import MediaError
     from thne.features.openface import (
-        OpenFaceError,
         extract_openface_clips,
         feature_names,
-        find_openface,
+        plan_inputs,
+        run_openface,
+        write_plan,
     )
 
-    if args.openface_bin and not os.access(args.openface_bin, os.X_OK):
-        sys.exit(
-            f"thne visual: visual.openface_bin {args.openface_bin!r} is not an executable file"
-        )
-    binary = find_openface(args.openface_bin)
-    work = Path(args.openface_dir or Path(args.out).with_suffix(".openface"))
-    staged = work / "inputs"
-    staged.mkdir(parents=True, exist_ok=True)
-    # OpenFace names each CSV after its video's file name, and MMSA copies reuse names such
-    # as 1.mp4 in every video folder: give each media file a unique link name, and keep the map.
-    links = {}
-    for i, media in enumerate(sorted({c.media for c in clips})):
-        link = staged / f"m{i:05d}{Path(media).suffix}"
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(Path(media).resolve())
-        links[media] = str(link)
-    (work / "inputs.tsv").write_text(
-        "link\tmedia\n" + "".join(f"{Path(v).name}\t{k}\n" for k, v in links.items())
-    )
-    try:
-        results = extract_openface_clips(
-            binary,
-            [dataclasses.replace(c, media=links[c.media]) for c in clips],
-            work,
-            args.openface_groups,
-            threads=args.threads,
-        )
-    except OpenFaceError as exc:
-        # A crash of OpenFace itself: every clip of the shard is unusable, and on_bad_clip
-        # decides whether that stops the run.
-        results = {c.clip_id: MediaError(f"OpenFace failed on this shard: {exc}") for c in clips}
+    if args.openface_run:
+        if not args.openface_plan:
+            sys.exit("thne visual: --openface-run needs --openface-plan")
+        plan, work = Path(args.openface_plan), Path(args.openface_run)
+    else:
+        work = Path(args.openface_dir or Path(args.out).with_suffix(".openface"))
+        plan = work / "plan.tsv"
+        work.mkdir(parents=True, exist_ok=True)
+        write_plan(plan_inputs(c.media for c in clips), plan)
+        run_openface(plan, work, binary=args.openface_bin, threads=args.threads)
+    results = extract_openface_clips(clips, plan, work, args.openface_groups, log=args.openface_log)
 
     def run(clip):
         result = results[clip.clip_id]
         if isinstance(result, MediaError):
-            # Name the real media file, not the staged link.
-            raise MediaError(str(result).replace(links[clip.media], clip.media))
+            raise result
         return result
 
     cfg = {"extractor": "openface", "groups": list(args.openface_groups)}
     return feature_names(args.openface_groups), run, "OpenFace FeatureExtraction", cfg
+
+
+def cmd_openface_plan(args: argparse.Namespace) -> None:
+    import shutil
+    from pathlib import Path
+
+    from thne.data.manifest import read_manifest
+    from thne.data.shards import n_shards, shard_clips
+    from thne.features.openface import plan_inputs, write_plan
+
+    clips = read_manifest(args.manifest)
+    out = Path(args.out)
+    # Written beside the target and renamed, so an interrupted run leaves no partial plan.
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    total = n_shards(clips, args.shard_size)
+    for shard in range(total):
+        media = (c.media for c in shard_clips(clips, shard, args.shard_size))
+        write_plan(plan_inputs(media), tmp / f"{shard}.tsv")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    print(f"OpenFace plans for {total} shard(s) in {out}", file=sys.stderr)
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
@@ -363,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fmin", type=float, default=65.0)
     p.add_argument("--fmax", type=float, default=500.0)
     p.add_argument("--f0-resolution", type=float, default=0.25, help="pYIN bin width, semitones")
+    p.add_argument("--threads", type=int, default=1, help="clips processed in parallel")
     bad_clip(p)
     p.set_defaults(func=cmd_audio)
 
@@ -382,11 +391,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--openface-dir",
         default=None,
-        help="openface: where its CSVs and log are kept (default: beside --out)",
+        help="openface: where OpenFace is run and its CSVs and log kept (default: beside --out)",
     )
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--openface-run",
+        default=None,
+        help="openface: read the finished run in this folder instead of running OpenFace",
+    )
+    p.add_argument("--openface-plan", default=None, help="openface: the plan of --openface-run")
+    p.add_argument("--openface-log", default=None, help="openface: the log named in errors")
+    p.add_argument("--threads", type=int, default=1, help="clips processed in parallel")
     bad_clip(p)
     p.set_defaults(func=cmd_visual)
+
+    p = stage("openface-plan", "one OpenFace input plan per shard -> a folder of TSVs")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--shard-size", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_openface_plan)
 
     p = stage("merge", "join shard feature files -> one feature file")
     p.add_argument("--inputs", nargs="+", required=True)

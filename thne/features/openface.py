@@ -3,21 +3,22 @@
 OpenFace processes whole media files and writes one CSV per file (``<out_dir>/<stem>.csv``,
 714 columns, one row per video frame). This module
 
-* runs it once for a whole list of videos (:func:`run_openface`), because its start-up costs
-  1-2 s and one call accepts many ``-f`` inputs;
+* runs it once for a whole shard of media files (:func:`run_openface`, through the bash script
+  :data:`RUN_SCRIPT`, which the workflow also runs, inside the OpenFace container where asked),
+  because its start-up costs 1-2 s and one call accepts many ``-f`` inputs;
 * reads a CSV into named feature groups (:func:`read_openface_csv`), zeroing the frames where
   tracking failed;
 * cuts the per-video frames into clips (:func:`slice_clips`), so a long video holding many
   clips is processed once;
-* ties the three together for a list of manifest clips (:func:`extract_openface_clips`).
+* reads a finished run for a list of manifest clips (:func:`extract_openface_clips`).
 
 OpenFace's habits this module guards against:
 
 * It exits 0 even when it cannot open an input; it then writes no CSV. Every expected CSV is
-  therefore checked to exist and to parse after each call.
+  therefore checked to exist and to parse.
 * It stops at the first ``-f`` input it cannot open and skips every later one. Inputs that do
   not exist are kept out of the call, and when an existing input still fails, the inputs after
-  it are run again in a further call (see :func:`run_openface`).
+  it are run again in a further call (see :data:`RUN_SCRIPT`).
 * On frames where tracking failed (``success == 0``) it repeats its last fit for pose, landmarks
   and shape parameters and writes 0 only for gaze. Such frames get ``face_detected = 0`` and
   every other feature 0, as in the dlib landmark extractor, so stale values are never mistaken
@@ -30,10 +31,8 @@ from __future__ import annotations
 
 import io
 import os
-import shlex
-import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,23 +41,27 @@ import pandas as pd
 
 from thne.data.manifest import Clip
 from thne.features.media import MediaError
+from thne.io import atomic_path
 
 __all__ = [
     "CONTAINER_BINARY",
     "DEFAULT_GROUPS",
     "GROUPS",
     "LOG_NAME",
-    "OPENFACE_FLAGS",
+    "RUN_SCRIPT",
     "MediaError",
     "OpenFaceError",
     "OpenFaceFrames",
     "OpenFaceNotFound",
     "extract_openface_clips",
     "feature_names",
-    "find_openface",
+    "plan_inputs",
     "read_openface_csv",
+    "read_openface_run",
+    "read_plan",
     "run_openface",
     "slice_clips",
+    "write_plan",
 ]
 
 # Action units OpenFace 2.x estimates: intensities (_r) for 17, presence (_c) for 18; AU28 (lip
@@ -106,27 +109,18 @@ GROUPS: dict[str, tuple[str, ...]] = {
 
 DEFAULT_GROUPS: tuple[str, ...] = ("aus_r", "aus_c", "pose", "gaze")
 
-# Every group above needs one of these flags; -q keeps OpenFace from opening a window.
-OPENFACE_FLAGS: tuple[str, ...] = ("-aus", "-pose", "-gaze", "-2Dfp", "-3Dfp", "-pdmparams", "-q")
-
 # Where the binary lives inside docker://algebr/openface:latest, the image Snakemake uses when
-# run with --sdm apptainer.
+# run with --sdm apptainer (the run script looks there last).
 CONTAINER_BINARY = "/home/openface-build/build/bin/FeatureExtraction"
+
+# Runs FeatureExtraction over a plan of media files; bash only, so it runs inside the container.
+RUN_SCRIPT = Path(__file__).with_name("openface_run.sh")
 
 LOG_NAME = "openface.log"
 
 # Columns read besides the feature groups.
 _TIMESTAMP = "timestamp"
 _SUCCESS = "success"
-
-# Environment variables that cap the thread pools OpenFace's libraries start (OpenBLAS, OpenMP,
-# MKL, OpenCV); FeatureExtraction itself has no thread option.
-_THREAD_ENV = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENCV_FOR_THREADS_NUM",
-)
 
 
 class OpenFaceError(RuntimeError):
@@ -278,200 +272,109 @@ def _check_field_counts(data: bytes, n_fields: int, path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Finding and running OpenFace
+# Running OpenFace
 
 
-def find_openface(configured: str | None = None) -> str:
-    """The OpenFace ``FeatureExtraction`` binary to use.
+def plan_inputs(media: Iterable[str]) -> list[tuple[str, str]]:
+    """(input name, media file) for each distinct media file, in sorted order.
 
-    Tried in order: ``configured`` (a path, or a name looked up on PATH; it must exist and be
-    executable), ``FeatureExtraction`` on PATH, then :data:`CONTAINER_BINARY`. Raises
-    :class:`OpenFaceNotFound` listing what was tried and how to provide OpenFace.
+    OpenFace names each CSV after its input's file name, and media files may share one (MMSA
+    copies reuse ``1.mp4`` in every video folder), so each gets a unique name ``m00000.mp4``,
+    ``m00001.mp4``, ... (the media's own suffix kept) under which it is linked for OpenFace.
     """
-    tried: list[str] = []
-    if configured:
-        found = shutil.which(configured)
-        if found:
-            return found
-        tried.append(f"visual.openface_bin = {configured!r}: {_why_unusable(configured)}")
-    found = shutil.which("FeatureExtraction")
-    if found:
-        return found
-    tried.append("FeatureExtraction on PATH: not found")
-    if os.path.isfile(CONTAINER_BINARY) and os.access(CONTAINER_BINARY, os.X_OK):
-        return CONTAINER_BINARY
-    tried.append(
-        f"{CONTAINER_BINARY} (its place in docker://algebr/openface:latest): "
-        + _why_unusable(CONTAINER_BINARY)
-    )
-    listing = "\n".join(f"  {i}. {line}" for i, line in enumerate(tried, start=1))
-    raise OpenFaceNotFound(
-        "OpenFace FeatureExtraction not found. Tried, in order:\n"
-        f"{listing}\n"
-        "Provide it in one of these ways: set datasets.<ds>.visual.openface_bin to the path of "
-        "FeatureExtraction; put FeatureExtraction on PATH (build OpenFace 2.x from "
-        "https://github.com/TadasBaltrusaitis/OpenFace); or run Snakemake with --sdm apptainer "
-        "so the rule runs inside docker://algebr/openface:latest."
-    )
+    if isinstance(media, (str, os.PathLike)):
+        raise TypeError("media must be a collection of paths, not a single path")
+    return [
+        (f"m{i:05d}{Path(m).suffix}", str(m)) for i, m in enumerate(sorted({str(m) for m in media}))
+    ]
 
 
-def _why_unusable(binary: str) -> str:
-    if os.sep not in binary and not (os.altsep and os.altsep in binary):
-        return "not found on PATH"
-    if not os.path.exists(binary):
-        return "does not exist"
-    if os.path.isdir(binary):
-        return "is a directory"
-    return "is not executable"
+def write_plan(rows: Sequence[tuple[str, str]], path: str | os.PathLike) -> None:
+    """Write a plan (input name, media file) as the TSV :data:`RUN_SCRIPT` reads."""
+    for name, media in rows:
+        if "\t" in name + media or "\n" in name + media:
+            raise ValueError(f"media path {media!r} holds a tab or newline; rename the file")
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("input\tmedia\n" + "".join(f"{n}\t{m}\n" for n, m in rows))
+
+
+def read_plan(path: str | os.PathLike) -> dict[str, str]:
+    """input name -> media file, from a plan TSV."""
+    lines = Path(path).read_text().splitlines()
+    if not lines or lines[0] != "input\tmedia":
+        raise ValueError(f"{path}: not an OpenFace plan (header must be 'input<TAB>media')")
+    return dict(line.split("\t", 1) for line in lines[1:] if line)
 
 
 def run_openface(
-    binary: str | os.PathLike,
-    videos: Sequence[str | os.PathLike],
+    plan: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
+    binary: str | None = None,
     threads: int = 1,
-    extra_args: Sequence[str] = (),
-) -> dict[Path, Path]:
-    """Run OpenFace once for all ``videos``; return each video's CSV, ``<out_dir>/<stem>.csv``.
+) -> Path:
+    """Run OpenFace over every media file of ``plan`` in one call; return the log's path.
 
-    The command is ``<binary> -f v1 -f v2 ... -out_dir <out_dir> -aus -pose -gaze -2Dfp -3Dfp
-    -pdmparams -q [extra_args]``; its output goes to ``<out_dir>/openface.log``, which is kept.
-    ``threads`` caps the BLAS/OpenMP/OpenCV thread pools through their environment variables.
+    Runs :data:`RUN_SCRIPT`, the same script the workflow runs (inside the OpenFace container
+    with ``--sdm apptainer``): OpenFace is ``binary`` when given, else ``FeatureExtraction`` on
+    PATH, else :data:`CONTAINER_BINARY`. Its output goes to ``<out_dir>/openface.log``, which is
+    kept. ``threads`` caps the BLAS/OpenMP/OpenCV thread pools of OpenFace's libraries.
 
-    Raises :class:`ValueError` when two different videos share a stem (their CSVs would
-    collide), :class:`OpenFaceNotFound` when ``binary`` is not executable,
-    :class:`OpenFaceError` when OpenFace exits non-zero, and :class:`MediaError` naming every
-    video whose CSV is missing or does not parse, and the log.
+    Raises :class:`OpenFaceNotFound`, listing what was tried, when no OpenFace is usable.
+    Inputs OpenFace wrote no CSV for, or crashed on, are listed in ``<out_dir>/failed.tsv``;
+    :func:`read_openface_run` turns them into per-media errors.
     """
-    results = _run_and_read(binary, videos, out_dir, tuple(GROUPS), threads, extra_args)
-    failures = [err for err in results.values() if isinstance(err, MediaError)]
-    if failures:
-        if len(failures) == 1:
-            raise failures[0]
-        raise MediaError(
-            f"OpenFace failed for {len(failures)} of {len(results)} videos:\n"
-            + "\n".join(f"  {err}" for err in failures)
-        )
-    return {video: _csv_path(out_dir, video) for video in results}
-
-
-def _run_and_read(
-    binary: str | os.PathLike,
-    videos: Sequence[str | os.PathLike],
-    out_dir: str | os.PathLike,
-    groups: Sequence[str],
-    threads: int,
-    extra_args: Sequence[str],
-) -> dict[Path, OpenFaceFrames | MediaError]:
-    """Run OpenFace on ``videos`` and read each CSV; a video that failed maps to its error."""
-    groups = _check_groups(groups)
     if threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
-    unique = _unique_videos(videos)
-    if not unique:
-        return {}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log = out / LOG_NAME
-    resolved = shutil.which(os.fspath(binary))
-    if resolved is None:
-        raise OpenFaceNotFound(
-            f"OpenFace binary {os.fspath(binary)!r} {_why_unusable(os.fspath(binary))}; "
-            "find_openface() lists the ways to provide it"
+    cmd = ["bash", str(RUN_SCRIPT), os.fspath(plan), os.fspath(out), binary or "", str(threads)]
+    with log.open("w") as handle:
+        proc = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT
         )
+    if proc.returncode == 3:
+        raise OpenFaceNotFound(log.read_text().strip())
+    if proc.returncode != 0:
+        raise OpenFaceError(
+            f"{RUN_SCRIPT.name} exited with code {proc.returncode}; see {log}:\n"
+            + log.read_text().strip()[-2000:]
+        )
+    return log
 
-    results: dict[Path, OpenFaceFrames | MediaError] = {}
-    pending: list[Path] = []
-    for video in unique:
-        # A CSV left by an earlier run must not pass for this run's output.
-        _csv_path(out, video).unlink(missing_ok=True)
-        if video.is_file():
-            pending.append(video)
-        else:
-            # OpenFace stops at the first input it cannot open, so a missing file passed to it
-            # would also cost every video after it.
-            results[video] = MediaError(f"{video}: video file does not exist (OpenFace not run)")
 
-    log.write_text("")
-    env = {**os.environ, **dict.fromkeys(_THREAD_ENV, str(threads))}
-    never_written: list[Path] = []
-    while pending:
-        cmd = [resolved]
-        for video in pending:
-            cmd += ["-f", os.fspath(video)]
-        cmd += ["-out_dir", os.fspath(out), *OPENFACE_FLAGS, *extra_args]
-        with log.open("a") as handle:
-            handle.write(f"$ {shlex.join(cmd)}\n")
-            handle.flush()
-            try:
-                proc = subprocess.run(
-                    cmd, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT, env=env
-                )
-            except OSError as exc:
-                raise OpenFaceError(f"cannot run OpenFace binary {resolved} ({exc})") from exc
-        if proc.returncode != 0:
-            # A crash may leave a CSV cut at a row boundary that looks complete: trust none.
-            raise OpenFaceError(
-                f"OpenFace ({resolved}) exited with code {proc.returncode} while processing "
-                f"{len(pending)} video(s); see {log}"
-            )
-        unwritten = [v for v in pending if not _csv_path(out, v).is_file()]
-        if not unwritten:
-            break
-        # OpenFace gives up at the first input it cannot open and never tries those after it:
-        # count that one as failed and run the unprocessed rest again. Each round drops at least
-        # one video, so this ends.
-        first = unwritten[0]
-        never_written.append(first)
-        rest = pending[pending.index(first) + 1 :]
-        pending = [v for v in rest if not _csv_path(out, v).is_file()]
+def read_openface_run(
+    plan: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    groups: Sequence[str] = DEFAULT_GROUPS,
+    *,
+    log: str | os.PathLike | None = None,
+) -> dict[str, OpenFaceFrames | MediaError]:
+    """media file -> its frames, or a :class:`MediaError` naming it, for a finished run.
 
-    for video in unique:
-        if video in results:
-            continue
-        csv = _csv_path(out, video)
-        if video in never_written:
-            results[video] = MediaError(
-                f"{video}: OpenFace wrote no {csv} (it exits 0 even when it cannot open or "
-                f"decode a video); see {log}"
-            )
+    ``out_dir`` is what :data:`RUN_SCRIPT` wrote for ``plan``; ``log`` is named in the errors
+    (default ``<out_dir>/openface.log``). A run without its ``failed.tsv`` did not finish and
+    raises :class:`OpenFaceError`.
+    """
+    groups = _check_groups(groups)
+    out = Path(out_dir)
+    log = Path(log) if log is not None else out / LOG_NAME
+    inputs = read_plan(plan)
+    failed_tsv = out / "failed.tsv"
+    if not failed_tsv.is_file():
+        raise OpenFaceError(f"{out}: no failed.tsv, so the OpenFace run did not finish; see {log}")
+    failed = dict(line.split("\t", 1) for line in failed_tsv.read_text().splitlines()[1:] if line)
+    results: dict[str, OpenFaceFrames | MediaError] = {}
+    for name, media in inputs.items():
+        if name in failed:
+            results[media] = MediaError(f"{media}: {failed[name]}; see {log}")
             continue
         try:
-            results[video] = read_openface_csv(csv, groups)
+            results[media] = read_openface_csv(out / f"{Path(name).stem}.csv", groups)
         except MediaError as exc:
-            results[video] = MediaError(f"{video}: unusable OpenFace output: {exc}; see {log}")
-    return {video: results[video] for video in unique}
-
-
-def _unique_videos(videos: Sequence[str | os.PathLike]) -> list[Path]:
-    """``videos`` as Paths without repeats; ValueError when different files share a stem."""
-    if isinstance(videos, (str, os.PathLike)):
-        raise TypeError("videos must be a sequence of paths, not a single path")
-    unique: list[Path] = []
-    seen: set[str] = set()
-    by_stem: dict[str, list[Path]] = {}
-    for video in map(Path, videos):
-        key = os.path.abspath(video)
-        if key in seen:
-            continue
-        seen.add(key)
-        unique.append(video)
-        by_stem.setdefault(video.stem, []).append(video)
-    clashes = {stem: paths for stem, paths in by_stem.items() if len(paths) > 1}
-    if clashes:
-        shown = "; ".join(
-            f"{stem}: {', '.join(map(str, paths))}" for stem, paths in clashes.items()
-        )
-        raise ValueError(
-            "OpenFace names each CSV after its video's stem, so videos in one call need distinct "
-            f"stems; these collide: {shown}"
-        )
-    return unique
-
-
-def _csv_path(out_dir: str | os.PathLike, video: Path) -> Path:
-    return Path(out_dir) / f"{video.stem}.csv"
+            results[media] = MediaError(f"{media}: unusable OpenFace output: {exc}; see {log}")
+    return results
 
 
 # --------------------------------------------------------------------------------------------
@@ -507,37 +410,27 @@ def slice_clips(
 
 
 def extract_openface_clips(
-    binary: str | os.PathLike,
     clips: Sequence[Clip],
+    plan: str | os.PathLike,
     out_dir: str | os.PathLike,
     groups: Sequence[str] = DEFAULT_GROUPS,
     *,
-    threads: int = 1,
-    extra_args: Sequence[str] = (),
+    log: str | os.PathLike | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray] | MediaError]:
     """OpenFace features of ``clips``: clip_id -> (features, timestamps) or the clip's error.
 
-    Runs OpenFace once for all distinct media files of ``clips`` (see :func:`run_openface`),
-    reads each CSV once and slices it with :func:`slice_clips`; the feature columns are
-    :func:`feature_names` of ``groups``. A video OpenFace failed on makes each of its clips map
-    to a :class:`MediaError` (the caller applies its bad-clip policy); OpenFace failing as a
-    whole raises :class:`OpenFaceError`.
-
-    Media files with the same stem in different folders raise :class:`ValueError` rather than
-    being renamed behind the caller's back: the CSVs in ``out_dir`` keep the media names, which
-    keeps them easy to find; callers give such files distinct names.
+    Reads the finished run in ``out_dir`` (see :func:`run_openface`) once per media file and
+    slices it with :func:`slice_clips`; the columns are :func:`feature_names` of ``groups``. A
+    media file OpenFace failed on, or one missing from ``plan``, makes each of its clips map to
+    a :class:`MediaError` (the caller applies its bad-clip policy).
     """
+    parsed = read_openface_run(plan, out_dir, groups, log=log)
     by_media: dict[str, list[Clip]] = {}
     for clip in clips:
         by_media.setdefault(clip.media, []).append(clip)
-    parsed = _run_and_read(
-        binary, [Path(m) for m in by_media], out_dir, groups, threads, extra_args
-    )
-    # `_run_and_read` drops repeats of one file spelled two ways; map each spelling to its result.
-    by_abspath = {os.path.abspath(video): result for video, result in parsed.items()}
     results: dict[str, tuple[np.ndarray, np.ndarray] | MediaError] = {}
     for media, media_clips in by_media.items():
-        frames = by_abspath[os.path.abspath(media)]
+        frames = parsed.get(media) or MediaError(f"{media}: not in the OpenFace plan {plan}")
         if isinstance(frames, MediaError):
             for clip in media_clips:
                 results[clip.clip_id] = MediaError(f"clip {clip.clip_id}: {frames}")

@@ -8,8 +8,9 @@ Layout (see the README, "File contracts"): ``/<clip_id>/features`` float32 [T, D
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import h5py
@@ -33,6 +34,39 @@ class Exclusion:
 
 ClipExtractor = Callable[[Clip], tuple[np.ndarray, np.ndarray]]
 
+# The extractor and clips of the running extract_to_h5, inherited by forked workers, so that
+# extractors holding loaded models or closures need not be pickled.
+_JOB: tuple[ClipExtractor, list[Clip]] | None = None
+
+
+def _extract_one(index: int) -> tuple[np.ndarray, np.ndarray] | Exception:
+    extract, clips = _JOB
+    try:
+        return extract(clips[index])
+    except Exception as exc:  # noqa: BLE001 - handed back to the parent, which reports the clip
+        return exc
+
+
+def _results(
+    extract: ClipExtractor, clips: list[Clip], workers: int
+) -> Iterator[tuple[np.ndarray, np.ndarray] | Exception]:
+    """Each clip's features or its error, in clip order, from ``workers`` processes."""
+    global _JOB
+    if workers <= 1 or len(clips) <= 1:
+        for clip in clips:
+            try:
+                yield extract(clip)
+            except Exception as exc:  # noqa: BLE001 - reported with its clip by the caller
+                yield exc
+        return
+    _JOB = (extract, clips)
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(min(workers, len(clips))) as pool:
+            yield from pool.imap(_extract_one, range(len(clips)))
+    finally:
+        _JOB = None
+
 
 def extract_to_h5(
     clips: Iterable[Clip],
@@ -44,8 +78,11 @@ def extract_to_h5(
     config: dict,
     on_bad_clip: str = "fail",
     desc: str = "features",
+    workers: int = 1,
 ) -> list[Exclusion]:
     """Run ``extract`` on every clip and write the feature file; return the clips left out.
+
+    ``workers`` > 1 runs clips in that many forked processes; the file is the same.
 
     With ``on_bad_clip="fail"`` the first clip whose media cannot be read stops the stage with
     an error naming the clip and its file. With ``"exclude"`` it is recorded in the file's
@@ -59,15 +96,17 @@ def extract_to_h5(
         h5.attrs["feature_names"] = np.array(feature_names, dtype=h5py.string_dtype())
         h5.attrs["extractor"] = extractor
         h5.attrs["config"] = json.dumps(config, sort_keys=True)
-        for clip in tqdm(clips, desc=desc, unit="clip", mininterval=2.0):
-            try:
-                feats, ts = extract(clip)
-            except Exception as exc:  # noqa: BLE001 - any failure is reported with its clip
+        results = zip(clips, _results(extract, clips, workers), strict=True)
+        progress = tqdm(results, total=len(clips), desc=desc, unit="clip", mininterval=2.0)
+        for clip, result in progress:
+            if isinstance(result, Exception):
+                exc = result
                 reason = str(exc) if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
                 if on_bad_clip == "fail":
                     raise ClipError(f"clip {clip.clip_id} ({clip.media}): {reason}") from exc
                 excluded.append(Exclusion(clip.clip_id, reason))
                 continue
+            feats, ts = result
             if feats.ndim != 2 or feats.shape[1] != len(feature_names):
                 raise ClipError(
                     f"clip {clip.clip_id} ({clip.media}): features have shape {feats.shape}, "

@@ -140,14 +140,29 @@ def download_flags(url, mirrors, sha256):
     return " ".join(flags + ([f"--sha256 {sha256}"] if sha256 else []))
 
 
-def openface_flags(visual):
+def shard_threads(wildcards):
+    return config["datasets"][wildcards.ds].get("shard_threads", 2)
+
+
+def visual_inputs(wildcards):
+    """The manifest, and for OpenFace the shard's plan and finished run."""
+    inputs = {"manifest": f"data/{wildcards.ds}/manifest.tsv"}
+    if ds_config(wildcards, "visual")["extractor"] == "openface":
+        inputs["plan"] = f"features/{wildcards.ds}/openface/plan"
+        inputs["run"] = f"features/{wildcards.ds}/openface/run/{wildcards.shard}"
+    return inputs
+
+
+def openface_flags(wildcards, input):
+    visual = ds_config(wildcards, "visual")
     if visual["extractor"] != "openface":
         return ""
-    groups = visual.get("openface_groups") or ["aus_r", "aus_c", "pose", "gaze"]
-    flags = f"--openface-groups {','.join(groups)}"
-    if visual.get("openface_bin"):
-        flags += f" --openface-bin {shlex.quote(visual['openface_bin'])}"
-    return flags
+    return (
+        f"--openface-groups {','.join(visual['openface_groups'])}"
+        f" --openface-run {shlex.quote(input.run)}"
+        f" --openface-plan {shlex.quote(f'{input.plan}/{wildcards.shard}.tsv')}"
+        f" --openface-log logs/{wildcards.ds}/openface/shard{wildcards.shard}.log"
+    )
 
 
 def shard_files(wildcards):

@@ -9,6 +9,7 @@ rule audio_shard:
         "benchmarks/out/{ds}/audio/shard{shard}.tsv"
     conda:
         "../../environment.yml"
+    threads: lambda wc: shard_threads(wc)
     params:
         cfg=lambda wc: ds_config(wc, "audio"),
         groups=lambda wc: ",".join(ds_config(wc, "audio")["groups"]),
@@ -27,12 +28,12 @@ rule audio_shard:
         " --hop-seconds {params.cfg[hop_seconds]} --n-mfcc {params.cfg[n_mfcc]}"
         " --groups {params.groups} --fmin {params.cfg[fmin]} --fmax {params.cfg[fmax]}"
         " --f0-resolution {params.cfg[f0_resolution]}"
-        " --on-bad-clip {params.on_bad_clip} > {log} 2>&1"
+        " --threads {threads} --on-bad-clip {params.on_bad_clip} > {log} 2>&1"
 
 
 rule visual_shard:
     input:
-        "data/{ds}/manifest.tsv",
+        unpack(visual_inputs),
     output:
         "features/{ds}/shards/visual/{shard}.h5",
     log:
@@ -41,10 +42,11 @@ rule visual_shard:
         "benchmarks/out/{ds}/visual/shard{shard}.tsv"
     conda:
         "../../environment.yml"
+    threads: lambda wc: shard_threads(wc)
     params:
         extractor=lambda wc: ds_config(wc, "visual")["extractor"],
         detect_every=lambda wc: ds_config(wc, "visual").get("detect_every", 1),
-        openface=lambda wc: openface_flags(ds_config(wc, "visual")),
+        openface=lambda wc, input: openface_flags(wc, input),
         shard_size=lambda wc: config["datasets"][wc.ds]["shard_size"],
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
         code=code_version(
@@ -55,10 +57,50 @@ rule visual_shard:
             "features/store.py",
         ),
     shell:
-        "thne visual --manifest {input} --out {output} --extractor {params.extractor}"
+        "thne visual --manifest {input.manifest} --out {output}"
+        " --extractor {params.extractor}"
         " --shard {wildcards.shard} --shard-size {params.shard_size}"
         " --detect-every {params.detect_every} {params.openface}"
-        " --on-bad-clip {params.on_bad_clip} > {log} 2>&1"
+        " --threads {threads} --on-bad-clip {params.on_bad_clip} > {log} 2>&1"
+
+
+rule openface_plan:
+    input:
+        "data/{ds}/manifest.tsv",
+    output:
+        directory("features/{ds}/openface/plan"),
+    log:
+        "logs/{ds}/openface/plan.log",
+    conda:
+        "../../environment.yml"
+    params:
+        shard_size=lambda wc: config["datasets"][wc.ds]["shard_size"],
+        code=code_version("data/shards.py", "features/openface.py"),
+    shell:
+        "thne openface-plan --manifest {input} --shard-size {params.shard_size}"
+        " --out {output} > {log} 2>&1"
+
+
+# Bash only, so that with --sdm apptainer it runs inside the OpenFace image, which holds no
+# Python. Its CSVs are large (714 columns per frame), hence temp(): once the shard's features
+# are read, they go (--notemp keeps them).
+rule openface_shard:
+    input:
+        plan="features/{ds}/openface/plan",
+    output:
+        temp(directory("features/{ds}/openface/run/{shard}")),
+    log:
+        "logs/{ds}/openface/shard{shard}.log",
+    benchmark:
+        "benchmarks/out/{ds}/openface/shard{shard}.tsv"
+    container:
+        "docker://algebr/openface:latest"
+    threads: lambda wc: shard_threads(wc)
+    params:
+        plan=lambda wc, input: f"{input.plan}/{wc.shard}.tsv",
+        binary=lambda wc: ds_config(wc, "visual").get("openface_bin") or "",
+    script:
+        "../../thne/features/openface_run.sh"
 
 
 rule merge_features:
