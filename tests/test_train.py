@@ -232,3 +232,76 @@ def test_stats_come_from_train_clips_only(dataset, tmp_path):
         audio_stats=tmp_path / "audio.stats.json",
     )
     assert np.array_equal(data.acoustic_norm.mean, norm.mean)
+
+
+@pytest.mark.parametrize(
+    ("variant", "absent"),
+    [("no_deno2", {"l_tv", "l_ta"}), ("no_re", {"l_fv", "l_fa"}), ("text_only", {"l_tv", "l_fa"})],
+)
+def test_variant_loss_terms_are_absent_from_history(dataset, tmp_path, variant, absent):
+    data = load_dataset(
+        dataset / "manifest.tsv", dataset / "text.h5", dataset / "audio.h5", dataset / "visual.h5"
+    )
+    cfg = TrainConfig.preset(variant, batch_size=4, max_epochs=1, patience=1)
+    train_run(data, cfg, tmp_path / variant)
+    hist = pd.read_csv(tmp_path / variant / "history.tsv", sep="\t")
+    assert not absent & set(hist.columns), hist.columns
+    assert {"task", "total"} <= set(hist.columns)
+    best = json.loads((tmp_path / variant / "valid_metrics.json").read_text())
+    assert best["variant"] == variant
+
+
+def _train_cli(dataset, out, *extra):
+    import sys
+
+    cmd = [sys.executable, "-m", "thne.cli", "train"]
+    cmd += ["--manifest", str(dataset / "manifest.tsv"), "--text", str(dataset / "text.h5")]
+    cmd += ["--audio", str(dataset / "audio.h5"), "--visual", str(dataset / "visual.h5")]
+    cmd += ["--out-dir", str(out), "--variant", "thne", "--seed", "5", "--batch-size", "4"]
+    cmd += ["--max-epochs", "8", "--patience", "8", "--device", "cpu", "--threads", "1", *extra]
+    return cmd
+
+
+def test_killed_run_resumes_to_the_same_result(dataset, tmp_path, capfd):
+    """A run killed after its first epoch and started again ends as an uninterrupted one."""
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    import torch
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    subprocess.run(_train_cli(dataset, whole), check=True, capture_output=True)
+    assert not (whole / "checkpoint.pt").exists(), "a finished run removes its checkpoint"
+
+    proc = subprocess.Popen(_train_cli(dataset, killed), stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (killed / "checkpoint.pt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint written"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    epoch = torch.load(killed / "checkpoint.pt", weights_only=False)["epoch"]
+    assert 1 <= epoch < 8 and not (killed / "predictions.tsv").exists()
+
+    # A checkpoint written for another config is not resumed.
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(killed / "checkpoint.pt", other / "checkpoint.pt")
+    data = load_dataset(
+        dataset / "manifest.tsv", dataset / "text.h5", dataset / "audio.h5", dataset / "visual.h5"
+    )
+    cfg = TrainConfig(seed=5, batch_size=4, max_epochs=2, patience=8, lr=0.002)
+    train_run(data, cfg, other)
+    assert "written for another config" in capfd.readouterr().err
+    assert pd.read_csv(other / "history.tsv", sep="\t")["epoch"].min() == 1
+
+    run = subprocess.run(_train_cli(dataset, killed), check=True, capture_output=True, text=True)
+    assert f"resuming after epoch {epoch}" in run.stderr
+    for name in ("history.tsv", "predictions.tsv"):
+        assert (killed / name).read_text() == (whole / name).read_text(), name
+    a = json.loads((whole / "valid_metrics.json").read_text())
+    b = json.loads((killed / "valid_metrics.json").read_text())
+    assert a == b
+    assert not (killed / "checkpoint.pt").exists()

@@ -108,6 +108,28 @@ def test_demo_subset_end_to_end(tmp_path):
     planned = set(re.findall(r"^\s*(\w+)\s+\d+\s*$", out, re.M)) - {"total"}
     assert planned == {"train", "evaluate", "aggregate"}, out
 
+    # The paper's tables, Figure 3 and the case study, for two variants: t-HNE's run is reused.
+    cfg3 = write_config(tmp_path / "cfg3.yaml", raw, variants=["thne", "no_re"])
+    targets = [f"results/demo/{t}" for t in ("table.md", "ablation.md", "cases.md")]
+    targets.append("results/demo/figures/loss_curves.png")
+    proc = run_snakemake(tmp_path, *targets, "--configfile", str(cfg3), "-n", "--quiet", "rules")
+    out = proc.stdout + proc.stderr
+    assert re.search(r"^\s*train\s+1\s*$", out, re.M), out  # no_re only
+    run_snakemake(tmp_path, *targets, "--configfile", str(cfg3), "--cores", "2")
+    variants = json.loads((tmp_path / "results/demo/variants.json").read_text())
+    assert list(variants["variants"]) == ["thne", "no_re"]
+    assert variants["variants"]["thne"]["mean"] == metrics["mean"]
+    table = (tmp_path / "results/demo/table.md").read_text()
+    assert f"{metrics['mean']['mae']:.3f} ± 0.000" in table and "all-MiniLM-L6-v2" in table
+    assert "dlib-landmarks" in table and "librosa" in table
+    ablation = (tmp_path / "results/demo/ablation.md").read_text()
+    assert "thne `no_re`, 1 seed (1)" in ablation
+    cases = (tmp_path / "results/demo/cases.md").read_text()
+    assert cases.count("| demo") == 6  # 3 test clips in each of the two lists
+    assert (tmp_path / "results/demo/figures/loss_curves.png").stat().st_size > 20_000
+    history = pd.read_csv(tmp_path / "results/demo/runs/no_re/seed1/history.tsv", sep="\t")
+    assert "l_fv" not in history and "l_tv" in history
+
 
 @pytest.mark.slow
 def test_missing_clip_fails_or_is_excluded(tmp_path):

@@ -25,6 +25,11 @@ STAGES = (
     "train",
     "evaluate",
     "aggregate",
+    "variants",
+    "table",
+    "ablation",
+    "loss-curves",
+    "cases",
 )
 
 
@@ -40,12 +45,12 @@ def _add_dataclass_flags(
         if f.name in skip:
             continue
         kind = hints[f.name]
-        parser.add_argument(
-            f"--{f.name.replace('_', '-')}",
-            type=kind,
-            default=f.default,
-            help=f"(default: {f.default})",
-        )
+        flag = f"--{f.name.replace('_', '-')}"
+        if kind is bool:
+            # None: not given, so the caller can fill it from elsewhere (a variant's preset).
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+            continue
+        parser.add_argument(flag, type=kind, default=f.default, help=f"(default: {f.default})")
 
 
 def _dataclass_from_args(cls: type, args: argparse.Namespace, **extra):
@@ -256,7 +261,6 @@ def cmd_text(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
-    from thne.train.config import TrainConfig
     from thne.train.data import load_dataset
     from thne.train.loop import train_run
 
@@ -265,7 +269,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    cfg = _dataclass_from_args(TrainConfig, args)
+    cfg = _train_config(args)
     data = load_dataset(
         args.manifest,
         args.text,
@@ -277,6 +281,19 @@ def cmd_train(args: argparse.Namespace) -> None:
     )
     metrics = train_run(data, cfg, args.out_dir, device=device)
     print(f"best validation MAE {metrics['mae']:.4f}", file=sys.stderr)
+
+
+def _train_config(args: argparse.Namespace):
+    """TrainConfig from the flags; switches not given come from the variant's preset when the
+    variant is one of the named ones, else from TrainConfig's defaults."""
+    from thne.model.thne import VARIANTS, Variant
+    from thne.train.config import TrainConfig
+
+    preset = dataclasses.asdict(VARIANTS.get(args.variant, Variant()))
+    for f in dataclasses.fields(TrainConfig):
+        if getattr(args, f.name, None) is None:
+            setattr(args, f.name, preset.get(f.name, f.default))
+    return _dataclass_from_args(TrainConfig, args)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -291,6 +308,42 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 
     r = aggregate_runs(args.runs, args.out, dataset=args.dataset, variant=args.variant)
     print(" ".join(f"{k} {v:.4f}±{r['std'][k]:.4f}" for k, v in r["mean"].items()), file=sys.stderr)
+
+
+def cmd_variants(args: argparse.Namespace) -> None:
+    from thne.evaluate.aggregate import aggregate_variants
+
+    r = aggregate_variants(args.runs, args.out, dataset=args.dataset, variants=args.variants)
+    for name, summary in r["variants"].items():
+        m, sd = summary["mean"]["mae"], summary["std"]["mae"]
+        print(f"{name}: mae {m:.4f}±{sd:.4f} over {len(summary['seeds'])} seed(s)", file=sys.stderr)
+
+
+def cmd_table(args: argparse.Namespace) -> None:
+    from thne.evaluate.tables import describe_features, write_ablation, write_table
+
+    features = describe_features(args.visual, args.audio, args.encoder)
+    if args.stage == "table":
+        print(write_table(args.metrics, args.out, dataset=args.dataset, features=features))
+    else:
+        print(write_ablation(args.variants_json, args.out, dataset=args.dataset, features=features))
+
+
+def cmd_loss_curves(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from thne.evaluate.figures import plot_loss_curves
+
+    by_variant: dict[str, list[str]] = {}
+    for path in args.histories:
+        by_variant.setdefault(Path(path).parent.parent.name, []).append(path)
+    plot_loss_curves(by_variant, args.out, title=args.title)
+
+
+def cmd_cases(args: argparse.Namespace) -> None:
+    from thne.evaluate.cases import write_cases
+
+    write_cases(args.predictions, args.manifest, args.out, dataset=args.dataset, n=args.n)
 
 
 def _version(dist: str) -> str:
@@ -452,6 +505,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--variant", default="thne")
     p.set_defaults(func=cmd_aggregate)
+
+    p = stage("variants", "every variant's mean and std over seeds -> variants.json")
+    p.add_argument("--runs", nargs="+", required=True, help="per-run metrics.json files")
+    p.add_argument("--variants", type=_csv, required=True, help="comma-separated, in order")
+    p.add_argument("--out", required=True)
+    p.add_argument("--dataset", required=True)
+    p.set_defaults(func=cmd_variants)
+
+    for name, help_, source in (
+        ("table", "t-HNE beside the paper's Table 3 -> table.md", "--metrics"),
+        ("ablation", "variants beside the paper's Table 4 -> ablation.md", "--variants-json"),
+    ):
+        p = stage(name, help_)
+        p.add_argument(source, required=True)
+        p.add_argument("--visual", required=True, help="visual.h5 the runs used")
+        p.add_argument("--audio", required=True, help="audio.h5 the runs used")
+        p.add_argument("--encoder", required=True, help="the text encoder the runs used")
+        p.add_argument("--out", required=True)
+        p.add_argument("--dataset", required=True)
+        p.set_defaults(func=cmd_table)
+
+    p = stage("loss-curves", "loss terms per epoch, mean over seeds (Figure 3) -> PNG")
+    p.add_argument(
+        "--histories",
+        nargs="+",
+        required=True,
+        help="history.tsv files; each run's variant is the name of its run directory's parent",
+    )
+    p.add_argument("--out", required=True)
+    p.add_argument("--title", default="")
+    p.set_defaults(func=cmd_loss_curves)
+
+    p = stage("cases", "test clips with the smallest and largest errors (Table 5) -> cases.md")
+    p.add_argument("--predictions", nargs="+", required=True, help="predictions.tsv per seed")
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("-n", type=int, default=5, help="clips per list")
+    p.set_defaults(func=cmd_cases)
     return parser
 
 

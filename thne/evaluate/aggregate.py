@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,27 @@ def evaluate_predictions(
     return metrics
 
 
+def summarise(runs: list[dict]) -> dict:
+    """Seeds, mean and sample standard deviation of each metric over runs (one per seed)."""
+    if not runs:
+        raise ValueError("no runs to aggregate")
+    for run in runs:
+        missing = [k for k in METRIC_KEYS if k not in run]
+        if missing:
+            raise ValueError(f"run {run.get('variant')} seed {run.get('seed')} lacks {missing}")
+    table = np.array([[r[k] for k in METRIC_KEYS] for r in runs], dtype=np.float64)
+    std = table.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(len(METRIC_KEYS))
+    return {
+        "seeds": [r.get("seed") for r in runs],
+        "mean": dict(zip(METRIC_KEYS, table.mean(axis=0).round(6).tolist(), strict=True)),
+        "std": dict(zip(METRIC_KEYS, std.round(6).tolist(), strict=True)),
+    }
+
+
+def _read_runs(paths: Iterable[str | os.PathLike]) -> list[dict]:
+    return [json.loads(Path(p).read_text()) for p in paths]
+
+
 def aggregate_runs(
     run_metrics: Iterable[str | os.PathLike],
     out_path: str | os.PathLike,
@@ -32,19 +54,37 @@ def aggregate_runs(
     dataset: str,
     variant: str,
 ) -> dict:
-    """Mean and sample standard deviation of each metric over the runs (seeds)."""
-    runs = [json.loads(open(p).read()) for p in run_metrics]
-    if not runs:
-        raise ValueError("no runs to aggregate")
-    table = np.array([[r[k] for k in METRIC_KEYS] for r in runs], dtype=np.float64)
-    std = table.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(len(METRIC_KEYS))
+    """Mean and sample standard deviation of each metric over the runs (seeds) of a variant."""
+    runs = _read_runs(run_metrics)
+    result = {"dataset": dataset, "variant": variant, **summarise(runs), "runs": runs}
+    write_json(out_path, result)
+    return result
+
+
+def aggregate_variants(
+    run_metrics: Iterable[str | os.PathLike],
+    out_path: str | os.PathLike,
+    *,
+    dataset: str,
+    variants: Sequence[str],
+) -> dict:
+    """``variants.json``: each variant's runs summarised, in the order of ``variants``.
+
+    Each run's ``metrics.json`` names its variant; a variant of ``variants`` with no run, or a
+    run of a variant not in ``variants``, is an error.
+    """
+    paths = list(run_metrics)
+    by_variant: dict[str, list[dict]] = {v: [] for v in variants}
+    for path, run in zip(paths, _read_runs(paths), strict=True):
+        if run.get("variant") not in by_variant:
+            raise ValueError(f"{path}: variant {run.get('variant')!r} is not one of {variants}")
+        by_variant[run["variant"]].append(run)
+    missing = [v for v, runs in by_variant.items() if not runs]
+    if missing:
+        raise ValueError(f"no runs for variant(s) {', '.join(missing)}")
     result = {
         "dataset": dataset,
-        "variant": variant,
-        "seeds": [r.get("seed") for r in runs],
-        "mean": dict(zip(METRIC_KEYS, table.mean(axis=0).round(6).tolist(), strict=True)),
-        "std": dict(zip(METRIC_KEYS, std.round(6).tolist(), strict=True)),
-        "runs": runs,
+        "variants": {v: {**summarise(runs), "runs": runs} for v, runs in by_variant.items()},
     }
     write_json(out_path, result)
     return result

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from thne.model.thne import Variant
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     encoder: str = "all-MiniLM-L6-v2"
+    # The variant's name labels the run; the switches below say what it is (see Variant).
     variant: str = "thne"
+    deno1: bool = True
+    deno2: bool = True
+    recovery: bool = True
+    residual: bool = False
+    multimodal: bool = True
     batch_size: int = 32
     lr: float = 1e-3
     bert_lr: float = 5e-5
@@ -23,3 +31,26 @@ class TrainConfig:
     max_epochs: int = 40
     patience: int = 8
     seed: int = 1
+    # bf16 autocast of the forward pass; used on CUDA only (CPU runs stay in float32).
+    bf16: bool = True
+
+    @property
+    def components(self) -> Variant:
+        return Variant(
+            deno1=self.deno1,
+            deno2=self.deno2,
+            recovery=self.recovery,
+            residual=self.residual,
+            multimodal=self.multimodal,
+        )
+
+    @classmethod
+    def preset(cls, variant: str, **values) -> TrainConfig:
+        """A config for one of the named variants of :data:`thne.model.thne.VARIANTS`."""
+        from dataclasses import asdict
+
+        from thne.model.thne import VARIANTS
+
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+        return cls(variant=variant, **{**asdict(VARIANTS[variant]), **values})

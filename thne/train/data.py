@@ -35,23 +35,31 @@ class SplitTensors:
     def __len__(self) -> int:
         return len(self.clip_ids)
 
-    def batch(self, index: torch.Tensor, device: torch.device | str) -> dict[str, torch.Tensor]:
-        """Rows ``index`` on ``device``, padded only to the longest sequence of the batch."""
+    def to(self, device: torch.device | str) -> SplitTensors:
+        """This split with every tensor on ``device`` (moved once, before training)."""
+        moved = {
+            name: value.to(device) if isinstance(value, torch.Tensor) else value
+            for name, value in vars(self).items()
+        }
+        return SplitTensors(**moved)
+
+    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Rows ``index`` (on the split's device), padded only to the longest sequence of the
+        batch."""
         vl, al = self.visual_len[index], self.acoustic_len[index]
         mask = self.attention_mask[index]
         # Tokens are right-padded, so cutting the all-padding tail leaves [CLS] unchanged and
-        # saves most of the encoder's work on short transcripts.
-        n_tokens = int(mask.sum(dim=1).max())
-        out = {
+        # saves most of the encoder's work on short transcripts. One host sync for all three.
+        n_tokens, n_v, n_a = torch.stack([mask.sum(dim=1).max(), vl.max(), al.max()]).tolist()
+        return {
             "input_ids": self.input_ids[index, :n_tokens],
             "attention_mask": mask[:, :n_tokens],
-            "visual": self.visual[index, : int(vl.max())],
+            "visual": self.visual[index, :n_v],
             "visual_len": vl,
-            "acoustic": self.acoustic[index, : int(al.max())],
+            "acoustic": self.acoustic[index, :n_a],
             "acoustic_len": al,
             "label": self.label[index],
         }
-        return {k: v.to(device, non_blocking=True) for k, v in out.items()}
 
 
 def fit_length(x: np.ndarray, max_frames: int) -> np.ndarray:

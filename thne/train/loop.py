@@ -1,11 +1,18 @@
 """The training loop: plain PyTorch, one epoch after another, model picked on validation MAE.
 
 The test split is evaluated once, with the best-validation weights, after training ends.
+
+At the end of every epoch the whole training state (weights, optimiser, random generators,
+history, best weights so far) is written atomically to ``checkpoint.pt`` in the run directory.
+A run started again where one exists continues after its last finished epoch and, on CPU,
+ends exactly as an uninterrupted run would. The checkpoint is removed when the run finishes.
 """
 
 from __future__ import annotations
 
-import copy
+import contextlib
+import hashlib
+import json
 import os
 import random
 import sys
@@ -19,12 +26,13 @@ import torch
 
 from thne.evaluate.metrics import regression_metrics
 from thne.io import atomic_path, write_json
-from thne.model.thne import THNE, VARIANTS, total_loss
+from thne.model.thne import THNE, total_loss
 from thne.text.encoder import load_encoder
 from thne.train.config import TrainConfig
 from thne.train.data import Dataset, SplitTensors
 
 LOSS_TERMS = ("task", "l_tv", "l_ta", "l_fv", "l_fa", "total")
+CHECKPOINT = "checkpoint.pt"
 
 
 def seed_everything(seed: int) -> None:
@@ -34,8 +42,6 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(cfg: TrainConfig, data: Dataset) -> THNE:
-    if cfg.variant not in VARIANTS:
-        raise ValueError(f"unknown variant {cfg.variant!r}; known: {', '.join(VARIANTS)}")
     encoder, d_t = load_encoder(cfg.encoder)
     return THNE(
         encoder,
@@ -46,7 +52,7 @@ def build_model(cfg: TrainConfig, data: Dataset) -> THNE:
         acoustic_hidden=cfg.acoustic_hidden,
         fusion_dim=cfg.fusion_dim,
         dropout=cfg.dropout,
-        variant=VARIANTS[cfg.variant],
+        variant=cfg.components,
     )
 
 
@@ -64,6 +70,13 @@ def make_optimizer(model: THNE, cfg: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
+def autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when ``cfg.bf16``; nothing elsewhere."""
+    if device.type == "cuda" and cfg.bf16:
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def _model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in batch.items() if k != "label"}
 
@@ -77,26 +90,35 @@ def train_epoch(
     device: torch.device,
 ) -> dict[str, float]:
     model.train()
-    sums: dict[str, float] = {}
-    order = torch.randperm(len(split), generator=gen)
+    sums: dict[str, torch.Tensor] = {}
+    # The permutation comes from a CPU generator, so the order is the same on every device.
+    order = torch.randperm(len(split), generator=gen).to(device)
     for start in range(0, len(split), cfg.batch_size):
-        batch = split.batch(order[start : start + cfg.batch_size], device)
-        terms = train_step(model, batch, opt, cfg)
+        batch = split.batch(order[start : start + cfg.batch_size])
+        terms = train_step(model, batch, opt, cfg, device)
         n = batch["label"].shape[0]
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + v * n
-    return {k: v / len(split) for k, v in sums.items()}
+    # One device-to-host copy per epoch, not one per batch and term.
+    return {k: float(v) / len(split) for k, v in sums.items()}
 
 
 def train_step(
-    model: THNE, batch: dict[str, torch.Tensor], opt: torch.optim.Optimizer, cfg: TrainConfig
-) -> dict[str, float]:
-    """One update on one batch; returns the loss terms of Eq. 9 and their weighted total."""
-    out = model(**_model_inputs(batch))
-    terms = model.losses(out, batch["label"])
-    loss = total_loss(terms, cfg.alpha, cfg.beta)
+    model: THNE,
+    batch: dict[str, torch.Tensor],
+    opt: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    device: torch.device | None = None,
+) -> dict[str, torch.Tensor]:
+    """One update on one batch; returns the loss terms of Eq. 9 and their weighted total
+    (detached 0-d tensors, left on the device)."""
+    with autocast(cfg, device or batch["label"].device):
+        out = model(**_model_inputs(batch))
+        terms = model.losses(out, batch["label"])
+        loss = total_loss(terms, cfg.alpha, cfg.beta)
+        probe_loss = model.probe_loss(out)
     opt.zero_grad(set_to_none=True)
-    (loss + model.probe_loss(out)).backward()
+    (loss + probe_loss).backward()
     # The s_ft probe is clipped on its own: in a shared clip its gradient norm would scale the
     # model's gradients, and the probe must not change the model.
     probe = [p for n, p in model.named_parameters() if n.startswith("cpc_t_probe.")]
@@ -104,7 +126,7 @@ def train_step(
     torch.nn.utils.clip_grad_norm_(rest, cfg.grad_clip)
     torch.nn.utils.clip_grad_norm_(probe, cfg.grad_clip)
     opt.step()
-    return {k: float(v.detach()) for k, v in {**terms, "total": loss}.items()}
+    return {k: v.detach().float() for k, v in {**terms, "total": loss}.items()}
 
 
 @torch.no_grad()
@@ -117,13 +139,14 @@ def evaluate(
     rows: list[pd.DataFrame] = []
     for start in range(0, len(split), cfg.batch_size):
         index = torch.arange(start, min(start + cfg.batch_size, len(split)))
-        batch = split.batch(index, device)
-        out = model(**_model_inputs(batch))
-        terms = model.losses(out, batch["label"])
+        batch = split.batch(index.to(device))
+        with autocast(cfg, device):
+            out = model(**_model_inputs(batch))
+            terms = model.losses(out, batch["label"])
+            scores = {k: v.float().cpu().numpy() for k, v in model.cpc_scores(out).items()}
         n = int(index.numel())
         for k, v in {**terms, "total": total_loss(terms, cfg.alpha, cfg.beta)}.items():
             sums[k] = sums.get(k, 0.0) + float(v) * n
-        scores = {k: v.float().cpu().numpy() for k, v in model.cpc_scores(out).items()}
         rows.append(
             pd.DataFrame(
                 {
@@ -145,14 +168,61 @@ def selection_metrics(pred: pd.DataFrame) -> dict[str, float]:
         return {"mae": float(np.mean(np.abs(pred["prediction"] - pred["label"])))}
 
 
+def run_fingerprint(cfg: TrainConfig, data: Dataset) -> str:
+    """What a checkpoint must match to be resumed: the config and the clips of every split."""
+    digest = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
+    for name in sorted(data.splits):
+        digest.update(name.encode())
+        digest.update("\n".join(data.splits[name].clip_ids).encode())
+    return digest.hexdigest()
+
+
+def _rng_state(gen: torch.Generator) -> dict:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "order": gen.get_state(),
+    }
+
+
+def _set_rng_state(state: dict, gen: torch.Generator) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    gen.set_state(state["order"])
+
+
+def _load_checkpoint(path: Path, fingerprint: str) -> dict | None:
+    """The checkpoint at ``path`` when it belongs to this run, else None (and say why)."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint means a fresh start
+        print(f"{path}: unreadable ({exc}); training from the start", file=sys.stderr)
+        return None
+    if state.get("fingerprint") != fingerprint:
+        print(
+            f"{path}: written for another config or other data; training from the start",
+            file=sys.stderr,
+        )
+        return None
+    return state
+
+
 def train_run(
     data: Dataset, cfg: TrainConfig, out_dir: str | os.PathLike, device: str = "cpu"
 ) -> dict:
     """Train one seed of one variant and write its run directory: ``model.pt`` (best-validation
     weights), ``history.tsv``, ``valid_metrics.json`` and the test ``predictions.tsv``.
 
-    Returns the validation metrics of the chosen epoch. Test metrics are the evaluate stage's
-    job (``thne evaluate``), computed from ``predictions.tsv``.
+    Resumes from ``checkpoint.pt`` in ``out_dir`` when one written for the same config and data
+    is there. Returns the validation metrics of the chosen epoch. Test metrics are the evaluate
+    stage's job (``thne evaluate``), computed from ``predictions.tsv``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,11 +231,26 @@ def train_run(
     model = build_model(cfg, data).to(dev)
     opt = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
-    train, valid, test = (data.splits[s] for s in ("train", "valid", "test"))
+    # Every split is moved to the device once; batches are slices of it.
+    train, valid, test = (data.splits[s].to(dev) for s in ("train", "valid", "test"))
 
+    fingerprint = run_fingerprint(cfg, data)
+    checkpoint = out / CHECKPOINT
     history: list[dict] = []
-    best_mae, best_epoch, best_state = float("inf"), 0, None
-    for epoch in range(1, cfg.max_epochs + 1):
+    best_mae, best_epoch, best_state, first_epoch = float("inf"), 0, None, 1
+    state = _load_checkpoint(checkpoint, fingerprint)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        _set_rng_state(state["rng"], gen)
+        history, best_mae, best_epoch = state["history"], state["best_mae"], state["best_epoch"]
+        best_state, first_epoch = state["best_state"], state["epoch"] + 1
+        print(f"resuming after epoch {state['epoch']} from {checkpoint}", file=sys.stderr)
+
+    stopped = state is not None and state["epoch"] - best_epoch >= cfg.patience
+    for epoch in range(first_epoch, cfg.max_epochs + 1):
+        if stopped:
+            break
         t0 = time.perf_counter()
         train_losses = train_epoch(model, train, opt, cfg, gen, dev)
         valid_losses, valid_pred = evaluate(model, valid, cfg, dev)
@@ -179,7 +264,22 @@ def train_run(
         improved = valid_metrics["mae"] < best_mae
         if improved:
             best_mae, best_epoch = valid_metrics["mae"], epoch
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        with atomic_path(checkpoint) as tmp:
+            torch.save(
+                {
+                    "fingerprint": fingerprint,
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "rng": _rng_state(gen),
+                    "history": history,
+                    "best_mae": best_mae,
+                    "best_epoch": best_epoch,
+                    "best_state": best_state,
+                },
+                tmp,
+            )
         mark = "  *" if improved else ""
         print(
             f"epoch {epoch:3d}  train loss {train_losses['total']:.4f}  valid mae "
@@ -187,8 +287,7 @@ def train_run(
             file=sys.stderr,
             flush=True,
         )
-        if epoch - best_epoch >= cfg.patience:
-            break
+        stopped = epoch - best_epoch >= cfg.patience
 
     model.load_state_dict(best_state)
     _, valid_pred = evaluate(model, valid, cfg, dev)
@@ -222,8 +321,11 @@ def train_run(
         "variant": cfg.variant,
         "seed": cfg.seed,
         "best_epoch": best_epoch,
+        "epochs": int(hist["epoch"].max()),
         "n_clips": {s: len(t) for s, t in data.splits.items()},
         "left_out": data.dropped,
     }
     write_json(out / "valid_metrics.json", {**info, **valid_metrics})
+    # Written last: until here a rerun can still resume.
+    checkpoint.unlink(missing_ok=True)
     return valid_metrics

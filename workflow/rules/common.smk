@@ -30,6 +30,17 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 
 DATASETS = sorted(config["datasets"])
+SWITCHES = ("deno1", "deno2", "recovery", "residual", "multimodal")
+
+for _ds in DATASETS:
+    _unknown = sorted(
+        set(config["datasets"][_ds]["train"]["variants"]) - set(config["variants"])
+    )
+    if _unknown:
+        raise ValueError(
+            f"datasets.{_ds}.train.variants names {', '.join(_unknown)}, not defined under "
+            f"variants: (defined: {', '.join(config['variants'])})"
+        )
 
 
 wildcard_constraints:
@@ -191,6 +202,28 @@ def seed_runs(wildcards, filename, variant=None):
     )
 
 
+def all_variant_runs(wildcards, filename):
+    """``filename`` of every seed of every variant the dataset trains, variant by variant."""
+    return [
+        path
+        for variant in ds_config(wildcards, "train")["variants"]
+        for path in seed_runs(wildcards, filename, variant=variant)
+    ]
+
+
+def figure_histories(wildcards):
+    variants = [
+        v
+        for v in ("thne", "residual")
+        if v in ds_config(wildcards, "train")["variants"]
+    ]
+    return [
+        path
+        for variant in variants or ["thne"]
+        for path in seed_runs(wildcards, "history.tsv", variant=variant)
+    ]
+
+
 TRAIN_FLAGS = (
     "batch_size lr bert_lr alpha beta visual_hidden acoustic_hidden fusion_dim dropout"
     " grad_clip weight_decay max_epochs patience max_frames device"
@@ -199,6 +232,16 @@ TRAIN_FLAGS = (
 
 def train_flags(wildcards):
     train = ds_config(wildcards, "train")
-    return " ".join(
+    flags = [
         f"--{key.replace('_', '-')} {train[key]}" for key in TRAIN_FLAGS if key in train
-    )
+    ]
+    flags.append("--bf16" if train.get("bf16", True) else "--no-bf16")
+    if wildcards.variant not in config["variants"]:
+        raise ValueError(
+            f"variant {wildcards.variant!r} is not defined under variants: in the config"
+        )
+    # t-HNE's own switches, overridden by the variant's entry.
+    switches = {**dict.fromkeys(SWITCHES, True), "residual": False}
+    switches.update(config["variants"][wildcards.variant] or {})
+    flags += [f"--{name}" if on else f"--no-{name}" for name, on in switches.items()]
+    return " ".join(flags)

@@ -18,6 +18,10 @@ rule train:
     conda:
         "../../environment.yml"
     threads: lambda wc: ds_config(wc, "train").get("threads", 2)
+    resources:
+        # One GPU per training job: a profile's or the command line's gpu limit caps how
+        # many run at once. A run set to device cpu needs none.
+        gpu=lambda wc: 0 if ds_config(wc, "train").get("device", "auto") == "cpu" else 1,
     params:
         flags=train_flags,
         encoder=lambda wc: ds_config(wc, "text")["encoder"],

@@ -1,0 +1,134 @@
+"""Markdown tables of our results beside the paper's: Table 3 (``table.md``) and Table 4
+(``ablation.md``), in the paper's units: MAE and Corr with 3 decimals, accuracies and F1 in
+percent with 2 decimals."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import h5py
+
+from thne.evaluate.paper import TABLE3, TABLE4, VARIANT_LABELS
+from thne.io import atomic_path
+
+HEADER = (
+    "| Model | Source | MAE ↓ | Corr ↑ | Acc-7 ↑ | Acc-2 ↑ (has0 / non0) | F1 ↑ (has0 / non0) |\n"
+    "|---|---|---|---|---|---|---|\n"
+)
+
+
+def _number(key: str, value: float) -> str:
+    return f"{value:.3f}" if key in ("mae", "corr") else f"{100 * value:.2f}"
+
+
+def _cell(key: str, mean: Mapping[str, float], std: Mapping[str, float] | None) -> str:
+    if mean.get(key) is None:
+        return "-"
+    text = _number(key, mean[key])
+    return f"{text} ± {_number(key, std[key])}" if std is not None else text
+
+
+def format_row(
+    name: str,
+    source: str,
+    mean: Mapping[str, float],
+    std: Mapping[str, float] | None = None,
+) -> str:
+    """One table row; ``std`` given: ``mean ± std`` in each cell."""
+
+    def pair(a: str, b: str) -> str:
+        return f"{_cell(a, mean, std)} / {_cell(b, mean, std)}"
+
+    cells = [
+        name,
+        source,
+        _cell("mae", mean, std),
+        _cell("corr", mean, std),
+        _cell("acc7", mean, std),
+        pair("acc2_has0", "acc2_non0"),
+        pair("f1_has0", "f1_non0"),
+    ]
+    return "| " + " | ".join(cells) + " |\n"
+
+
+def describe_features(
+    visual_h5: str | os.PathLike, audio_h5: str | os.PathLike, encoder: str
+) -> str:
+    """Which features and text encoder the numbers came from, read from the feature files."""
+
+    def one(path: str | os.PathLike) -> str:
+        with h5py.File(path, "r", locking=False) as h5:
+            extractor = str(h5.attrs["extractor"])
+            width = len(h5.attrs["feature_names"])
+            config = json.loads(h5.attrs.get("config", "{}"))
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(config.items()) if k != "extractor")
+        return f"{extractor}, {width} columns" + (f" ({detail})" if detail else "")
+
+    return (
+        f"- Visual features: {one(visual_h5)}\n"
+        f"- Acoustic features: {one(audio_h5)}\n"
+        f"- Text encoder: {encoder}\n"
+    )
+
+
+def _seeds(seeds: list) -> str:
+    return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
+
+
+_CAVEAT = (
+    "Checkpoints are picked on validation MAE only; the test split is read once, after "
+    "training. The paper's features came from its own OpenFace and librosa runs, which cannot "
+    "be rebuilt exactly, so equal numbers are not expected; the gap shows how far these "
+    "features and this encoder are from the paper's setting.\n"
+)
+
+
+def write_table(
+    metrics_json: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    dataset: str,
+    features: str,
+) -> str:
+    """``table.md``: t-HNE's mean ± std over seeds beside the paper's Table 3 row."""
+    result = json.loads(Path(metrics_json).read_text())
+    text = f"# t-HNE on {dataset}: test results\n\n{features}\n" + _CAVEAT + "\n" + HEADER
+    if dataset in TABLE3:
+        text += format_row("t-HNE", "paper, Table 3 (mean of 5 runs)", TABLE3[dataset])
+    text += format_row("t-HNE", f"thne, {_seeds(result['seeds'])}", result["mean"], result["std"])
+    if dataset not in TABLE3:
+        text += f"\nThe paper reports no results on {dataset}.\n"
+    with atomic_path(out_path) as tmp:
+        Path(tmp).write_text(text)
+    return text
+
+
+def write_ablation(
+    variants_json: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    dataset: str,
+    features: str,
+) -> str:
+    """``ablation.md``: each variant's mean ± std beside the paper's Table 4 row, if any."""
+    result = json.loads(Path(variants_json).read_text())
+    paper = TABLE4.get(dataset, {})
+    text = f"# Ablation on {dataset}: test results by variant\n\n{features}\n" + _CAVEAT + "\n"
+    text += HEADER
+    for variant, summary in result["variants"].items():
+        label = VARIANT_LABELS.get(variant, variant)
+        if variant in paper:
+            text += format_row(label, "paper, Table 4", paper[variant])
+        text += format_row(
+            label, f"thne `{variant}`, {_seeds(summary['seeds'])}", summary["mean"], summary["std"]
+        )
+    if not paper:
+        text += (
+            f"\nThe paper's ablation (Table 4) is on mosei only; it has no rows for {dataset}.\n"
+        )
+    with atomic_path(out_path) as tmp:
+        Path(tmp).write_text(text)
+    return text
