@@ -163,3 +163,23 @@ def test_probe_cannot_change_the_model():
             assert not torch.equal(value, updated[1][name])
         else:
             assert torch.equal(value, updated[1][name]), name
+
+
+def test_sequence_encoders_and_predictions_stay_float32_under_autocast():
+    model = make()
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        out = model(**batch())
+    # The LSTMs and the regressor run in float32; the rest may be bf16.
+    assert out.h_v.dtype == torch.float32 and out.h_a.dtype == torch.float32
+    assert out.pred.dtype == torch.float32
+    ref = model(**batch())
+    assert torch.allclose(out.h_v, ref.h_v, atol=1e-6)
+
+
+def test_inconsistent_switches_are_refused():
+    from thne.model.thne import Variant
+
+    with pytest.raises(ValueError, match="needs deno1"):
+        Variant(deno1=False, residual=True)
+    with pytest.raises(ValueError, match="text branch alone"):
+        Variant(multimodal=False)

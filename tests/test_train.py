@@ -305,3 +305,44 @@ def test_killed_run_resumes_to_the_same_result(dataset, tmp_path, capfd):
     b = json.loads((killed / "valid_metrics.json").read_text())
     assert a == b
     assert not (killed / "checkpoint.pt").exists()
+
+
+def test_a_preset_name_with_other_switches_is_refused():
+    with pytest.raises(ValueError, match="TrainConfig.preset"):
+        TrainConfig(variant="no_re")
+    assert TrainConfig.preset("no_re").recovery is False
+    assert TrainConfig(variant="my_variant", recovery=False).components.recovery is False
+
+
+def test_unknown_variant_without_switches_is_refused(dataset, tmp_path):
+    from thne.cli import main as thne
+
+    args = ["train", "--manifest", str(dataset / "manifest.tsv"), "--text", "t", "--audio", "a"]
+    args += ["--visual", "v", "--out-dir", str(tmp_path), "--variant", "no_re2"]
+    with pytest.raises(SystemExit, match="variant 'no_re2' is not one of thne, no_deno1"):
+        thne(args)
+
+
+def test_fingerprint_follows_the_data(dataset):
+    from thne.train.loop import run_fingerprint
+
+    data = load_dataset(
+        dataset / "manifest.tsv", dataset / "text.h5", dataset / "audio.h5", dataset / "visual.h5"
+    )
+    cfg = TrainConfig()
+    before = run_fingerprint(cfg, data)
+    assert run_fingerprint(cfg, data) == before
+    data.splits["valid"].visual[0, 0, 0] += 1.0
+    assert run_fingerprint(cfg, data) != before
+
+
+def test_each_job_claims_its_own_gpu(tmp_path, monkeypatch):
+    from thne.devices import claim_gpu, visible_gpus
+
+    assert [claim_gpu(2, tmp_path), claim_gpu(2, tmp_path), claim_gpu(2, tmp_path)] == [0, 1, 0]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    assert visible_gpus() == 2
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert visible_gpus() == 0
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,-1,1")
+    assert visible_gpus() == 1

@@ -48,7 +48,12 @@ def _add_dataclass_flags(
         flag = f"--{f.name.replace('_', '-')}"
         if kind is bool:
             # None: not given, so the caller can fill it from elsewhere (a variant's preset).
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+            parser.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"(default: the variant's, else {f.default})",
+            )
             continue
         parser.add_argument(flag, type=kind, default=f.default, help=f"(default: {f.default})")
 
@@ -268,7 +273,12 @@ def cmd_train(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     device = args.device
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cpu"
+        if torch.cuda.is_available():
+            from thne.devices import claim_gpu
+
+            device = f"cuda:{claim_gpu(torch.cuda.device_count())}"
+    print(f"training on {device}", file=sys.stderr)
     cfg = _train_config(args)
     data = load_dataset(
         args.manifest,
@@ -289,6 +299,12 @@ def _train_config(args: argparse.Namespace):
     from thne.model.thne import VARIANTS, Variant
     from thne.train.config import TrainConfig
 
+    switches = [f.name for f in dataclasses.fields(Variant)]
+    if args.variant not in VARIANTS and all(getattr(args, s) is None for s in switches):
+        sys.exit(
+            f"thne train: variant {args.variant!r} is not one of {', '.join(VARIANTS)}; "
+            "name one of those, or give its switches (--deno1/--no-deno1 and so on)"
+        )
     preset = dataclasses.asdict(VARIANTS.get(args.variant, Variant()))
     for f in dataclasses.fields(TrainConfig):
         if getattr(args, f.name, None) is None:

@@ -63,8 +63,14 @@ def write_cases(
     dataset: str,
     n: int = 5,
 ) -> pd.DataFrame:
-    """``cases.md``: the ``n`` test clips with the smallest and the ``n`` with the largest error."""
+    """``cases.md``: the ``n`` test clips with the smallest and the ``n`` with the largest error.
+
+    With fewer than ``2 n`` test clips, each list takes half of them, so no clip is in both.
+    """
     frame = case_table(predictions, manifest).sort_values(["error", "label"], kind="stable")
+    n = min(n, len(frame) // 2)
+    if n < 1:
+        raise ValueError(f"{len(frame)} test clip(s): too few for a best and a worst list")
     text = (
         f"# Case study on {dataset} (paper Table 5)\n\n"
         f"t-HNE's test predictions, mean over {len(predictions)} seed(s). Scores are "

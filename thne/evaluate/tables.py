@@ -74,6 +74,11 @@ def describe_features(
     )
 
 
+def _std(summary: Mapping) -> Mapping[str, float] | None:
+    """The std over seeds, or None (no ± shown) for a single seed, where it is undefined."""
+    return summary["std"] if len(summary["seeds"]) > 1 else None
+
+
 def _seeds(seeds: list) -> str:
     return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
 
@@ -98,12 +103,10 @@ def write_table(
     text = f"# t-HNE on {dataset}: test results\n\n{features}\n" + _CAVEAT + "\n" + HEADER
     if dataset in TABLE3:
         text += format_row("t-HNE", "paper, Table 3 (mean of 5 runs)", TABLE3[dataset])
-    text += format_row("t-HNE", f"thne, {_seeds(result['seeds'])}", result["mean"], result["std"])
+    text += format_row("t-HNE", f"thne, {_seeds(result['seeds'])}", result["mean"], _std(result))
     if dataset not in TABLE3:
         text += f"\nThe paper reports no results on {dataset}.\n"
-    with atomic_path(out_path) as tmp:
-        Path(tmp).write_text(text)
-    return text
+    return _write(out_path, text)
 
 
 def write_ablation(
@@ -123,12 +126,16 @@ def write_ablation(
         if variant in paper:
             text += format_row(label, "paper, Table 4", paper[variant])
         text += format_row(
-            label, f"thne `{variant}`, {_seeds(summary['seeds'])}", summary["mean"], summary["std"]
+            label, f"thne `{variant}`, {_seeds(summary['seeds'])}", summary["mean"], _std(summary)
         )
     if not paper:
         text += (
             f"\nThe paper's ablation (Table 4) is on mosei only; it has no rows for {dataset}.\n"
         )
+    return _write(out_path, text)
+
+
+def _write(out_path: str | os.PathLike, text: str) -> str:
     with atomic_path(out_path) as tmp:
         Path(tmp).write_text(text)
     return text

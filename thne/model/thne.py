@@ -37,6 +37,15 @@ class Variant:
     residual: bool = False  # Eq. 10: add the plain h_m back after attention
     multimodal: bool = True  # False: BERT branch and regression head alone
 
+    def __post_init__(self) -> None:
+        if self.residual and not self.deno1:
+            raise ValueError("residual (Eq. 10) adds h_m back after DeNo1's attention: needs deno1")
+        if not self.multimodal and (self.deno1 or self.deno2 or self.recovery or self.residual):
+            raise ValueError(
+                "multimodal: false keeps the text branch alone, so deno1, deno2, recovery and "
+                "residual must all be false"
+            )
+
 
 VARIANTS: dict[str, Variant] = {
     "thne": Variant(),
@@ -69,8 +78,13 @@ class SequenceEncoder(nn.Module):
         self.lstm = nn.LSTM(in_dim, hidden, batch_first=True)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, (h_n, _) = self.lstm(packed)
+        # Always float32: CUDA autocast would run cuDNN's LSTM in float16 whatever dtype it was
+        # asked for, and standardised features can exceed float16's range.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            packed = pack_padded_sequence(
+                x.float(), lengths.cpu(), batch_first=True, enforce_sorted=False
+            )
+            out, (h_n, _) = self.lstm(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         return out, h_n[-1]  # all steps [B, T, H] (zeros where padded), last valid state [B, H]
 
@@ -197,7 +211,7 @@ class THNE(nn.Module):
         ).last_hidden_state[:, 0]
         if not self.variant.multimodal:
             fused = self.fusion(h_t)
-            return Output(pred=self.regressor(fused).squeeze(-1), h_t=h_t, fused=fused)
+            return Output(pred=self.predict(fused), h_t=h_t, fused=fused)
 
         # Eq. 1, visual and acoustic.
         steps_v, h_v = self.visual_encoder(visual, visual_len)
@@ -212,7 +226,7 @@ class THNE(nn.Module):
             h_vt, h_at = h_v, h_a
         fused = self.fusion(torch.cat([h_t, h_vt, h_at], dim=-1))  # F = FN(X_t, X_v, X_a)
         return Output(
-            pred=self.regressor(fused).squeeze(-1),
+            pred=self.predict(fused),
             h_t=h_t,
             fused=fused,
             h_v=h_v,
@@ -222,6 +236,12 @@ class THNE(nn.Module):
             attn_v=attn_v,
             attn_a=attn_a,
         )
+
+    def predict(self, fused: torch.Tensor) -> torch.Tensor:
+        """The regression MLP, in float32 even under autocast: bf16 would round predictions to
+        steps of 0.016 near 3, which moves clips across Acc-7 boundaries."""
+        with torch.autocast(device_type=fused.device.type, enabled=False):
+            return self.regressor(fused.float()).squeeze(-1)
 
     def losses(self, out: Output, label: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every loss term of Eq. 9 the variant has, their weighted sum is added by the caller."""

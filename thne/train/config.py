@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-from thne.model.thne import Variant
+if TYPE_CHECKING:  # the model module imports torch, which the CLI loads only to train
+    from thne.model.thne import Variant
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,21 @@ class TrainConfig:
     # bf16 autocast of the forward pass; used on CUDA only (CPU runs stay in float32).
     bf16: bool = True
 
+    def __post_init__(self) -> None:
+        from thne.model.thne import VARIANTS
+
+        preset = VARIANTS.get(self.variant)
+        if preset is not None and asdict(preset) != asdict(self.components):
+            raise ValueError(
+                f"variant {self.variant!r} names a preset with switches {asdict(preset)}, but "
+                f"this config has {asdict(self.components)}: use TrainConfig.preset("
+                f"{self.variant!r}, ...) or another variant name"
+            )
+
     @property
     def components(self) -> Variant:
+        from thne.model.thne import Variant
+
         return Variant(
             deno1=self.deno1,
             deno2=self.deno2,
@@ -47,8 +62,6 @@ class TrainConfig:
     @classmethod
     def preset(cls, variant: str, **values) -> TrainConfig:
         """A config for one of the named variants of :data:`thne.model.thne.VARIANTS`."""
-        from dataclasses import asdict
-
         from thne.model.thne import VARIANTS
 
         if variant not in VARIANTS:

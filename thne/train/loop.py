@@ -169,35 +169,46 @@ def selection_metrics(pred: pd.DataFrame) -> dict[str, float]:
 
 
 def run_fingerprint(cfg: TrainConfig, data: Dataset) -> str:
-    """What a checkpoint must match to be resumed: the config and the clips of every split."""
-    digest = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
+    """What a checkpoint must match to be resumed: the config, and every split's clips and
+    tensors as the model sees them (after normalisation and the frame cap), with the feature
+    names. Re-extracted features or a changed statistic make a fresh start."""
+    digest = hashlib.blake2b(json.dumps(asdict(cfg), sort_keys=True).encode())
+    digest.update(json.dumps([data.visual_names, data.acoustic_names]).encode())
     for name in sorted(data.splits):
+        split = data.splits[name]
         digest.update(name.encode())
-        digest.update("\n".join(data.splits[name].clip_ids).encode())
+        digest.update("\n".join(split.clip_ids).encode())
+        for value in vars(split).values():
+            if isinstance(value, torch.Tensor):
+                digest.update(value.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
-def _rng_state(gen: torch.Generator) -> dict:
+def _rng_state(gen: torch.Generator, device: torch.device) -> dict:
     return {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        # Only the training device's generator: another machine may see fewer GPUs.
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
         "order": gen.get_state(),
     }
 
 
-def _set_rng_state(state: dict, gen: torch.Generator) -> None:
+def _set_rng_state(state: dict, gen: torch.Generator, device: torch.device) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if state["cuda"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
     gen.set_state(state["order"])
 
 
 def _load_checkpoint(path: Path, fingerprint: str) -> dict | None:
     """The checkpoint at ``path`` when it belongs to this run, else None (and say why)."""
+    # Temporary files of a save that was killed midway are never resumed from.
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     if not path.is_file():
         return None
     try:
@@ -205,7 +216,7 @@ def _load_checkpoint(path: Path, fingerprint: str) -> dict | None:
     except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint means a fresh start
         print(f"{path}: unreadable ({exc}); training from the start", file=sys.stderr)
         return None
-    if state.get("fingerprint") != fingerprint:
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
         print(
             f"{path}: written for another config or other data; training from the start",
             file=sys.stderr,
@@ -214,8 +225,20 @@ def _load_checkpoint(path: Path, fingerprint: str) -> dict | None:
     return state
 
 
+def _fresh_start(
+    cfg: TrainConfig, data: Dataset, dev: torch.device
+) -> tuple[THNE, torch.optim.Optimizer, torch.Generator]:
+    """Model, optimiser and batch-order generator as the first epoch of a run sees them."""
+    seed_everything(cfg.seed)
+    model = build_model(cfg, data).to(dev)
+    return model, make_optimizer(model, cfg), torch.Generator().manual_seed(cfg.seed)
+
+
 def train_run(
-    data: Dataset, cfg: TrainConfig, out_dir: str | os.PathLike, device: str = "cpu"
+    data: Dataset,
+    cfg: TrainConfig,
+    out_dir: str | os.PathLike,
+    device: str = "cpu",
 ) -> dict:
     """Train one seed of one variant and write its run directory: ``model.pt`` (best-validation
     weights), ``history.tsv``, ``valid_metrics.json`` and the test ``predictions.tsv``.
@@ -227,10 +250,7 @@ def train_run(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
-    seed_everything(cfg.seed)
-    model = build_model(cfg, data).to(dev)
-    opt = make_optimizer(model, cfg)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    model, opt, gen = _fresh_start(cfg, data, dev)
     # Every split is moved to the device once; batches are slices of it.
     train, valid, test = (data.splits[s].to(dev) for s in ("train", "valid", "test"))
 
@@ -240,11 +260,26 @@ def train_run(
     best_mae, best_epoch, best_state, first_epoch = float("inf"), 0, None, 1
     state = _load_checkpoint(checkpoint, fingerprint)
     if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        _set_rng_state(state["rng"], gen)
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            _set_rng_state(state["rng"], gen, dev)
+        except (KeyError, RuntimeError, ValueError) as exc:
+            print(
+                f"{checkpoint}: cannot be resumed ({exc}); training from the start", file=sys.stderr
+            )
+            # A failed load may have changed some tensors: start from fresh objects.
+            model, opt, gen = _fresh_start(cfg, data, dev)
+            state = None
+    if state is not None:
         history, best_mae, best_epoch = state["history"], state["best_mae"], state["best_epoch"]
-        best_state, first_epoch = state["best_state"], state["epoch"] + 1
+        # Saved without a copy when the last epoch was the best.
+        best_state = (
+            state["best_state"]
+            if state["best_state"] is not None
+            else {k: v.clone() for k, v in state["model"].items()}
+        )
+        first_epoch = state["epoch"] + 1
         print(f"resuming after epoch {state['epoch']} from {checkpoint}", file=sys.stderr)
 
     stopped = state is not None and state["epoch"] - best_epoch >= cfg.patience
@@ -272,11 +307,12 @@ def train_run(
                     "epoch": epoch,
                     "model": model.state_dict(),
                     "optimizer": opt.state_dict(),
-                    "rng": _rng_state(gen),
+                    "rng": _rng_state(gen, dev),
                     "history": history,
                     "best_mae": best_mae,
                     "best_epoch": best_epoch,
-                    "best_state": best_state,
+                    # The best weights are this epoch's when it improved: no second copy.
+                    "best_state": None if improved else best_state,
                 },
                 tmp,
             )

@@ -7,6 +7,8 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
+from thne.devices import visible_gpus
+
 
 def fill_defaults(user, defaults):
     """Deep-merge the shipped defaults under the user's values, in place.
@@ -30,6 +32,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 
 DATASETS = sorted(config["datasets"])
+GPUS = visible_gpus()
 SWITCHES = ("deno1", "deno2", "recovery", "residual", "multimodal")
 
 for _ds in DATASETS:
@@ -200,6 +203,15 @@ def seed_runs(wildcards, filename, variant=None):
         seed=seeds,
         filename=filename,
     )
+
+
+def train_gpus(wildcards):
+    """1 for a job that trains on a GPU. device auto asks for one where this machine has one;
+    the SLURM profile asks for one on the cluster's nodes whatever the submit host has."""
+    device = str(ds_config(wildcards, "train").get("device", "auto"))
+    if device.startswith("cuda"):
+        return 1
+    return 1 if device == "auto" and GPUS > 0 else 0
 
 
 def all_variant_runs(wildcards, filename):

@@ -19,9 +19,9 @@ rule train:
         "../../environment.yml"
     threads: lambda wc: ds_config(wc, "train").get("threads", 2)
     resources:
-        # One GPU per training job: a profile's or the command line's gpu limit caps how
-        # many run at once. A run set to device cpu needs none.
-        gpu=lambda wc: 0 if ds_config(wc, "train").get("device", "auto") == "cpu" else 1,
+        # One GPU per training job; the workflow profile caps the gpu resource at the GPUs
+        # present, so as many train at once as there are GPUs.
+        gpu=train_gpus,
     params:
         flags=train_flags,
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
