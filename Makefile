@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test lint clean-demo
+.PHONY: install system demo test lint clean-demo
 
 install: $(VENV)/.installed
 
@@ -28,7 +28,19 @@ demo: install
 	$(BIN)/snakemake --cores $(CORES) results/demo/metrics.json
 	@cat results/demo/metrics.json
 
-test: install
+# System packages the tests use: Chromium (screenshots of the HTML report) and slurm-wlm with
+# munge (the one-node SLURM cluster of .ci/slurm-up, for the profiles/slurm test). apt-get
+# installs what is missing, as root or through sudo.
+SYSTEM_PACKAGES := chromium slurm-wlm munge
+system:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		echo "installing$$missing with apt-get"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: install system
 	$(BIN)/python -m pytest -q
 
 lint: install

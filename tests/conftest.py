@@ -39,10 +39,13 @@ BIN = Path(sys.executable).parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def run_snakemake(
+    workdir: Path, *args: str, check: bool = True, snakefile: Path | None = None
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    command = SNAKEMAKE if snakefile is None else [*SNAKEMAKE[:-1], str(snakefile)]
     proc = subprocess.run(
-        [*SNAKEMAKE, "--directory", str(workdir), *args],
+        [*command, "--directory", str(workdir), *args],
         capture_output=True,
         text=True,
         env=env,

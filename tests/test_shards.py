@@ -1,13 +1,12 @@
 import os
-import re
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import REPO, run_snakemake
-from thne.data.manifest import MANIFEST_COLUMNS, Clip
+from conftest import REPO
+from thne.data.manifest import Clip
 from thne.data.shards import n_shards, shard_clips, video_ids
 from thne.features.store import extract_to_h5, merge_h5, read_h5
 
@@ -59,57 +58,24 @@ def test_merge_joins_shards_and_refuses_mixtures(tmp_path):
     assert not (tmp_path / "dup.h5").exists() and not (tmp_path / "mixed.h5").exists()
 
 
-def test_mosei_size_manifest_plans_few_extraction_jobs(tmp_path):
-    """3,228 videos and about 23k clips: the default shard size keeps extraction to ~400 jobs."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for v in range(3228):
-        for k in range(int(rng.integers(4, 11))):
-            rows.append(
-                (
-                    f"vid{v:04d}_{k}",
-                    f"vid{v:04d}",
-                    0.0,
-                    3.0,
-                    "train",
-                    0.5,
-                    "words",
-                    f"m/{v}_{k}.mp4",
-                )
-            )
-    manifest = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
-    assert 20000 < len(manifest) < 26000
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    (raw / "label.csv").write_text("video_id,clip_id,text,label,mode\n")
-    data = tmp_path / "data" / "mosei"
-    data.mkdir(parents=True)
-    manifest.to_csv(data / "manifest.tsv", sep="\t", index=False)
-    (data / "excluded.tsv").write_text("clip_id\tvideo_id\tsplit\tmedia\treason\n")
-    (data / "splits.json").write_text("{}\n")
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        yaml.safe_dump({"datasets": {"mosei": {"source": {"layout": "mmsa", "raw_dir": str(raw)}}}})
-    )
-    proc = run_snakemake(
-        tmp_path,
-        "features/mosei/audio.h5",
-        "features/mosei/visual.h5",
-        "--configfile",
-        str(cfg),
-        "-n",
-        "--quiet",
-        "rules",
-    )
-    out = proc.stdout + proc.stderr
-    counts = {m[0]: int(m[1]) for m in re.findall(r"^\s*(\w+)\s+(\d+)\s*$", out, re.M)}
-    assert "ingest" not in counts, out  # the manifest above is taken as it is
+def test_mosei_size_manifest_plans_few_jobs(tmp_path):
+    """3,228 videos and about 23k clips: hundreds of jobs, not tens of thousands."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from dag import mosei_size_workdir, plan
+
+    cfg = mosei_size_workdir(tmp_path)
+    assert 20000 < len(pd.read_csv(tmp_path / "data/mosei/manifest.tsv", sep="\t")) < 26000
+    _, counts = plan(tmp_path, cfg, "features/mosei/audio.h5", "features/mosei/visual.h5")
+    assert "ingest" not in counts  # the manifest above is taken as it is
     assert counts["audio_shard"] == counts["visual_shard"] == 202  # ceil(3228 / 16)
     # MOSEI's visual features come from OpenFace: one plan, one OpenFace call per shard.
     assert counts["openface_plan"] == 1 and counts["openface_shard"] == 202
     assert counts["audio_shard"] + counts["openface_shard"] <= 500
     assert counts["merge_features"] == 2
-    print(f"MOSEI-size manifest: {len(manifest)} clips, planned jobs {counts}")
+
+    _, counts = plan(tmp_path, cfg, "results/mosei/metrics.json")
+    assert counts["train"] == counts["evaluate"] == 5 and counts["aggregate"] == 1
+    assert counts["total"] <= 1000, counts
 
 
 def test_parallel_workers_write_the_same_file(tmp_path):

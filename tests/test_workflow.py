@@ -130,6 +130,102 @@ def test_demo_subset_end_to_end(tmp_path):
     history = pd.read_csv(tmp_path / "results/demo/runs/no_re/seed1/history.tsv", sep="\t")
     assert "l_fv" not in history and "l_tv" in history
 
+    # The HTML report: tables, figure, splits, excluded clips and config, with captions.
+    pages = "results/demo/report/index.html"
+    run_snakemake(tmp_path, pages, "--configfile", str(cfg3), "--cores", "2")
+    report = tmp_path / "results/demo/report.html"
+    run_snakemake(tmp_path, "--report", str(report), pages, "--configfile", str(cfg3))
+    check_report(report, tmp_path / "screenshots")
+
+
+def json_results(text: str) -> dict:
+    """The report's ``results`` object: result path -> name, caption, data URI..."""
+    start = text.index("var results = ", text.index('<script id="results">'))
+    return json.JSONDecoder().raw_decode(text, start + len("var results = "))[0]
+
+
+def embedded_results(report: Path) -> dict[str, bytes]:
+    """Result path -> the file the report embeds for it (its data URI, decoded)."""
+    import base64
+    from urllib.parse import unquote_to_bytes
+
+    found = {}
+    for path, entry in json_results(report.read_text()).items():
+        head, data = entry["data_uri"].split(",", 1)
+        found[path] = base64.b64decode(data) if head.endswith(";base64") else unquote_to_bytes(data)
+    return found
+
+
+def check_report(report: Path, shots: Path) -> None:
+    """Open the report in headless Chromium at each page and check what it shows."""
+    from PIL import Image
+
+    results = embedded_results(report)
+    for name in ("table", "ablation", "cases", "splits", "excluded", "config"):
+        assert f"results/demo/report/{name}.html" in results, sorted(results)
+    assert "results/demo/figures/loss_curves.png" in results
+    table = results["results/demo/report/table.html"].decode()
+    assert "<table>" in table and "MAE" in table and "all-MiniLM-L6-v2" in table
+    assert "w/o Re" in results["results/demo/report/ablation.html"].decode()
+    assert results["results/demo/figures/loss_curves.png"][:8] == b"\x89PNG\r\n\x1a\n"
+    text = report.read_text()
+    assert "Test results of t-HNE on" in text  # a caption from workflow/report/
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "headless Chromium is needed (.ci/run installs Debian's chromium)"
+    shots.mkdir(parents=True, exist_ok=True)
+    for path in ("results/demo/report/table.html", "results/demo/figures/loss_curves.png"):
+        # The report is one page app: open it on this result, as a click in it would.
+        view = "html" if path.endswith(".html") else "img"
+        opened = shots / (Path(path).stem + "_view.html")
+        # The page's scripts hold "</body>" in strings: add ours before the last, real one.
+        head, tag, tail = text.rpartition("</body>")
+        opened.write_text(
+            head
+            + "<script>window.addEventListener('load', () => setTimeout(() => app.setView("
+            + f"{{content: '{view}', contentPath: results['{path}'].data_uri, "
+            + f"resultPath: '{path}'}}), 500));</script>"
+            + tag
+            + tail
+        )
+        shot = shots / (Path(path).stem + ".png")
+        subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                "--virtual-time-budget=5000",
+                "--window-size=1400,1000",
+                f"--screenshot={shot}",
+                opened.as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        with Image.open(shot) as image:
+            colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
+        assert image.size == (1400, 1000) and len(colours) > 20, f"{shot} looks blank"
+        dom = subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--virtual-time-budget=5000",
+                "--dump-dom",
+                opened.as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+        # The app rendered its menu, and shows the result's own embedded file.
+        uri = json_results(text)[path]["data_uri"]
+        assert "Results" in dom and uri[:200] in dom, f"{path} is not shown"
+
 
 @pytest.mark.slow
 def test_missing_clip_fails_or_is_excluded(tmp_path):

@@ -30,6 +30,7 @@ STAGES = (
     "ablation",
     "loss-curves",
     "cases",
+    "report-pages",
 )
 
 
@@ -362,6 +363,39 @@ def cmd_cases(args: argparse.Namespace) -> None:
     write_cases(args.predictions, args.manifest, args.out, dataset=args.dataset, n=args.n)
 
 
+def cmd_report_pages(args: argparse.Namespace) -> None:
+    import os
+    from pathlib import Path
+
+    import yaml
+
+    from thne.evaluate import html
+
+    out = Path(args.out_dir)
+    pages = {
+        "table.html": html.markdown_page(args.table),
+        "ablation.html": html.markdown_page(args.ablation),
+        "cases.html": html.markdown_page(args.cases),
+        "splits.html": html.splits_page(args.splits),
+        "excluded.html": html.excluded_page(
+            args.dataset, args.excluded, {"acoustic": args.audio, "visual": args.visual}
+        ),
+        "config.html": html.config_page(args.dataset, yaml.safe_load(args.config_yaml)),
+    }
+    for name, page in pages.items():
+        html.write_page(out / name, page)
+    figure = os.path.relpath(args.figure, out)
+    links = "".join(f"<li><a href='{n}'>{n}</a></li>" for n in pages)
+    html.write_page(
+        out / "index.html",
+        html.page(
+            f"thne results: {args.dataset}",
+            f"<h1>thne results: {args.dataset}</h1><ul>{links}</ul>"
+            f"<img src='{figure}' width='900'>",
+        ),
+    )
+
+
 def _version(dist: str) -> str:
     from importlib.metadata import version
 
@@ -560,6 +594,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("-n", type=int, default=5, help="clips per list")
     p.set_defaults(func=cmd_cases)
+
+    p = stage("report-pages", "HTML pages for snakemake --report -> a folder")
+    for name in ("table", "ablation", "cases", "figure", "splits", "excluded", "audio", "visual"):
+        p.add_argument(f"--{name}", required=True)
+    p.add_argument("--config-yaml", required=True, help="the dataset's config, as YAML text")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_report_pages)
     return parser
 
 

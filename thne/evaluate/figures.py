@@ -72,8 +72,15 @@ def plot_loss_curves(
                 drawn = True
                 colour = colours[k % len(colours)]
                 n = int(c["n"].max())
+                seeds = f"{n} seed{'s' if n != 1 else ''}"
                 ax.plot(
-                    c.index, c["mean"], style, color=colour, label=f"{variant} {split} ({n} seeds)"
+                    c.index,
+                    c["mean"],
+                    style,
+                    color=colour,
+                    marker="o",
+                    markersize=3,  # a run of one epoch is a point, not a line
+                    label=f"{variant} {split} ({seeds})",
                 )
                 ax.fill_between(
                     c.index, c["mean"] - c["std"], c["mean"] + c["std"], color=colour, alpha=0.15

@@ -207,7 +207,8 @@ def seed_runs(wildcards, filename, variant=None):
 
 def train_gpus(wildcards):
     """1 for a job that trains on a GPU. device auto asks for one where this machine has one;
-    the SLURM profile asks for one on the cluster's nodes whatever the submit host has."""
+    the SLURM profile asks for one on the cluster's nodes whatever the submit host has.
+    """
     device = str(ds_config(wildcards, "train").get("device", "auto"))
     if device.startswith("cuda"):
         return 1

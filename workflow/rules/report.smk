@@ -59,7 +59,12 @@ rule loss_curves:
     input:
         lambda wc: figure_histories(wc),
     output:
-        "results/{ds}/figures/loss_curves.png",
+        report(
+            "results/{ds}/figures/loss_curves.png",
+            caption="../report/loss_curves.rst",
+            category="Figures",
+            labels={"dataset": "{ds}", "figure": "Figure 3: loss curves"},
+        ),
     log:
         "logs/{ds}/loss_curves.log",
     conda:
@@ -87,3 +92,76 @@ rule cases:
     shell:
         "thne cases --predictions {input.predictions} --manifest {input.manifest}"
         " --out {output} --dataset {wildcards.ds} > {log} 2>&1"
+
+
+# Pages of `snakemake --report results/{ds}/report.html results/{ds}/report/index.html`.
+rule report_pages:
+    input:
+        table="results/{ds}/table.md",
+        ablation="results/{ds}/ablation.md",
+        cases="results/{ds}/cases.md",
+        figure="results/{ds}/figures/loss_curves.png",
+        splits="data/{ds}/splits.json",
+        excluded="data/{ds}/excluded.tsv",
+        audio="features/{ds}/audio.h5",
+        visual="features/{ds}/visual.h5",
+    output:
+        index="results/{ds}/report/index.html",
+        table=report(
+            "results/{ds}/report/table.html",
+            caption="../report/table.rst",
+            category="Results",
+            labels={"dataset": "{ds}", "page": "Table 3: t-HNE"},
+        ),
+        ablation=report(
+            "results/{ds}/report/ablation.html",
+            caption="../report/ablation.rst",
+            category="Results",
+            labels={"dataset": "{ds}", "page": "Table 4: variants"},
+        ),
+        cases=report(
+            "results/{ds}/report/cases.html",
+            caption="../report/cases.rst",
+            category="Results",
+            labels={"dataset": "{ds}", "page": "Table 5: cases"},
+        ),
+        splits=report(
+            "results/{ds}/report/splits.html",
+            caption="../report/splits.rst",
+            category="Data",
+            labels={"dataset": "{ds}", "page": "splits"},
+        ),
+        excluded=report(
+            "results/{ds}/report/excluded.html",
+            caption="../report/excluded.rst",
+            category="Data",
+            labels={"dataset": "{ds}", "page": "excluded clips"},
+        ),
+        config=report(
+            "results/{ds}/report/config.html",
+            caption="../report/config.rst",
+            category="Data",
+            labels={"dataset": "{ds}", "page": "configuration"},
+        ),
+    log:
+        "logs/{ds}/report_pages.log",
+    conda:
+        "../../environment.yml"
+    params:
+        config=lambda wc: yaml.safe_dump(
+            {
+                "dataset": {wc.ds: config["datasets"][wc.ds]},
+                "variants": {
+                    v: config["variants"][v]
+                    for v in ds_config(wc, "train")["variants"]
+                },
+            },
+            sort_keys=False,
+        ),
+        code=code_version("evaluate/html.py"),
+    shell:
+        "thne report-pages --table {input.table} --ablation {input.ablation}"
+        " --cases {input.cases} --figure {input.figure} --splits {input.splits}"
+        " --excluded {input.excluded} --audio {input.audio} --visual {input.visual}"
+        " --config-yaml {params.config:q} --dataset {wildcards.ds}"
+        " --out-dir results/{wildcards.ds}/report > {log} 2>&1"

@@ -1,0 +1,92 @@
+"""How long Snakemake takes to plan a MOSEI-size run, and how many jobs it plans.
+
+Writes a synthetic manifest the size of CMU-MOSEI (3,228 videos, about 23k clips) into a
+scratch working directory, as if ingest had run, then times
+``snakemake -n results/mosei/metrics.json`` (the whole chain: sharded feature extraction,
+statistics, tokenisation, five training seeds, evaluation, aggregation) and prints the job
+count per rule. Median of --repeat runs, each a fresh process.
+
+    python benchmarks/dag.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+MOSEI_VIDEOS = 3228
+
+
+def mosei_size_workdir(root: Path, seed: int = 0) -> Path:
+    """A working directory holding a MOSEI-size manifest as ingest writes it; returns the
+    config file that points the mosei dataset at it."""
+    from thne.data.manifest import MANIFEST_COLUMNS
+
+    rng = np.random.default_rng(seed)
+    rows = [
+        (f"vid{v:04d}_{k}", f"vid{v:04d}", 0.0, 3.0, "train", 0.5, "words", f"m/{v}_{k}.mp4")
+        for v in range(MOSEI_VIDEOS)
+        for k in range(int(rng.integers(4, 11)))
+    ]
+    raw = root / "raw"
+    raw.mkdir(parents=True)
+    (raw / "label.csv").write_text("video_id,clip_id,text,label,mode\n")
+    data = root / "data" / "mosei"
+    data.mkdir(parents=True)
+    pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)).to_csv(
+        data / "manifest.tsv", sep="\t", index=False
+    )
+    (data / "excluded.tsv").write_text("clip_id\tvideo_id\tsplit\tmedia\treason\n")
+    (data / "splits.json").write_text("{}\n")
+    cfg = root / "mosei_size.yaml"
+    cfg.write_text(
+        yaml.safe_dump({"datasets": {"mosei": {"source": {"layout": "mmsa", "raw_dir": str(raw)}}}})
+    )
+    return cfg
+
+
+def plan(root: Path, cfg: Path, *targets: str) -> tuple[float, dict[str, int]]:
+    """Seconds to plan ``targets`` in ``root``, and the planned jobs per rule."""
+    cmd = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(REPO / "Snakefile")]
+    cmd += ["--directory", str(root), "--configfile", str(cfg), "-n", "--quiet", "rules"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"snakemake -n failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    out = proc.stdout + proc.stderr
+    return seconds, {r: int(n) for r, n in re.findall(r"^\s*(\w+)\s+(\d+)\s*$", out, re.M)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        cfg = mosei_size_workdir(root)
+        clips = len(pd.read_csv(root / "data/mosei/manifest.tsv", sep="\t"))
+        runs = [plan(root, cfg, "results/mosei/metrics.json") for _ in range(args.repeat)]
+    seconds = statistics.median(s for s, _ in runs)
+    jobs = runs[0][1]
+    total = jobs.pop("total")
+    print(f"MOSEI-size manifest: {MOSEI_VIDEOS} videos, {clips} clips")
+    print(f"snakemake -n results/mosei/metrics.json: {total} jobs, planned in {seconds:.1f} s")
+    print(f"  (median of {args.repeat}; runs: {', '.join(f'{s:.1f}' for s, _ in runs)} s)")
+    for rule, n in sorted(jobs.items(), key=lambda kv: -kv[1]):
+        print(f"  {rule:16s} {n}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Only what a change touches runs again: `snakemake -n` after a real run of a demo subset.
+
+The workflow runs from a copy of the repository's workflow files and package sources, so the
+test can edit code, docs and tests in the copy; the code fingerprints read the copy, exactly as
+they read the repository in normal use.
+"""
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from test_workflow import demo_subset, write_config
+
+from conftest import REPO, run_snakemake
+
+FEATURE_RULES = {"audio_shard", "merge_features", "feature_stats"}
+AFTER_FEATURES = {"train", "evaluate", "aggregate"}
+TARGET = "results/demo/metrics.json"
+
+
+def planned(work: Path, snakefile: Path, cfg: Path) -> dict[str, int]:
+    proc = run_snakemake(
+        work, TARGET, "--configfile", str(cfg), "-n", "--quiet", "rules", snakefile=snakefile
+    )
+    out = proc.stdout + proc.stderr
+    if "Nothing to be done" in out:
+        return {}
+    return {
+        rule: int(n)
+        for rule, n in re.findall(r"^\s*(\w+)\s+(\d+)\s*$", out, re.M)
+        if rule != "total"
+    }
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A copy of the workflow, and a finished demo-subset run made with it."""
+    root = tmp_path_factory.mktemp("reruns")
+    wf = root / "wf"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("workflow", "config", "profiles", "thne", "tests"):
+        shutil.copytree(REPO / name, wf / name, ignore=ignore)
+    for name in ("Snakefile", "README.md", "environment.yml"):
+        shutil.copy(REPO / name, wf / name)
+    raw = demo_subset(root / "raw", {"train": 4, "valid": 2, "test": 2})
+    cfg = write_config(root / "cfg.yaml", raw)
+    work = root / "work"
+    work.mkdir()
+    run_snakemake(
+        work, TARGET, "--configfile", str(cfg), "--cores", "2", snakefile=wf / "Snakefile"
+    )
+    assert planned(work, wf / "Snakefile", cfg) == {}
+    return wf, work, raw
+
+
+def test_acoustic_parameter_reruns_acoustic_features_and_what_follows(finished, tmp_path):
+    wf, work, raw = finished
+    cfg = write_config(tmp_path / "cfg.yaml", raw)
+    text = cfg.read_text().replace("n_mfcc: 20", "n_mfcc: 13")
+    assert text != cfg.read_text()
+    cfg.write_text(text)
+    jobs = planned(work, wf / "Snakefile", cfg)
+    assert set(jobs) == FEATURE_RULES | AFTER_FEATURES, jobs
+    # One merge and one statistics job: the acoustic ones; the visual features stay.
+    assert jobs["merge_features"] == 1 and jobs["feature_stats"] == 1
+    assert "visual_shard" not in jobs and "tokenize" not in jobs
+
+
+def test_training_parameter_reruns_training_and_what_follows(finished, tmp_path):
+    wf, work, raw = finished
+    cfg = write_config(tmp_path / "cfg.yaml", raw, alpha=0.2)
+    assert set(planned(work, wf / "Snakefile", cfg)) == AFTER_FEATURES
+
+
+def test_editing_the_acoustic_code_acts_like_a_parameter_change(finished, tmp_path):
+    wf, work, raw = finished
+    cfg = write_config(tmp_path / "cfg.yaml", raw)
+    module = wf / "thne" / "features" / "audio.py"
+    original = module.read_text()
+    try:
+        module.write_text(original + "\n\nDEFAULT_HOP_SECONDS = 0.02\n")
+        jobs = planned(work, wf / "Snakefile", cfg)
+    finally:
+        module.write_text(original)
+    assert set(jobs) == FEATURE_RULES | AFTER_FEATURES, jobs
+    assert jobs["merge_features"] == 1 and "visual_shard" not in jobs
+
+
+def test_docs_tests_and_comments_rerun_nothing(finished, tmp_path):
+    wf, work, raw = finished
+    cfg = write_config(tmp_path / "cfg.yaml", raw)
+    edits = {
+        wf / "README.md": lambda s: s + "\nA line a user added.\n",
+        wf / "tests" / "test_metrics.py": lambda s: s + "\n\ndef test_more():\n    assert True\n",
+        # A comment in a module training depends on, and a reformatted line in audio.py.
+        wf / "thne" / "train" / "loop.py": lambda s: s.replace(
+            "def seed_everything", "# Seeds every generator.\ndef seed_everything", 1
+        ),
+        wf / "thne" / "features" / "audio.py": lambda s: s + "\n# closing remark\n",
+    }
+    originals = {path: path.read_text() for path in edits}
+    try:
+        for path, edit in edits.items():
+            path.write_text(edit(originals[path]))
+            assert path.read_text() != originals[path]
+        assert planned(work, wf / "Snakefile", cfg) == {}
+    finally:
+        for path, text in originals.items():
+            path.write_text(text)
