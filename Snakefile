@@ -17,6 +17,19 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+# Seconds of work each: on a cluster they run on the submitting host, not as jobs.
+localrules:
+    openface_plan,
+    evaluate,
+    aggregate,
+    variants,
+    table,
+    ablation,
+    loss_curves,
+    cases,
+    report_pages,
+
+
 rule all:
     default_target: True
     input:
