@@ -195,3 +195,14 @@ def test_cases_lists_smallest_and_largest_errors(runs):
     rows = [line for line in largest.splitlines() if line.startswith("| c")]
     assert rows[0].startswith("| c4 | text 4 | -3.0000 | +0.5000 | 3.5000 |")
     assert rows[1].startswith("| c3 |")
+
+
+def test_markdown_pages_render_every_line():
+    from thne.evaluate.html import markdown_to_html
+
+    page = markdown_to_html(
+        "# T\n\nsome text\n-1.5 starts with a dash\n---\n- item `x`\n\n| a |\n|---|\n| <b> |"
+    )
+    assert "<h1>T</h1>" in page and "-1.5 starts with a dash" in page and "---" in page
+    assert "<li>item <code>x</code></li>" in page
+    assert "<td>&lt;b&gt;</td>" in page and "<th>a</th>" in page

@@ -34,7 +34,8 @@ def slurm():
 
 
 def run_on_slurm(work, cfg, target, gpus=None, check=True):
-    env_gpus = {} if gpus is None else {"THNE_SLURM_GPUS": str(gpus)}
+    # Set either way, so a value in the caller's environment cannot change the test.
+    env_gpus = {"THNE_SLURM_GPUS": "1" if gpus is None else str(gpus)}
     old = {k: os.environ.get(k) for k in env_gpus}
     os.environ.update(env_gpus)
     try:

@@ -384,14 +384,16 @@ def cmd_report_pages(args: argparse.Namespace) -> None:
     }
     for name, page in pages.items():
         html.write_page(out / name, page)
-    figure = os.path.relpath(args.figure, out)
+    from html import escape
+
+    figure = escape(os.path.relpath(args.figure, out), quote=True)
     links = "".join(f"<li><a href='{n}'>{n}</a></li>" for n in pages)
+    dataset = escape(args.dataset)
     html.write_page(
         out / "index.html",
         html.page(
             f"thne results: {args.dataset}",
-            f"<h1>thne results: {args.dataset}</h1><ul>{links}</ul>"
-            f"<img src='{figure}' width='900'>",
+            f"<h1>thne results: {dataset}</h1><ul>{links}</ul><img src='{figure}' width='900'>",
         ),
     )
 

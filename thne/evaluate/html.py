@@ -75,7 +75,7 @@ def markdown_to_html(text: str) -> str:
             out.append("</ul>")
         else:
             para = []
-            while i < len(lines) and lines[i].strip() and lines[i][0] not in "#|-":
+            while i < len(lines) and lines[i].strip() and not lines[i].startswith(("#", "|", "- ")):
                 para.append(lines[i].strip())
                 i += 1
             out.append(f"<p>{_inline(' '.join(para))}</p>")
