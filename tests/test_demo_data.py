@@ -11,10 +11,9 @@ import csv
 from collections import defaultdict
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
-
-av = pytest.importorskip("av")
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "resources" / "demo"

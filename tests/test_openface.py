@@ -354,6 +354,13 @@ def make_plan(tmp_path: Path, media) -> Path:
     return plan
 
 
+def run_and_extract(tmp_path: Path, binary: Path, clips: list[Clip], groups=DEFAULT_GROUPS):
+    """One OpenFace run over the clips' media, then the clips read from it."""
+    plan = make_plan(tmp_path, [c.media for c in clips])
+    run_openface(plan, tmp_path / "out", binary=str(binary))
+    return extract_openface_clips(clips, plan, tmp_path / "out", groups)
+
+
 def inputs_of(call: list[str]) -> list[str]:
     """The real files behind a call's -f inputs."""
     return [str(Path(call[i + 1]).resolve()) for i, a in enumerate(call) if a == "-f"]
@@ -519,9 +526,7 @@ def test_runner_resumes_after_openface_stops(tmp_path: Path) -> None:
         make_clip("c3", 0.0, 1.0, str(missing)),
         make_clip("c4", 0.0, 1.0, str(last)),
     ]
-    plan = make_plan(tmp_path, [c.media for c in clips])
-    run_openface(plan, tmp_path / "out", binary=str(binary))
-    result = extract_openface_clips(clips, plan, tmp_path / "out")
+    result = run_and_extract(tmp_path, binary, clips)
 
     runs = invocations(calls)
     assert len(runs) == 2
@@ -544,9 +549,7 @@ def test_extract_clips_runs_once_and_slices(tmp_path: Path) -> None:
         make_clip("t_end", 18.0, 19.7, str(talking)),
         make_clip("t_beyond", 25.0, 26.0, str(talking)),
     ]
-    plan = make_plan(tmp_path, [c.media for c in clips])
-    run_openface(plan, tmp_path / "out", binary=str(binary))
-    result = extract_openface_clips(clips, plan, tmp_path / "out", ["pose", "aus_r"])
+    result = run_and_extract(tmp_path, binary, clips, ["pose", "aus_r"])
     assert len(invocations(calls)) == 1
     assert list(result) == [c.clip_id for c in clips]
 

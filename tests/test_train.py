@@ -63,6 +63,12 @@ def dataset(tmp_path):
     return tmp_path
 
 
+def load(dataset, **kwargs):
+    """The fixture's dataset as training sees it."""
+    files = [dataset / n for n in ("manifest.tsv", "text.h5", "audio.h5", "visual.h5")]
+    return load_dataset(*files, **kwargs)
+
+
 def test_feature_file_contract(dataset):
     with h5py.File(dataset / "audio.h5") as h5:
         assert list(h5.attrs["feature_names"]) == [b"audio0", b"audio1", b"audio2", b"audio3"] or [
@@ -92,9 +98,7 @@ def test_normaliser_keeps_no_face_frames_zero():
 
 
 def test_load_dataset_normalises_on_train_only(dataset):
-    data = load_dataset(
-        dataset / "manifest.tsv", dataset / "text.h5", dataset / "audio.h5", dataset / "visual.h5"
-    )
+    data = load(dataset)
     assert {s: len(t) for s, t in data.splits.items()} == {"train": 6, "valid": 3, "test": 3}
     train = data.splits["train"]
     frames = np.concatenate([train.acoustic[i, : train.acoustic_len[i]].numpy() for i in range(6)])
@@ -154,9 +158,7 @@ def test_clip_missing_from_a_feature_file_is_left_out_with_reason(dataset, tmp_p
 
 
 def test_train_run_writes_run_directory(dataset, tmp_path):
-    data = load_dataset(
-        dataset / "manifest.tsv", dataset / "text.h5", dataset / "audio.h5", dataset / "visual.h5"
-    )
+    data = load(dataset)
     cfg = TrainConfig(batch_size=4, max_epochs=2, patience=2, seed=3)
     out = tmp_path / "run"
     valid = train_run(data, cfg, out)
@@ -224,13 +226,7 @@ def test_stats_come_from_train_clips_only(dataset, tmp_path):
     assert np.array_equal(loaded.mean, norm.mean) and np.array_equal(loaded.std, norm.std)
     with pytest.raises(ValueError, match="other features"):
         Normaliser.load(tmp_path / "audio.stats.json", ["x"] * len(ff.feature_names))
-    data = load_dataset(
-        dataset / "manifest.tsv",
-        dataset / "text.h5",
-        dataset / "audio.h5",
-        dataset / "visual.h5",
-        audio_stats=tmp_path / "audio.stats.json",
-    )
+    data = load(dataset, audio_stats=tmp_path / "audio.stats.json")
     assert np.array_equal(data.acoustic_norm.mean, norm.mean)
 
 
@@ -239,9 +235,7 @@ def test_stats_come_from_train_clips_only(dataset, tmp_path):
     [("no_deno2", {"l_tv", "l_ta"}), ("no_re", {"l_fv", "l_fa"}), ("text_only", {"l_tv", "l_fa"})],
 )
 def test_variant_loss_terms_are_absent_from_history(dataset, tmp_path, variant, absent):
-    data = load_dataset(
-        dataset / "manifest.tsv", dataset / "text.h5", dataset / "audio.h5", dataset / "visual.h5"
-    )
+    data = load(dataset)
     cfg = TrainConfig.preset(variant, batch_size=4, max_epochs=1, patience=1)
     train_run(data, cfg, tmp_path / variant)
     hist = pd.read_csv(tmp_path / variant / "history.tsv", sep="\t")
@@ -289,9 +283,7 @@ def test_killed_run_resumes_to_the_same_result(dataset, tmp_path, capfd):
     other = tmp_path / "other"
     other.mkdir()
     shutil.copy(killed / "checkpoint.pt", other / "checkpoint.pt")
-    data = load_dataset(
-        dataset / "manifest.tsv", dataset / "text.h5", dataset / "audio.h5", dataset / "visual.h5"
-    )
+    data = load(dataset)
     cfg = TrainConfig(seed=5, batch_size=4, max_epochs=2, patience=5, lr=0.002)
     train_run(data, cfg, other)
     assert "written for another config" in capfd.readouterr().err
@@ -326,9 +318,7 @@ def test_unknown_variant_without_switches_is_refused(dataset, tmp_path):
 def test_fingerprint_follows_the_data(dataset):
     from thne.train.loop import run_fingerprint
 
-    data = load_dataset(
-        dataset / "manifest.tsv", dataset / "text.h5", dataset / "audio.h5", dataset / "visual.h5"
-    )
+    data = load(dataset)
     cfg = TrainConfig()
     before = run_fingerprint(cfg, data)
     assert run_fingerprint(cfg, data) == before

@@ -91,6 +91,11 @@ _CAVEAT = (
 )
 
 
+def _head(title: str, features: str) -> str:
+    """Title, the features behind the numbers, the caveat, and the table header."""
+    return f"# {title}\n\n{features}\n{_CAVEAT}\n{HEADER}"
+
+
 def write_table(
     metrics_json: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -100,7 +105,7 @@ def write_table(
 ) -> str:
     """``table.md``: t-HNE's mean ± std over seeds beside the paper's Table 3 row."""
     result = json.loads(Path(metrics_json).read_text())
-    text = f"# t-HNE on {dataset}: test results\n\n{features}\n" + _CAVEAT + "\n" + HEADER
+    text = _head(f"t-HNE on {dataset}: test results", features)
     if dataset in TABLE3:
         text += format_row("t-HNE", "paper, Table 3 (mean of 5 runs)", TABLE3[dataset])
     text += format_row("t-HNE", f"thne, {_seeds(result['seeds'])}", result["mean"], _std(result))
@@ -119,8 +124,7 @@ def write_ablation(
     """``ablation.md``: each variant's mean ± std beside the paper's Table 4 row, if any."""
     result = json.loads(Path(variants_json).read_text())
     paper = TABLE4.get(dataset, {})
-    text = f"# Ablation on {dataset}: test results by variant\n\n{features}\n" + _CAVEAT + "\n"
-    text += HEADER
+    text = _head(f"Ablation on {dataset}: test results by variant", features)
     for variant, summary in result["variants"].items():
         label = VARIANT_LABELS.get(variant, variant)
         if variant in paper:

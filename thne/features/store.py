@@ -34,38 +34,41 @@ class Exclusion:
 
 ClipExtractor = Callable[[Clip], tuple[np.ndarray, np.ndarray]]
 
-# The extractor and clips of the running extract_to_h5, inherited by forked workers, so that
-# extractors holding loaded models or closures need not be pickled.
-_JOB: tuple[ClipExtractor, list[Clip]] | None = None
+# The extractor and clips, in each forked worker only (set by its initializer): extractors
+# holding loaded models or closures are inherited through fork, never pickled.
+_WORKER_JOB: tuple[ClipExtractor, list[Clip]] | None = None
+
+
+def _init_worker(extract: ClipExtractor, clips: list[Clip]) -> None:
+    global _WORKER_JOB
+    _WORKER_JOB = (extract, clips)
+
+
+def _extract(extract: ClipExtractor, clip: Clip) -> tuple[np.ndarray, np.ndarray] | Exception:
+    try:
+        return extract(clip)
+    except Exception as exc:  # noqa: BLE001 - reported with its clip by the caller
+        return exc
 
 
 def _extract_one(index: int) -> tuple[np.ndarray, np.ndarray] | Exception:
-    extract, clips = _JOB
-    try:
-        return extract(clips[index])
-    except Exception as exc:  # noqa: BLE001 - handed back to the parent, which reports the clip
-        return exc
+    extract, clips = _WORKER_JOB
+    return _extract(extract, clips[index])
 
 
 def _results(
     extract: ClipExtractor, clips: list[Clip], workers: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray] | Exception]:
     """Each clip's features or its error, in clip order, from ``workers`` processes."""
-    global _JOB
     if workers <= 1 or len(clips) <= 1:
         for clip in clips:
-            try:
-                yield extract(clip)
-            except Exception as exc:  # noqa: BLE001 - reported with its clip by the caller
-                yield exc
+            yield _extract(extract, clip)
         return
-    _JOB = (extract, clips)
-    try:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(min(workers, len(clips))) as pool:
-            yield from pool.imap(_extract_one, range(len(clips)))
-    finally:
-        _JOB = None
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(
+        min(workers, len(clips)), initializer=_init_worker, initargs=(extract, clips)
+    ) as pool:
+        yield from pool.imap(_extract_one, range(len(clips)))
 
 
 def extract_to_h5(

@@ -32,7 +32,6 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 
 DATASETS = sorted(config["datasets"])
-GPUS = visible_gpus()
 SWITCHES = ("deno1", "deno2", "recovery", "residual", "multimodal")
 
 for _ds in DATASETS:
@@ -212,7 +211,13 @@ def train_gpus(wildcards):
     device = str(ds_config(wildcards, "train").get("device", "auto"))
     if device.startswith("cuda"):
         return 1
-    return 1 if device == "auto" and GPUS > 0 else 0
+    return 1 if device == "auto" and local_gpus() > 0 else 0
+
+
+@functools.cache
+def local_gpus():
+    # Asked only where a training job is planned, and once: every job parses this file again.
+    return visible_gpus()
 
 
 def all_variant_runs(wildcards, filename):
