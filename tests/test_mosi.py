@@ -64,7 +64,7 @@ def test_real_annotations_give_table1_splits_and_real_text(mosi_copy, tmp_path):
     counts = pd.Series([c.split for c in kept]).value_counts().to_dict()
     assert counts == {"train": 1284, "valid": 229, "test": 686}
     truth = {}
-    with open(REALDATA / "mosi" / "transcripts.csv", newline="") as f:
+    with open(need(REALDATA / "mosi" / "transcripts.csv"), newline="") as f:
         for row in csv.reader(f):
             truth[row[0]] = normalise_text(row[1])
     assert {c.clip_id: c.text for c in kept} == truth

@@ -14,7 +14,7 @@ from conftest import REALDATA, need, run_snakemake, tiny_mp4
 from thne.data.splits import standard_folds
 
 # Two videos of each standard fold.
-FOLDS = standard_folds("mosi") if (REALDATA / "mosi").exists() else {}
+FOLDS = standard_folds("mosi")
 VIDEOS = {
     split: [v for v in sorted(FOLDS) if FOLDS[v] == split][:2]
     for split in ("train", "valid", "test")
@@ -33,7 +33,7 @@ def small_cmu_mosi(root):
         if line.split(",")[2] in keep
     ]
     (raw / "Labels" / "OpinionLevelSentiment.csv").write_text("\n".join(rows) + "\n")
-    texts = pd.read_csv(REALDATA / "mosi" / "transcripts.csv", header=None, dtype=str)
+    texts = pd.read_csv(need(REALDATA / "mosi" / "transcripts.csv"), header=None, dtype=str)
     for vid in keep:
         lines = texts[texts[0].str.rsplit("_", n=1).str[0] == vid]
         body = "".join(
