@@ -65,6 +65,29 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
+def test_a_variant_may_set_its_own_loss_weights(tmp_path):
+    """The shipped residual variant trains with alpha 0.05 (paper section 5.2), the others with
+    the dataset's alpha; a variant's beta likewise replaces the dataset's."""
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert base["variants"]["residual"] == {"residual": True, "alpha": 0.05}
+    cfg = write_config(tmp_path / "c.yaml", REPO / "resources" / "demo", alpha=0.3, beta=0.1)
+    variants = {**base["variants"], "light": {"beta": 0.02}}
+    cfg.write_text(yaml.safe_dump({**yaml.safe_load(cfg.read_text()), "variants": variants}))
+    runs = {v: f"results/demo/runs/{v}/seed1/model.pt" for v in ("thne", "residual", "light")}
+    proc = run_snakemake(tmp_path, "--configfile", str(cfg), "-n", "-p", *runs.values())
+    commands = {
+        v: next(line for line in proc.stdout.splitlines() if f"--variant {v} " in line)
+        for v in runs
+    }
+    weights = {v: re.search(r"--alpha (\S+) --beta (\S+)", c).groups() for v, c in commands.items()}
+    assert weights == {
+        "thne": ("0.3", "0.1"),
+        "residual": ("0.05", "0.1"),
+        "light": ("0.3", "0.02"),
+    }
+    assert "--residual " in commands["residual"] and "--no-residual" in commands["light"]
+
+
 @pytest.mark.slow
 def test_demo_subset_end_to_end(tmp_path):
     raw = demo_subset(tmp_path / "raw", {"train": 6, "valid": 3, "test": 3})

@@ -33,6 +33,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 DATASETS = sorted(config["datasets"])
 SWITCHES = ("deno1", "deno2", "recovery", "residual", "multimodal")
+LOSS_WEIGHTS = ("alpha", "beta")  # Eq. 9's weights, which a variant may set too
 
 for _ds in DATASETS:
     _unknown = sorted(
@@ -249,17 +250,23 @@ TRAIN_FLAGS = (
 
 
 def train_flags(wildcards):
-    train = ds_config(wildcards, "train")
-    flags = [
-        f"--{key.replace('_', '-')} {train[key]}" for key in TRAIN_FLAGS if key in train
-    ]
-    flags.append("--bf16" if train.get("bf16", True) else "--no-bf16")
     if wildcards.variant not in config["variants"]:
         raise ValueError(
             f"variant {wildcards.variant!r} is not defined under variants: in the config"
         )
+    entry = config["variants"][wildcards.variant] or {}
+    # The dataset's loss weights, unless the variant sets its own (paper section 5.2 lowers
+    # alpha for its Eq. 10 model).
+    train = {
+        **ds_config(wildcards, "train"),
+        **{k: entry[k] for k in LOSS_WEIGHTS if k in entry},
+    }
+    flags = [
+        f"--{key.replace('_', '-')} {train[key]}" for key in TRAIN_FLAGS if key in train
+    ]
+    flags.append("--bf16" if train.get("bf16", True) else "--no-bf16")
     # t-HNE's own switches, overridden by the variant's entry.
     switches = {**dict.fromkeys(SWITCHES, True), "residual": False}
-    switches.update(config["variants"][wildcards.variant] or {})
+    switches.update({k: v for k, v in entry.items() if k in SWITCHES})
     flags += [f"--{name}" if on else f"--no-{name}" for name, on in switches.items()]
     return " ".join(flags)
