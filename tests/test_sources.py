@@ -58,6 +58,8 @@ def check_outputs(workdir, n_rows):
     manifest = pd.read_csv(workdir / "data/mosi/manifest.tsv", sep="\t", dtype={"clip_id": str})
     assert len(manifest) == n_rows
     assert set(manifest.video_id) == {v for vids in VIDEOS.values() for v in vids}
+    # Each clip is in its video's standard fold.
+    assert (manifest.split == manifest.video_id.map(FOLDS)).all()
     report = json.loads((workdir / "data/mosi/splits.json").read_text())
     assert report["paper_table1"] == {"train": 1284, "valid": 229, "test": 686}
     assert report["difference"] == {

@@ -94,12 +94,16 @@ def test_demo_subset_end_to_end(tmp_path):
     cfg = write_config(tmp_path / "cfg.yaml", raw)
     run_snakemake(tmp_path, "--configfile", str(cfg), "--cores", "2", "results/demo/metrics.json")
 
-    manifest = pd.read_csv(tmp_path / "data/demo/manifest.tsv", sep="\t")
+    manifest = pd.read_csv(tmp_path / "data/demo/manifest.tsv", sep="\t", dtype=str)
     assert len(manifest) == 12 and manifest.split.value_counts().to_dict() == {
         "train": 6,
         "valid": 3,
         "test": 3,
     }
+    # Clip by clip: each clip in the split label.csv gives it.
+    labels = pd.read_csv(raw / "label.csv", dtype=str)
+    mode = dict(zip(labels.video_id + "_" + labels.clip_id, labels["mode"], strict=True))
+    assert dict(zip(manifest.clip_id, manifest.split, strict=True)) == mode
     report = json.loads((tmp_path / "data/demo/splits.json").read_text())
     assert report["counts"] == {"train": 6, "valid": 3, "test": 3} and report["layout"] == "mmsa"
     assert "paper_table1" not in report  # the demo has no row in paper Table 1
