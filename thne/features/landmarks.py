@@ -41,7 +41,7 @@ import cv2
 import dlib
 import numpy as np
 
-from thne.features.media import MediaError
+from thne.media import MediaError
 
 __all__ = [
     "FEATURE_NAMES",
