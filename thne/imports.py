@@ -37,14 +37,15 @@ class PackageCode:
         self._trees: dict[str, ast.Module] = {}
         self._imports: dict[str, frozenset[str]] = {}
         self._digests: dict[str, bytes] = {}
+        self._paths: dict[str, Path | None] = {}
 
     def path(self, module: str) -> Path | None:
         """The file of ``module`` (dotted name), or None when there is none."""
-        base = self.root.joinpath(*module.split("."))
-        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-            if candidate.is_file():
-                return candidate
-        return None
+        if module not in self._paths:
+            base = self.root.joinpath(*module.split("."))
+            candidates = (base.with_suffix(".py"), base / "__init__.py")
+            self._paths[module] = next((c for c in candidates if c.is_file()), None)
+        return self._paths[module]
 
     def modules(self) -> list[str]:
         """Every module of the package, by dotted name, sorted."""
