@@ -62,18 +62,17 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def plan(root: Path, cfg: Path, *targets: str) -> tuple[float, dict[str, int], float]:
-    """Seconds to plan ``targets`` in ``root``, the planned jobs per rule, and CPU seconds."""
+def plan(root: Path, cfg: Path, *targets: str) -> tuple[float, dict[str, int]]:
+    """Seconds to plan ``targets`` in ``root``, and the planned jobs per rule."""
     cmd = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(REPO / "Snakefile")]
     cmd += ["--directory", str(root), "--configfile", str(cfg), "-n", "--quiet", "rules"]
-    t0, cpu0 = time.perf_counter(), _children_cpu()
+    t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
-    seconds, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
+    seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"snakemake -n failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     out = proc.stdout + proc.stderr
-    jobs = {r: int(n) for r, n in re.findall(r"^\s*(\w+)\s+(\d+)\s*$", out, re.M)}
-    return seconds, jobs, cpu
+    return seconds, {r: int(n) for r, n in re.findall(r"^\s*(\w+)\s+(\d+)\s*$", out, re.M)}
 
 
 def main() -> None:
@@ -84,9 +83,13 @@ def main() -> None:
         root = Path(tmp)
         cfg = mosei_size_workdir(root)
         clips = len(pd.read_csv(root / "data/mosei/manifest.tsv", sep="\t"))
-        runs = [plan(root, cfg, "results/mosei/metrics.json") for _ in range(args.repeat)]
-    seconds = statistics.median(s for s, _, _ in runs)
-    cpu = statistics.median(c for _, _, c in runs)
+        runs, cpus = [], []
+        for _ in range(args.repeat):
+            cpu0 = _children_cpu()
+            runs.append(plan(root, cfg, "results/mosei/metrics.json"))
+            cpus.append(_children_cpu() - cpu0)
+    seconds = statistics.median(s for s, _ in runs)
+    cpu = statistics.median(cpus)
     jobs = runs[0][1]
     total = jobs.pop("total")
     print(f"MOSEI-size manifest: {MOSEI_VIDEOS} videos, {clips} clips")
@@ -94,7 +97,7 @@ def main() -> None:
         f"snakemake -n results/mosei/metrics.json: {total} jobs, planned in {seconds:.1f} s"
         f" wall, {cpu:.1f} s CPU"
     )
-    print(f"  (median of {args.repeat}; runs: {', '.join(f'{s:.1f}' for s, _, _ in runs)} s)")
+    print(f"  (median of {args.repeat}; runs: {', '.join(f'{s:.1f}' for s, _ in runs)} s)")
     for rule, n in sorted(jobs.items(), key=lambda kv: -kv[1]):
         print(f"  {rule:16s} {n}")
 
