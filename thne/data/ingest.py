@@ -14,22 +14,16 @@ import re
 import sys
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
-from thne.data.manifest import (
-    BAD_CLIP_POLICIES,
-    SPLITS,
-    Clip,
-    split_counts,
-    write_excluded,
-    write_manifest,
-)
+from thne.data.clips import BAD_CLIP_POLICIES, Clip, IngestError, Rejected
+from thne.data.manifest import SPLITS, split_counts, write_excluded, write_manifest
 from thne.data.splits import NOT_IN_FOLD
-from thne.features.media import MediaError, probe
+from thne.media import MediaError, probe
 
 LAYOUTS: tuple[str, ...] = ("mmsa", "cmu")
 _SPLIT_ALIASES = {
@@ -41,19 +35,9 @@ _SPLIT_ALIASES = {
 }
 
 
-class IngestError(RuntimeError):
-    """The dataset's files cannot be turned into a manifest; the message says which and why."""
-
-
 def normalise_text(text: str) -> str:
     """Lower case with whitespace collapsed: the one text normalisation of every layout."""
     return re.sub(r"\s+", " ", str(text)).strip().lower()
-
-
-@dataclass(frozen=True)
-class Rejected:
-    clip: Clip
-    reason: str
 
 
 def mmsa_root(raw_dir: str | os.PathLike) -> Path:

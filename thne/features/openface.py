@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from thne.data.manifest import Clip
-from thne.features.media import MediaError
+from thne.data.clips import Clip
 from thne.io import atomic_path
+from thne.media import MediaError
 
 __all__ = [
     "CONTAINER_BINARY",

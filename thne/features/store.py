@@ -17,9 +17,9 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from thne.data.manifest import BAD_CLIP_POLICIES, Clip
-from thne.features.media import MediaError
+from thne.data.clips import BAD_CLIP_POLICIES, Clip
 from thne.io import atomic_path
+from thne.media import MediaError
 
 
 class ClipError(RuntimeError):

@@ -1,6 +1,4 @@
-import ast
 import functools
-import hashlib
 import shlex
 from pathlib import Path
 
@@ -8,6 +6,7 @@ import yaml
 from snakemake.utils import validate
 
 from thne.devices import visible_gpus
+from thne.imports import PackageCode
 
 
 def fill_defaults(user, defaults):
@@ -57,29 +56,27 @@ def ds_config(wildcards, section):
     return config["datasets"][wildcards.ds][section]
 
 
-# Modules every stage's command runs through.
-CORE_MODULES = ("cli.py", "io.py", "data/manifest.py")
-
-
-def code_version(*modules):
-    """Fingerprint of the thne modules a rule runs, as a rule param.
-
-    Snakemake does not see code in a package called from shell:, so each rule carries this
-    param: a change to what the code does reruns the rule. The fingerprint hashes the parsed
-    syntax tree, so comment and formatting edits rerun nothing.
-    """
-    digest = hashlib.sha256()
-    for module in CORE_MODULES + modules:
-        digest.update(module.encode())
-        digest.update(module_digest(module))
-    return digest.hexdigest()[:16]
+# The package's code, read once per Snakefile parse (every job parses this file again).
+THNE_CODE = PackageCode(workflow.basedir)
 
 
 @functools.cache
-def module_digest(module):
-    # Every job re-parses the Snakefile: parse each module once, however many rules use it.
-    source = Path(workflow.basedir, "thne", module).read_text()
-    return hashlib.sha256(ast.dump(ast.parse(source)).encode()).digest()
+def stage_code(stage, *files):
+    """Fingerprint of the code a rule runs, for its params. The code is the stage module
+    thne/stages/<stage>.py and every thne module it imports, directly or through others.
+
+    Snakemake does not see code in a package called from shell:, so each rule carries this
+    param: a change to what that code does reruns the rule, and an import added to it is
+    followed without a rule edit. The syntax tree is hashed, so comment and formatting edits
+    rerun nothing. ``files`` are non-Python files the rule runs (paths from the repository
+    root), hashed byte for byte.
+    """
+    return THNE_CODE.fingerprint(f"thne.stages.{stage}", extra_files=files)
+
+
+def file_code(path):
+    """Fingerprint of a non-Python file a rule runs (path from the repository root)."""
+    return THNE_CODE.fingerprint_files([path])
 
 
 def is_url(value):

@@ -37,6 +37,6 @@ rule unpack_archive:
     conda:
         "../../environment.yml"
     params:
-        code=code_version("data/unpack.py"),
+        code=stage_code("unpack"),
     shell:
         "thne unpack --archive {input:q} --out {output} > {log} 2>&1"

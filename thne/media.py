@@ -1,12 +1,15 @@
-"""Reading media files with PyAV: probing and audio decoding.
+"""Reading media files with PyAV: probing, audio decoding and grey video frames.
 
 PyAV bundles its own FFmpeg libraries, so no ffmpeg binary is needed on the machine.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import av
 import numpy as np
@@ -100,3 +103,84 @@ def decode_audio(
     lo = max(0, int(round(offset * sample_rate)))
     hi = None if end is None else max(lo, int(round((end - (first_time or 0.0)) * sample_rate)))
     return samples[lo:hi].astype(np.float32, copy=False)
+
+
+def gray_frames(
+    path: str | os.PathLike, start: float, end: float | None
+) -> Iterator[tuple[float, np.ndarray]]:
+    """(presentation time in seconds, grayscale uint8 frame) for frames with start <= t < end."""
+    name = os.fspath(path)
+    if not Path(name).is_file():
+        reason = "is a directory, not a video file" if Path(name).is_dir() else "does not exist"
+        raise MediaError(f"{name}: {reason}")
+    try:
+        container = av.open(name)
+    except (av.error.FFmpegError, OSError) as exc:
+        raise MediaError(f"{name}: cannot open as media ({exc})") from exc
+    with container:
+        if not container.streams.video:
+            raise MediaError(f"{name}: has no video stream")
+        stream = container.streams.video[0]
+        try:
+            yield from _decode_interval(container, stream, start, end)
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"{name}: video decoding failed ({exc})") from exc
+
+
+def _decode_interval(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    start: float,
+    end: float | None,
+) -> Iterator[tuple[float, np.ndarray]]:
+    # Long source videos hold many clips: jump to the keyframe before the clip instead of
+    # decoding from the beginning each time. If the demuxer lands after `start` (inexact seeking
+    # in some containers), decode from the beginning rather than silently lose frames.
+    if start > 0 and _seek_before(container, stream, start):
+        frames = _timed_frames(container, stream)
+        first = next(frames, None)
+        if first is not None and first[0] <= start:
+            yield from _in_interval(itertools.chain([first], frames), start, end)
+            return
+        container.seek(0, stream=stream)
+    yield from _in_interval(_timed_frames(container, stream), start, end)
+
+
+def _timed_frames(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> Iterator[tuple[float, av.VideoFrame]]:
+    for index, frame in enumerate(container.decode(stream)):
+        yield _frame_time(frame, stream, index), frame
+
+
+def _in_interval(
+    frames: Iterator[tuple[float, av.VideoFrame]], start: float, end: float | None
+) -> Iterator[tuple[float, np.ndarray]]:
+    for t, frame in frames:
+        if t < start:
+            continue
+        if end is not None and t >= end:
+            return
+        yield t, frame.to_ndarray(format="gray")
+
+
+def _seek_before(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, start: float
+) -> bool:
+    if stream.time_base is None:
+        return False
+    offset = int(start / stream.time_base) + (stream.start_time or 0)
+    try:
+        container.seek(offset, stream=stream, backward=True, any_frame=False)
+    except av.error.FFmpegError:
+        container.seek(0, stream=stream)
+        return False
+    return True
+
+
+def _frame_time(frame: av.VideoFrame, stream: av.video.stream.VideoStream, index: int) -> float:
+    if frame.pts is not None and frame.time_base is not None:
+        return float(frame.pts * frame.time_base)
+    # Streams without timestamps (raw elementary streams): assume a constant frame rate.
+    rate = stream.average_rate or stream.guessed_rate or 25
+    return index / float(rate)
