@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import typing
 from collections.abc import Sequence
+
+from thne.errors import InputError
+from thne.io import remove_stale
 
 STAGES = (
     "download",
@@ -67,15 +71,20 @@ def _dataclass_from_args(cls: type, args: argparse.Namespace, **extra):
 
 
 def cmd_download(args: argparse.Namespace) -> None:
-    from thne.data.download import download
+    from thne.data.download import DownloadError, download, how_to_avoid
 
-    download([args.url, *args.mirror], args.out, sha256=args.sha256, retries=args.retries)
+    try:
+        download([args.url, *args.mirror], args.out, sha256=args.sha256, retries=args.retries)
+    except DownloadError as exc:
+        if not args.config_key:
+            raise
+        raise DownloadError(f"{exc}\n{how_to_avoid(args.config_key)}") from exc
 
 
 def cmd_unpack(args: argparse.Namespace) -> None:
     from thne.data.unpack import unpack
 
-    unpack(args.archive, args.out)
+    unpack(args.archive, args.out, move_corrupt_aside=args.move_corrupt_aside)
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
@@ -438,11 +447,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sha256", default=None)
     p.add_argument("--retries", type=int, default=3)
     p.add_argument("--out", required=True)
+    p.add_argument(
+        "--config-key",
+        default="",
+        help="the config key that named this URL (e.g. datasets.mosei.source.url): a failed "
+        "download then says which keys avoid it",
+    )
     p.set_defaults(func=cmd_download)
 
     p = stage("unpack", "unpack a zip or tar archive safely and restartably")
     p.add_argument("--archive", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument(
+        "--move-corrupt-aside",
+        action="store_true",
+        help="rename a corrupt archive to <name>.corrupt (for downloads: the next run fetches "
+        "it again)",
+    )
     p.set_defaults(func=cmd_unpack)
 
     p = stage("ingest", "dataset files -> manifest.tsv, excluded.tsv and splits.json")
@@ -609,7 +630,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.func(args)
+    # A job killed earlier may have left temporaries of this job's outputs; at MOSEI scale
+    # they are large partial HDF5 files, and nothing else would ever remove them.
+    for path in _output_paths(args):
+        for stale in remove_stale(path):
+            print(f"removed {stale}, left by an interrupted run", file=sys.stderr)
+    try:
+        args.func(args)
+    except InputError as exc:
+        if os.environ.get("THNE_DEBUG"):
+            raise
+        print(f"thne {args.stage}: error: {exc}", file=sys.stderr)
+        print("(set THNE_DEBUG=1 for the traceback)", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _output_paths(args: argparse.Namespace) -> list[str]:
+    """The values of a stage's output flags: ``--out``, ``--out-*`` and the named outputs."""
+    names = ("manifest", "excluded", "splits") if args.stage == "ingest" else ()
+    return [
+        value
+        for key, value in vars(args).items()
+        if isinstance(value, str) and (key == "out" or key.startswith("out_") or key in names)
+    ]
 
 
 if __name__ == "__main__":

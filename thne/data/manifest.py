@@ -30,6 +30,12 @@ class Clip:
 MANIFEST_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Clip))
 
 
+def clip_problem(clip: Clip, reason: str) -> str:
+    """``clip <id> (<media>): <reason>``, naming the media once: most reasons already do."""
+    where = "" if clip.media in reason else f" ({clip.media})"
+    return f"clip {clip.clip_id}{where}: {reason}"
+
+
 def write_manifest(path: str | os.PathLike, clips: Iterable[Clip]) -> None:
     frame = pd.DataFrame([asdict(c) for c in clips], columns=list(MANIFEST_COLUMNS))
     with atomic_path(path) as tmp:

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
+from thne.errors import InputError
 
-class MediaError(RuntimeError):
+
+class MediaError(InputError):
     """A media file is missing, unreadable, or lacks what a stage needs from it."""
 
 

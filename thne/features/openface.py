@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from thne.data.manifest import Clip
+from thne.errors import InputError
 from thne.features.media import MediaError
 from thne.io import atomic_path
 
@@ -123,7 +124,7 @@ _TIMESTAMP = "timestamp"
 _SUCCESS = "success"
 
 
-class OpenFaceError(RuntimeError):
+class OpenFaceError(InputError):
     """OpenFace could not be run, or failed as a whole (not just for one video)."""
 
 

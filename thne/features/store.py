@@ -17,12 +17,13 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from thne.data.manifest import BAD_CLIP_POLICIES, Clip
+from thne.data.manifest import BAD_CLIP_POLICIES, Clip, clip_problem
+from thne.errors import InputError
 from thne.features.media import MediaError
 from thne.io import atomic_path
 
 
-class ClipError(RuntimeError):
+class ClipError(InputError):
     """A clip's features could not be computed; the message names the clip and its file."""
 
 
@@ -106,7 +107,7 @@ def extract_to_h5(
                 exc = result
                 reason = str(exc) if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
                 if on_bad_clip == "fail":
-                    raise ClipError(f"clip {clip.clip_id} ({clip.media}): {reason}") from exc
+                    raise ClipError(clip_problem(clip, reason)) from exc
                 excluded.append(Exclusion(clip.clip_id, reason))
                 continue
             feats, ts = result

@@ -5,9 +5,16 @@ import shlex
 from pathlib import Path
 
 import yaml
+from jsonschema import ValidationError
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from thne.devices import visible_gpus
+
+
+# Sections a user's config replaces as a whole: a dataset's source. Merged key by key, the
+# shipped raw_dir would sit beside a user's url or archive and win over it.
+WHOLE_SECTIONS = ("source",)
 
 
 def fill_defaults(user, defaults):
@@ -15,12 +22,17 @@ def fill_defaults(user, defaults):
 
     The Snakefile's configfile path is relative to the working directory, so a run elsewhere
     (--directory) would lack the defaults; merging them here keeps a user's file as short as
-    the keys it changes (e.g. only datasets.mosi.source.raw_dir).
+    the keys it changes (e.g. only datasets.mosi.train.seeds). A ``source:`` the user gives
+    replaces the shipped one whole.
     """
     for key, value in defaults.items():
         if key not in user:
             user[key] = value
-        elif isinstance(value, dict) and isinstance(user[key], dict):
+        elif (
+            isinstance(value, dict)
+            and isinstance(user[key], dict)
+            and key not in WHOLE_SECTIONS
+        ):
             fill_defaults(user[key], value)
     return user
 
@@ -28,7 +40,15 @@ def fill_defaults(user, defaults):
 fill_defaults(
     config, yaml.safe_load(Path(workflow.basedir, "config/config.yaml").read_text())
 )
-validate(config, schema="../schemas/config.schema.yaml")
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+except WorkflowError as _error:
+    # Snakemake's message puts the schema dump first; the key path is what a user needs.
+    _cause = _error.__context__
+    if not isinstance(_cause, ValidationError):
+        raise
+    _where = ".".join(["config", *map(str, _cause.absolute_path)])
+    raise WorkflowError(f"{_where}: {_cause.message}") from None
 
 
 DATASETS = sorted(config["datasets"])
@@ -146,8 +166,13 @@ def ingest_flags(wildcards, input):
     return flags
 
 
-def download_flags(url, mirrors, sha256):
-    flags = [f"--url {shlex.quote(url)}"] + [
+def corrupt_flag(wildcards):
+    """Only an archive this workflow downloaded is moved aside when corrupt, never a user's."""
+    return "" if source_of(wildcards).get("archive") else "--move-corrupt-aside"
+
+
+def download_flags(url, mirrors, sha256, config_key):
+    flags = [f"--url {shlex.quote(url)}", f"--config-key {config_key}"] + [
         f"--mirror {shlex.quote(m)}" for m in mirrors
     ]
     return " ".join(flags + ([f"--sha256 {sha256}"] if sha256 else []))

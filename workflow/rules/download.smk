@@ -11,7 +11,10 @@ rule download_archive:
     run:
         source = source_of(wildcards)
         flags = download_flags(
-            source["url"], source.get("mirrors", []), source.get("sha256")
+            source["url"],
+            source.get("mirrors", []),
+            source.get("sha256"),
+            f"datasets.{wildcards.ds}.source.url",
         )
         shell(f"thne download {flags} --out {{output:q}} > {{log}} 2>&1")
 
@@ -23,7 +26,12 @@ rule download_labels:
         "logs/{ds}/download_labels.log",
     run:
         source = source_of(wildcards)
-        flags = download_flags(source["labels"], [], source.get("labels_sha256"))
+        flags = download_flags(
+            source["labels"],
+            [],
+            source.get("labels_sha256"),
+            f"datasets.{wildcards.ds}.source.labels",
+        )
         shell(f"thne download {flags} --out {{output:q}} > {{log}} 2>&1")
 
 
@@ -38,5 +46,6 @@ rule unpack_archive:
         "../../environment.yml"
     params:
         code=code_version("data/unpack.py"),
+        corrupt=corrupt_flag,
     shell:
-        "thne unpack --archive {input:q} --out {output} > {log} 2>&1"
+        "thne unpack --archive {input:q} --out {output} {params.corrupt} > {log} 2>&1"
