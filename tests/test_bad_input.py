@@ -13,7 +13,7 @@ import pytest
 import yaml
 from test_workflow import demo_subset, write_config
 
-from conftest import BIN, REPO, run_snakemake
+from conftest import BIN, run_snakemake
 from thne.data.unpack import CorruptArchive, UnpackError, unpack
 from thne.io import atomic_path, remove_stale
 

@@ -31,7 +31,7 @@ from thne.data.manifest import (
 )
 from thne.data.splits import NOT_IN_FOLD
 from thne.errors import InputError
-from thne.features.media import MediaError, probe
+from thne.features.media import STREAM_END_SLACK_S, MediaError, probe
 
 LAYOUTS: tuple[str, ...] = ("mmsa", "cmu")
 _SPLIT_ALIASES = {
@@ -137,6 +137,14 @@ def check_clip(clip: Clip, probe_media=probe) -> Clip | Rejected:
         return Rejected(
             clip, f"interval ends at {end:.2f}s, after the media's end ({info.duration:.2f}s)"
         )
+    if end > info.covered + STREAM_END_SLACK_S:
+        held = max(0.0, info.covered - clip.start)
+        return Rejected(
+            clip,
+            f"{clip.media}: holds {held:.2f} s of the clip's {end - clip.start:.2f} s (its "
+            f"{info.short_stream} stream ends at {info.covered:.2f} s of the "
+            f"{info.duration:.2f} s its container declares): the file is truncated",
+        )
     return replace(clip, split=split, text=text, end=round(end, 4))
 
 
@@ -184,6 +192,9 @@ def ingest(
     counts = split_counts(kept)
     per_split = ", ".join(f"{k} {v}" for k, v in counts.items())
     print(f"clips per split: {per_split}; excluded {len(rejected)}", file=sys.stderr)
+    # Not errors, but a user should know: their acoustic features are zeros, audio_present 0.
+    silent = sum(not probe_once(c.media).has_audio for c in kept)
+    print(f"clips without an audio track: {silent}", file=sys.stderr)
     if failing and on_bad_clip == "fail":
         lines = [f"  {clip_problem(r.clip, r.reason)}" for r in failing[:20]]
         more = f"\n  ... and {len(failing) - 20} more" if len(failing) > 20 else ""
