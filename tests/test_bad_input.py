@@ -3,18 +3,22 @@
 import functools
 import http.server
 import os
+import shutil
 import subprocess
 import threading
 import zipfile
 from pathlib import Path
 
+import av
 import pandas as pd
 import pytest
 import yaml
 from test_workflow import demo_subset, write_config
 
-from conftest import BIN, run_snakemake
+from conftest import BIN, REPO, run_snakemake
+from thne.data.manifest import Clip, write_manifest
 from thne.data.unpack import CorruptArchive, UnpackError, unpack
+from thne.features.store import read_h5
 from thne.io import atomic_path, remove_stale
 
 
@@ -49,6 +53,147 @@ def server(tmp_path):
 def demo_source(path: Path, **source) -> Path:
     path.write_text(yaml.safe_dump({"datasets": {"demo": {"source": source}}}))
     return path
+
+
+def faststart_copy(src: Path, dest: Path) -> Path:
+    """``src`` remuxed with its index at the front, as most web video is."""
+    with (
+        av.open(str(src)) as inp,
+        av.open(str(dest), "w", options={"movflags": "faststart"}) as out,
+    ):
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for packet in inp.demux(list(inp.streams)):
+            if packet.dts is None:
+                continue
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    return dest
+
+
+def cut_past_half(path: Path) -> Path:
+    """Cut ``path`` in place at the first packet boundary past half its bytes."""
+    data = path.read_bytes()
+    with av.open(str(path)) as container:
+        cut = min(p.pos for p in container.demux() if p.pos is not None and p.pos > len(data) // 2)
+    path.write_bytes(data[:cut])
+    return path
+
+
+@pytest.fixture
+def truncated(tmp_path):
+    """A demo subset whose first clip is a faststart mp4 cut at a packet boundary past half:
+    its index still declares the whole length, and its first frames decode."""
+    raw = demo_subset(tmp_path / "raw", {"train": 3, "valid": 1, "test": 1})
+    labels = pd.read_csv(raw / "label.csv", dtype=str)
+    clip = raw / "Raw" / labels.video_id[0] / f"{labels.clip_id[0]}.mp4"
+    whole = faststart_copy(clip, tmp_path / "whole.mp4")
+    clip.write_bytes(whole.read_bytes())
+    cut_past_half(clip)
+    return raw, f"{labels.video_id[0]}_{labels.clip_id[0]}", clip, whole
+
+
+# Truncated media
+
+
+def test_truncated_faststart_video_is_stopped_at_ingest(tmp_path, truncated):
+    """Before: it went through ingest and both extractors with exit 0, its features covering
+    0.96 s of a 3.12 s clip."""
+    raw, clip_id, clip, whole = truncated
+    with av.open(str(whole)) as container:
+        length = container.duration / av.time_base
+    cfg = write_config(tmp_path / "cfg.yaml", raw)
+    proc = run_snakemake(
+        tmp_path, "--configfile", str(cfg), "--cores", "1", "data/demo/manifest.tsv", check=False
+    )
+    assert proc.returncode != 0
+    log = (tmp_path / "logs/demo/ingest.log").read_text()
+    assert clip_id in log and "the file is truncated" in log
+    assert f"of the clip's {length:.2f} s" in log
+
+    spec = yaml.safe_load(cfg.read_text())
+    spec["datasets"]["demo"]["on_bad_clip"] = "exclude"
+    cfg.write_text(yaml.safe_dump(spec))
+    run_snakemake(tmp_path, "--configfile", str(cfg), "--cores", "1", "data/demo/manifest.tsv")
+    excluded = pd.read_csv(tmp_path / "data/demo/excluded.tsv", sep="\t")
+    assert list(excluded.clip_id) == [clip_id]
+    assert "holds 0." in excluded.reason[0] and "truncated" in excluded.reason[0]
+
+
+@pytest.mark.parametrize("stage", ["audio", "visual"])
+def test_each_extractor_checks_its_frames_reach_the_clips_end(tmp_path, truncated, stage):
+    """Before: a clip that got past ingest was extracted from whatever decoded; the acoustic
+    stage passed a cut file, and audio.h5 held a shortened clip."""
+    _, clip_id, clip, whole = truncated
+    with av.open(str(whole)) as container:
+        length = round(container.duration / av.time_base, 4)
+    intact = Clip("whole_1", "whole", 0.0, length, "train", 1.0, "fine", str(whole))
+    cut = Clip(clip_id, "cut", 0.0, length, "train", 1.0, "cut short", str(clip))
+    write_manifest(tmp_path / "m.tsv", [intact, cut])
+    out = tmp_path / f"{stage}.h5"
+    args = [stage, "--manifest", str(tmp_path / "m.tsv"), "--out", str(out)]
+    proc = thne(*args)
+    assert proc.returncode == 1 and not out.exists()
+    assert f"clip {clip_id}" in proc.stderr and f"of {length:.2f} s" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    assert thne(*args, "--on-bad-clip", "exclude").returncode == 0
+    features = read_h5(out)
+    assert sorted(features.features) == ["whole_1"]
+    [excluded] = features.excluded
+    assert excluded["clip_id"] == clip_id and "decoded 0." in excluded["reason"]
+
+
+# Changed media
+
+
+def test_a_replaced_or_restored_media_file_reruns_its_shards_and_nothing_else(tmp_path):
+    """Before: neither ingest nor extraction took the media as input, so a replaced video kept
+    its old features and a clip excluded for a missing file stayed excluded after the file was
+    put back ("Nothing to be done")."""
+    demo = REPO / "resources" / "demo"
+    labels = pd.read_csv(demo / "label.csv", dtype=str)
+    keep = {("demo01", "1"), ("demo01", "2"), ("demo10", "1"), ("demo13", "1")}
+    labels = labels[[(v, c) in keep for v, c in zip(labels.video_id, labels.clip_id, strict=True)]]
+    raw = tmp_path / "raw"
+    for vid, clip in keep:
+        (raw / "Raw" / vid).mkdir(parents=True, exist_ok=True)
+        shutil.copy(demo / "Raw" / vid / f"{clip}.mp4", raw / "Raw" / vid / f"{clip}.mp4")
+    labels.to_csv(raw / "label.csv", index=False)
+    cfg = write_config(tmp_path / "cfg.yaml", raw)
+    spec = yaml.safe_load(cfg.read_text())
+    # A shard per video: demo01 is shard 0, and keeps a clip whatever happens to its first.
+    spec["datasets"]["demo"].update(shard_size=1, on_bad_clip="exclude")
+    cfg.write_text(yaml.safe_dump(spec))
+    victim = raw / "Raw" / "demo01" / "1.mp4"
+    targets = ("features/demo/audio.stats.json", "features/demo/visual.stats.json")
+    args = ("--configfile", str(cfg), "--cores", "2", *targets)
+    run_snakemake(tmp_path, *args)
+    shards = sorted((tmp_path / "features/demo/shards").rglob("*.h5"))
+    assert len(shards) == 6
+
+    def rerun() -> set[str]:
+        before = {p: p.stat().st_mtime_ns for p in shards}
+        run_snakemake(tmp_path, *args)
+        return {
+            str(p.relative_to(tmp_path / "features/demo/shards"))
+            for p in shards
+            if p.stat().st_mtime_ns != before[p]
+        }
+
+    backup = tmp_path / "backup.mp4"
+    shutil.copy2(victim, backup)
+    shutil.copy(raw / "Raw" / "demo10" / "1.mp4", victim)  # replaced by another recording
+    assert rerun() == {"audio/0.h5", "visual/0.h5"}
+    assert "Nothing to be done" in run_snakemake(tmp_path, *args, "-n").stdout
+
+    victim.unlink()
+    assert rerun() == {"audio/0.h5", "visual/0.h5"}
+    excluded = pd.read_csv(tmp_path / "data/demo/excluded.tsv", sep="\t")
+    assert list(excluded.clip_id) == ["demo01_1"]
+    shutil.copy2(backup, victim)  # restored, with its old date
+    assert rerun() == {"audio/0.h5", "visual/0.h5"}
+    assert pd.read_csv(tmp_path / "data/demo/excluded.tsv", sep="\t").empty
+    assert len(read_h5(tmp_path / "features/demo/audio.h5").features) == 4
 
 
 # Config

@@ -1,6 +1,7 @@
 import ast
 import functools
 import hashlib
+import os
 import shlex
 from pathlib import Path
 
@@ -183,10 +184,11 @@ def shard_threads(wildcards):
 
 
 def visual_inputs(wildcards):
-    """The manifest, and for OpenFace the shard's plan and finished run."""
-    inputs = {"manifest": f"data/{wildcards.ds}/manifest.tsv"}
+    """The manifest, and for OpenFace the shard's plan and finished run. The manifest and plan
+    are ancient(): the shard's own clips and media decide (shard_media)."""
+    inputs = {"manifest": ancient(f"data/{wildcards.ds}/manifest.tsv")}
     if ds_config(wildcards, "visual")["extractor"] == "openface":
-        inputs["plan"] = f"features/{wildcards.ds}/openface/plan"
+        inputs["plan"] = ancient(f"features/{wildcards.ds}/openface/plan")
         inputs["run"] = f"features/{wildcards.ds}/openface/run/{wildcards.shard}"
     return inputs
 
@@ -201,6 +203,69 @@ def openface_flags(wildcards, input):
         f" --openface-plan {shlex.quote(f'{input.plan}/{wildcards.shard}.tsv')}"
         f" --openface-log logs/{wildcards.ds}/openface/shard{wildcards.shard}.log"
     )
+
+
+@functools.cache
+def manifest_clips(path, mtime_ns):
+    from thne.data.manifest import read_manifest
+
+    return read_manifest(path)
+
+
+def media_stamp(path):
+    """Size and modification time of a media file: what changes when it is replaced, restored
+    from a backup or re-encoded (a restored copy can be older than the features)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def shard_media(wildcards):
+    """Fingerprint of a shard's clips and of the media files they read, as a param.
+
+    Shard jobs take the manifest as ancient(): a new manifest reruns only the shards whose
+    clips or media changed, not all of them, and a media file changed in place reruns the
+    shards that hold it.
+    """
+    from thne.data.shards import shard_clips
+
+    manifest = checkpoints.ingest.get(ds=wildcards.ds).output.manifest
+    clips = shard_clips(
+        manifest_clips(manifest, os.stat(manifest).st_mtime_ns),
+        int(wildcards.shard),
+        config["datasets"][wildcards.ds]["shard_size"],
+    )
+    digest = hashlib.sha256()
+    for clip in clips:
+        row = (clip.clip_id, clip.start, clip.end, clip.media, media_stamp(clip.media))
+        digest.update("\t".join(map(str, row)).encode() + b"\n")
+    return digest.hexdigest()[:16]
+
+
+MEDIA_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".wav", ".mp3", ".m4a")
+
+
+@functools.cache
+def raw_media(raw):
+    """Fingerprint of every media file under a user's raw_dir, as a param of ingest: a file
+    put back, replaced or re-encoded changes which clips ingest keeps. One scan per parse."""
+    digest = hashlib.sha256()
+    for folder, dirs, files in sorted(os.walk(raw)):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(MEDIA_SUFFIXES):
+                path = os.path.join(folder, name)
+                rel = os.path.relpath(path, raw)
+                digest.update(f"{rel}\t{media_stamp(path)}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def ingest_media(wildcards):
+    raw = source_of(wildcards).get("raw_dir")
+    # An unpacked download is never edited in place; a user's own copy may be.
+    return raw_media(raw) if raw else ""
 
 
 def shard_files(wildcards):

@@ -1,6 +1,6 @@
 rule audio_shard:
     input:
-        "data/{ds}/manifest.tsv",
+        ancient("data/{ds}/manifest.tsv"),
     output:
         "features/{ds}/shards/audio/{shard}.h5",
     log:
@@ -15,6 +15,7 @@ rule audio_shard:
         groups=lambda wc: ",".join(ds_config(wc, "audio")["groups"]),
         shard_size=lambda wc: config["datasets"][wc.ds]["shard_size"],
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
+        media=shard_media,
         code=code_version(
             "data/shards.py",
             "features/audio.py",
@@ -49,6 +50,7 @@ rule visual_shard:
         openface=lambda wc, input: openface_flags(wc, input),
         shard_size=lambda wc: config["datasets"][wc.ds]["shard_size"],
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
+        media=shard_media,
         code=code_version(
             "data/shards.py",
             "features/landmarks.py",
@@ -86,7 +88,7 @@ rule openface_plan:
 # are read, they go (--notemp keeps them).
 rule openface_shard:
     input:
-        plan="features/{ds}/openface/plan",
+        plan=ancient("features/{ds}/openface/plan"),
     output:
         temp(directory("features/{ds}/openface/run/{shard}")),
     log:
@@ -99,6 +101,7 @@ rule openface_shard:
     params:
         plan=lambda wc, input: f"{input.plan}/{wc.shard}.tsv",
         binary=lambda wc: ds_config(wc, "visual").get("openface_bin") or "",
+        media=shard_media,
     script:
         "../../thne/features/openface_run.sh"
 
