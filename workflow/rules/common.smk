@@ -172,11 +172,19 @@ def corrupt_flag(wildcards):
     return "" if source_of(wildcards).get("archive") else "--move-corrupt-aside"
 
 
-def download_flags(url, mirrors, sha256, config_key):
-    flags = [f"--url {shlex.quote(url)}", f"--config-key {config_key}"] + [
-        f"--mirror {shlex.quote(m)}" for m in mirrors
+def download_flags(wildcards, url_key, mirrors_key, sha256_key):
+    """Flags of `thne download` for the URL under source.<url_key>; a failed download then
+    names the config keys that avoid it."""
+    source = source_of(wildcards)
+    mirrors = source.get(mirrors_key, []) if mirrors_key else []
+    flags = [
+        f"--url {shlex.quote(source[url_key])}",
+        f"--config-key datasets.{wildcards.ds}.source.{url_key}",
+        *(f"--mirror {shlex.quote(m)}" for m in mirrors),
     ]
-    return " ".join(flags + ([f"--sha256 {sha256}"] if sha256 else []))
+    if source.get(sha256_key):
+        flags.append(f"--sha256 {source[sha256_key]}")
+    return " ".join(flags)
 
 
 def shard_threads(wildcards):

@@ -9,13 +9,7 @@ rule download_archive:
     log:
         "logs/{ds}/download_archive.log",
     run:
-        source = source_of(wildcards)
-        flags = download_flags(
-            source["url"],
-            source.get("mirrors", []),
-            source.get("sha256"),
-            f"datasets.{wildcards.ds}.source.url",
-        )
+        flags = download_flags(wildcards, "url", "mirrors", "sha256")
         shell(f"thne download {flags} --out {{output:q}} > {{log}} 2>&1")
 
 
@@ -25,13 +19,7 @@ rule download_labels:
     log:
         "logs/{ds}/download_labels.log",
     run:
-        source = source_of(wildcards)
-        flags = download_flags(
-            source["labels"],
-            [],
-            source.get("labels_sha256"),
-            f"datasets.{wildcards.ds}.source.labels",
-        )
+        flags = download_flags(wildcards, "labels", None, "labels_sha256")
         shell(f"thne download {flags} --out {{output:q}} > {{log}} 2>&1")
 
 
