@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import sys
 from collections.abc import Sequence
+
+from thne.errors import InputError
+from thne.io import remove_stale
 
 # The stage modules under thne/stages, in workflow order: the order of ``thne --help``.
 STAGE_MODULES: tuple[str, ...] = (
@@ -47,7 +52,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.func(args)
+    # A job killed earlier may have left temporaries of this job's outputs; at MOSEI scale
+    # they are large partial HDF5 files, and nothing else would ever remove them.
+    for path in _output_paths(args):
+        for stale in remove_stale(path):
+            print(f"removed {stale}, left by an interrupted run", file=sys.stderr)
+    try:
+        args.func(args)
+    except InputError as exc:
+        if os.environ.get("THNE_DEBUG"):
+            raise
+        print(f"thne {args.stage}: error: {exc}", file=sys.stderr)
+        print("(set THNE_DEBUG=1 for the traceback)", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _output_paths(args: argparse.Namespace) -> list[str]:
+    """The values of a stage's output flags: ``--out``, ``--out-*`` and ingest's outputs."""
+    names = ("manifest", "excluded", "splits") if args.stage == "ingest" else ()
+    return [
+        value
+        for key, value in vars(args).items()
+        if isinstance(value, str) and (key == "out" or key.startswith("out_") or key in names)
+    ]
 
 
 if __name__ == "__main__":

@@ -14,23 +14,41 @@ from pathlib import Path
 import av
 import numpy as np
 
+from thne.errors import InputError
 
-class MediaError(RuntimeError):
+
+class MediaError(InputError):
     """A media file is missing, unreadable, or lacks what a stage needs from it."""
+
+
+# How far a stream may end before the clip does and still count as covering it. A sound
+# track often ends a few tens of ms before the picture (a real MOSI segment: 59 ms); a cut
+# file misses seconds.
+STREAM_END_SLACK_S = 0.1
+# Only the last seconds are demuxed to find where the streams end, so a long video is not
+# read through.
+_TAIL_S = 5.0
 
 
 @dataclass(frozen=True)
 class MediaInfo:
+    """``duration`` is what the container declares; ``covered`` is where the data really ends:
+    the earliest end of its streams' last packets. A file cut short after an index that
+    declares the full length ("faststart" mp4) has ``covered`` < ``duration``."""
+
     duration: float
     has_video: bool
     has_audio: bool
+    covered: float = float("inf")
+    short_stream: str = ""
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
-    """Open ``path``, decode its first video frame, and return its duration and streams.
+    """Open ``path``, decode its first video frame, and find its duration, its streams, and
+    where its streams' data ends.
 
-    Decoding one frame is what tells a readable file from a truncated or corrupt one whose
-    header still parses.
+    Decoding one frame is what tells a readable file from a corrupt one whose header still
+    parses; the streams' last packets tell a file cut short from a whole one.
     """
     if not os.path.isfile(path):
         raise MediaError(f"{path}: file does not exist")
@@ -45,13 +63,48 @@ def probe(path: str | os.PathLike) -> MediaInfo:
                 if next(container.decode(stream), None) is None:
                     raise MediaError(f"{path}: video stream holds no decodable frame")
             duration = _duration(container)
+            if duration is not None and duration > 0:
+                covered, short_stream = _streams_end(container, duration)
     except MediaError:
         raise
     except (av.error.FFmpegError, StopIteration, OSError) as exc:
         raise MediaError(f"{path}: cannot be decoded ({exc})") from exc
     if duration is None or duration <= 0:
         raise MediaError(f"{path}: duration is unknown or zero")
-    return MediaInfo(duration=duration, has_video=has_video, has_audio=has_audio)
+    return MediaInfo(
+        duration=duration,
+        has_video=has_video,
+        has_audio=has_audio,
+        covered=covered,
+        short_stream=short_stream,
+    )
+
+
+def _streams_end(container: av.container.InputContainer, duration: float) -> tuple[float, str]:
+    """Where the first video and audio streams' data ends (the earlier of the two), and which
+    stream that is; demuxes only the last few seconds when the file allows it."""
+    streams = [*container.streams.video[:1], *container.streams.audio[:1]]
+    ends = _packet_ends(container, streams, max(0.0, duration - _TAIL_S))
+    if any(end is None for end in ends.values()):
+        # The seek landed past the data (a cut file's index points beyond its end) or in a
+        # stream's gap: read the file from the start.
+        ends = _packet_ends(container, streams, 0.0)
+    kind, end = min(((s.type, ends[s.index] or 0.0) for s in streams), key=lambda x: x[1])
+    return end, kind
+
+
+def _packet_ends(
+    container: av.container.InputContainer, streams: list, start: float
+) -> dict[int, float | None]:
+    ends: dict[int, float | None] = {s.index: None for s in streams}
+    container.seek(int(start * av.time_base), backward=True, any_frame=False)
+    for packet in container.demux(streams):
+        if packet.pts is None or packet.time_base is None:
+            continue
+        end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+        index = packet.stream.index
+        ends[index] = end if ends[index] is None else max(ends[index], end)
+    return ends
 
 
 def _duration(container: av.container.InputContainer) -> float | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from thne.errors import InputError
+
 # What to do with a clip that cannot be used: stop the run, or leave it out and record why.
 BAD_CLIP_POLICIES: tuple[str, ...] = ("fail", "exclude")
 
@@ -35,5 +37,11 @@ class Rejected:
     reason: str
 
 
-class IngestError(RuntimeError):
+class IngestError(InputError):
     """The dataset's files cannot be turned into a manifest; the message says which and why."""
+
+
+def clip_problem(clip: Clip, reason: str) -> str:
+    """``clip <id> (<media>): <reason>``, naming the media once: most reasons already do."""
+    where = "" if clip.media in reason else f" ({clip.media})"
+    return f"clip {clip.clip_id}{where}: {reason}"

@@ -71,6 +71,17 @@ def run(args: argparse.Namespace) -> None:
     )
     for e in excluded:
         print(f"visual: excluded clip {e.clip_id}: {e.reason}", file=sys.stderr)
+    print(f"visual: clips with frames but no face in any: {_faceless(args.out)}", file=sys.stderr)
+
+
+def _faceless(path: str) -> int:
+    """Clips none of whose frames has a face: not errors (their features are zeros with
+    face_detected 0), but a user should know how many."""
+    from thne.features.store import read_h5
+
+    features = read_h5(path)
+    column = features.feature_names.index("face_detected")
+    return sum(not f[:, column].any() for f in features.features.values())
 
 
 def _landmark_extractor(args: argparse.Namespace):

@@ -1,6 +1,6 @@
 rule audio_shard:
     input:
-        "data/{ds}/manifest.tsv",
+        ancient("data/{ds}/manifest.tsv"),
     output:
         "features/{ds}/shards/audio/{shard}.h5",
     log:
@@ -15,6 +15,7 @@ rule audio_shard:
         groups=lambda wc: ",".join(ds_config(wc, "audio")["groups"]),
         shard_size=lambda wc: config["datasets"][wc.ds]["shard_size"],
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
+        media=shard_media,
         code=stage_code("audio"),
     shell:
         "thne audio --manifest {input} --out {output}"
@@ -44,6 +45,7 @@ rule visual_shard:
         openface=lambda wc, input: openface_flags(wc, input),
         shard_size=lambda wc: config["datasets"][wc.ds]["shard_size"],
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
+        media=shard_media,
         code=stage_code("visual"),
     shell:
         "thne visual --manifest {input.manifest} --out {output}"
@@ -75,7 +77,7 @@ rule openface_plan:
 # are read, they go (--notemp keeps them).
 rule openface_shard:
     input:
-        plan="features/{ds}/openface/plan",
+        plan=ancient("features/{ds}/openface/plan"),
     output:
         temp(directory("features/{ds}/openface/run/{shard}")),
     log:
@@ -91,6 +93,7 @@ rule openface_shard:
         # Snakemake reruns a script rule when the script is newer than the output; the content
         # hash also catches an edit that came with an older date (a copy that kept dates).
         code=file_code("thne/features/openface_run.sh"),
+        media=shard_media,
     script:
         "../../thne/features/openface_run.sh"
 

@@ -13,6 +13,7 @@ checkpoint ingest:
     params:
         flags=ingest_flags,
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
+        media=ingest_media,
         code=stage_code("ingest"),
     shell:
         "thne ingest {params.flags} --raw-dir {input.raw:q}"
