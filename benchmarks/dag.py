@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -56,6 +57,11 @@ def mosei_size_workdir(root: Path, seed: int = 0) -> Path:
     return cfg
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def plan(root: Path, cfg: Path, *targets: str) -> tuple[float, dict[str, int]]:
     """Seconds to plan ``targets`` in ``root``, and the planned jobs per rule."""
     cmd = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(REPO / "Snakefile")]
@@ -77,12 +83,20 @@ def main() -> None:
         root = Path(tmp)
         cfg = mosei_size_workdir(root)
         clips = len(pd.read_csv(root / "data/mosei/manifest.tsv", sep="\t"))
-        runs = [plan(root, cfg, "results/mosei/metrics.json") for _ in range(args.repeat)]
+        runs, cpus = [], []
+        for _ in range(args.repeat):
+            cpu0 = _children_cpu()
+            runs.append(plan(root, cfg, "results/mosei/metrics.json"))
+            cpus.append(_children_cpu() - cpu0)
     seconds = statistics.median(s for s, _ in runs)
+    cpu = statistics.median(cpus)
     jobs = runs[0][1]
     total = jobs.pop("total")
     print(f"MOSEI-size manifest: {MOSEI_VIDEOS} videos, {clips} clips")
-    print(f"snakemake -n results/mosei/metrics.json: {total} jobs, planned in {seconds:.1f} s")
+    print(
+        f"snakemake -n results/mosei/metrics.json: {total} jobs, planned in {seconds:.1f} s"
+        f" wall, {cpu:.1f} s CPU"
+    )
     print(f"  (median of {args.repeat}; runs: {', '.join(f'{s:.1f}' for s, _ in runs)} s)")
     for rule, n in sorted(jobs.items(), key=lambda kv: -kv[1]):
         print(f"  {rule:16s} {n}")

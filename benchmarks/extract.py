@@ -28,7 +28,7 @@ DEFAULT_VIDEO = (
 
 def run_stage(stage: str, video: Path) -> dict:
     """One measurement, in this process (called in a child process by main)."""
-    from thne.features.media import probe
+    from thne.media import probe
 
     duration = probe(video).duration
     if stage.startswith("landmarks"):

@@ -3,7 +3,7 @@ import pytest
 
 from conftest import need
 from thne.features.audio import AudioConfig, extract_audio_features, feature_names, frame_features
-from thne.features.media import MediaError, decode_audio, probe
+from thne.media import MediaError, decode_audio, probe
 
 CFG = AudioConfig()
 

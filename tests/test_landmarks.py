@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES, need
+from thne.features.head_pose import euler_xyz
 from thne.features.landmarks import (
     FEATURE_NAMES,
     LandmarkExtractor,
     LandmarkResult,
     MediaError,
-    _euler_xyz,
     extract_landmark_features,
 )
 
@@ -237,4 +237,4 @@ def test_euler_convention_round_trip() -> None:
     ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
     rvec, _ = cv2.Rodrigues(rx @ ry @ rz)
-    np.testing.assert_allclose(_euler_xyz(rvec), [pitch, yaw, roll], atol=1e-9)
+    np.testing.assert_allclose(euler_xyz(rvec), [pitch, yaw, roll], atol=1e-9)

@@ -1,7 +1,9 @@
-"""OpenFace through the real workflow, with a stand-in FeatureExtraction on PATH that writes
-the real OpenFace CSV fixture for every input (the parser and slicing are the real ones)."""
+"""OpenFace through the real workflow, with a stand-in FeatureExtraction on PATH that writes,
+for every input, the rows of a real OpenFace CSV fixture over the video's frames (the parser and
+slicing are the real ones)."""
 
 import os
+import re
 import sys
 
 import h5py
@@ -13,16 +15,31 @@ from test_workflow import demo_subset
 from conftest import FIXTURES, need, run_snakemake
 from thne.features.openface import feature_names
 
+# Like OpenFace: one row per video frame (frames counted from 1, timestamp = (frame - 1) / fps),
+# so the rows cover the whole video; the fixture's rows are reused in turn.
 STAND_IN = """#!{python}
-import shutil, sys
+import csv, sys
+import av
 args = sys.argv[1:]
 inputs = [args[i + 1] for i, a in enumerate(args) if a == "-f"]
 out = args[args.index("-out_dir") + 1]
 with open({calls!r}, "a") as f:
     f.write(" ".join(args) + "\\n")
+with open({csv!r}, newline="") as f:
+    header, *rows = list(csv.reader(f))
 for video in inputs:
+    with av.open(video) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate)
+        n_frames = sum(1 for _ in container.demux(stream) if _.pts is not None)
     stem = video.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    shutil.copy({csv!r}, f"{{out}}/{{stem}}.csv")
+    with open(f"{{out}}/{{stem}}.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for i in range(n_frames):
+            row = list(rows[i % len(rows)])
+            row[0], row[2] = str(i + 1), f"{{i / rate:.3f}}"
+            writer.writerow(row)
 """
 
 
@@ -132,7 +149,7 @@ def test_openface_runs_in_the_container_with_sdm_apptainer(tmp_path):
         assert names == feature_names()
 
 
-def test_openface_crash_is_a_recorded_exclusion(tmp_path, monkeypatch):
+def test_openface_crash_is_a_recorded_exclusion(tmp_path, monkeypatch, capsys):
     from thne.cli import main as thne
     from thne.data.manifest import Clip, write_manifest
     from thne.features.store import read_h5
@@ -159,7 +176,12 @@ def test_openface_crash_is_a_recorded_exclusion(tmp_path, monkeypatch):
     assert ff.features == {}
     [excluded] = ff.excluded
     assert excluded["clip_id"] == "v_1" and "exited with code 3" in excluded["reason"]
-    from thne.features.store import ClipError
-
-    with pytest.raises(ClipError, match="clip v_1 .*astronaut_75frames.mp4.*exited with code 3"):
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
         thne(args)
+    # One message naming the clip once and its file, and no traceback.
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    expected = r"thne visual: error: clip v_1: \S*astronaut_75frames.mp4: .*exited with code 3"
+    assert re.search(expected, err)
+    assert err.count("v_1") == 1 and "Traceback" not in err

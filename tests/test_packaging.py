@@ -6,7 +6,29 @@ import tomllib
 import yaml
 
 from conftest import REPO
-from thne.cli import STAGES
+from thne.cli import STAGE_MODULES
+
+# The subcommands, in workflow order: the command line the rules and users call.
+COMMANDS = (
+    "download",
+    "unpack",
+    "ingest",
+    "audio",
+    "visual",
+    "openface-plan",
+    "merge",
+    "stats",
+    "text",
+    "train",
+    "evaluate",
+    "aggregate",
+    "variants",
+    "table",
+    "ablation",
+    "loss-curves",
+    "cases",
+    "report-pages",
+)
 
 
 def _normalise(req: str) -> str:
@@ -31,9 +53,24 @@ def test_cli_lists_every_stage():
     from thne.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert tuple(sub.choices) == STAGES
+    assert tuple(sub.choices) == COMMANDS
     out = subprocess.run(
         [sys.executable, "-m", "thne.cli", "--help"], capture_output=True, text=True, check=True
     )
-    for stage in STAGES:
+    for stage in COMMANDS:
         assert re.search(rf"^\s+{stage}\s", out.stdout, re.M), stage
+
+
+def test_every_stage_module_is_a_subcommand():
+    """Each module of thne/stages is listed, once, and declares the stage interface."""
+    import importlib
+
+    on_disk = sorted(
+        p.stem for p in (REPO / "thne" / "stages").glob("*.py") if not p.stem.startswith("_")
+    )
+    assert sorted(STAGE_MODULES) == on_disk
+    assert len(set(STAGE_MODULES)) == len(STAGE_MODULES)
+    for name in STAGE_MODULES:
+        stage = importlib.import_module(f"thne.stages.{name}")
+        assert stage.COMMAND == name.replace("_", "-"), name
+        assert stage.HELP and callable(stage.add_arguments) and callable(stage.run), name

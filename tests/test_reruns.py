@@ -87,6 +87,68 @@ def test_editing_the_acoustic_code_acts_like_a_parameter_change(finished, tmp_pa
     assert jobs["merge_features"] == 1 and "visual_shard" not in jobs
 
 
+def _planned_after_edit(finished, cfg, module: Path, edit) -> dict[str, int]:
+    wf, work, _ = finished
+    original = module.read_text()
+    try:
+        module.write_text(edit(original))
+        assert module.read_text() != original
+        return planned(work, wf / "Snakefile", cfg)
+    finally:
+        module.write_text(original)
+
+
+def test_editing_a_stage_module_reruns_that_stage_and_what_follows(finished, tmp_path):
+    wf, _, raw = finished
+    cfg = write_config(tmp_path / "cfg.yaml", raw)
+    stage = wf / "thne" / "stages" / "stats.py"
+    jobs = _planned_after_edit(finished, cfg, stage, lambda s: s + "\n\nMIN_CLIPS = 1\n")
+    # Both statistics jobs, then training on their output; no extraction, merge or tokenizing.
+    assert set(jobs) == {"feature_stats"} | AFTER_FEATURES, jobs
+    assert jobs["feature_stats"] == 2
+
+
+def test_editing_a_module_only_training_imports_reruns_training_and_what_follows(
+    finished, tmp_path
+):
+    wf, _, raw = finished
+    cfg = write_config(tmp_path / "cfg.yaml", raw)
+    model = wf / "thne" / "model" / "thne.py"
+    jobs = _planned_after_edit(finished, cfg, model, lambda s: s + "\n\nLOG_EVERY = 10\n")
+    assert set(jobs) == AFTER_FEATURES, jobs
+
+
+def test_a_module_newly_imported_by_training_is_followed_without_a_rule_edit(finished, tmp_path):
+    """Add a module, import it from the training loop, run, then edit only that module: the
+    fingerprint follows the new import, although no rule names the module."""
+    wf, work, raw = finished
+    wf2, work2 = tmp_path / "wf", tmp_path / "work"
+    shutil.copytree(wf, wf2)
+    # The finished run, outputs and Snakemake's records, with their dates.
+    shutil.copytree(work, work2, symlinks=True)
+    cfg = write_config(tmp_path / "cfg.yaml", raw)
+    snakefile = wf2 / "Snakefile"
+    rules = "".join(p.read_text() for p in (wf2 / "workflow" / "rules").glob("*.smk"))
+    assert "schedule.py" not in rules and "train.schedule" not in rules
+
+    new = wf2 / "thne" / "train" / "schedule.py"
+    new.write_text('"""Learning-rate schedule."""\n\nWARMUP_EPOCHS = 0\n')
+    loop = wf2 / "thne" / "train" / "loop.py"
+    text = loop.read_text()
+    anchor = "from thne.train.config import TrainConfig\n"
+    assert anchor in text
+    loop.write_text(
+        text.replace(anchor, anchor + "from thne.train.schedule import WARMUP_EPOCHS\n")
+    )
+    assert set(planned(work2, snakefile, cfg)) == AFTER_FEATURES
+
+    run_snakemake(work2, TARGET, "--configfile", str(cfg), "--cores", "2", snakefile=snakefile)
+    assert planned(work2, snakefile, cfg) == {}
+
+    new.write_text(new.read_text().replace("WARMUP_EPOCHS = 0", "WARMUP_EPOCHS = 2"))
+    assert set(planned(work2, snakefile, cfg)) == AFTER_FEATURES
+
+
 def test_docs_tests_and_comments_rerun_nothing(finished, tmp_path):
     wf, work, raw = finished
     cfg = write_config(tmp_path / "cfg.yaml", raw)

@@ -63,7 +63,7 @@ def test_merge_joins_shards_and_refuses_mixtures(tmp_path):
         extract_to_h5(
             part,
             path,
-            lambda c: (np.ones((2, len(names)), np.float32), np.zeros(2, np.float32)),
+            lambda c: (np.ones((2, len(names)), np.float32), np.array([0.0, 0.5], np.float32)),
             feature_names=list(names),
             extractor="x",
             config=config or {},

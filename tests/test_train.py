@@ -137,7 +137,7 @@ def test_load_dataset_normalises_on_train_only(dataset):
 
 def test_clip_missing_from_a_feature_file_is_left_out_with_reason(dataset, tmp_path):
     from thne.data.manifest import read_manifest
-    from thne.features.media import MediaError
+    from thne.media import MediaError
 
     clips = read_manifest(dataset / "manifest.tsv")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(final)
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     try:
         yield tmp
@@ -26,6 +28,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_stale(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporaries that killed writers of ``path`` left behind; return them.
+
+    Only one job at a time writes a given output (Snakemake locks its outputs), so every
+    ``.<name>.<pid>.tmp`` beside ``path`` is a leftover, and at MOSEI scale a large one.
+    """
+    final = Path(path)
+    prefix = f".{final.name}."
+    stale = [
+        p
+        for p in sorted(final.parent.glob(f"{glob.escape(prefix)}*.tmp"))
+        if p.name[len(prefix) : -len(".tmp")].isdigit() and p.is_file()
+    ]
+    for leftover in stale:
+        leftover.unlink(missing_ok=True)
+    return stale
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

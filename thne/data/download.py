@@ -24,7 +24,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-__all__ = ["DownloadError", "download", "partial_path", "sha256sum"]
+from thne.errors import InputError
+
+__all__ = ["DownloadError", "download", "how_to_avoid", "partial_path", "sha256sum"]
 
 _USER_AGENT = "thne-download/1"
 # Statuses worth asking again for: the server or something in between is busy or broken for now.
@@ -33,7 +35,7 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
 _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)", re.IGNORECASE)
 
 
-class DownloadError(RuntimeError):
+class DownloadError(InputError):
     """The file could not be fetched; the message names each URL and what went wrong."""
 
 
@@ -52,6 +54,25 @@ class _Job:
     timeout: float
     chunk_size: int
     progress: bool
+
+
+def how_to_avoid(config_key: str) -> str:
+    """What a user whose download failed can set instead, for the config key that named it.
+
+    ``config_key`` is ``datasets.<ds>.source.url`` (the dataset archive) or
+    ``datasets.<ds>.source.labels`` (a labels file).
+    """
+    source = config_key.rsplit(".", 1)[0]
+    if config_key.endswith(".labels"):
+        return (
+            f"to go on without this download, set {config_key} to a local copy of the file, "
+            f"or train on a standard feature set (README: 'Training on standard feature sets')"
+        )
+    return (
+        f"to go on without this download, set {source}.raw_dir (an unpacked copy) or "
+        f"{source}.archive (an archive on disk), add further URLs under {source}.mirrors, "
+        "or train on a standard feature set (README: 'Training on standard feature sets')"
+    )
 
 
 def partial_path(dest: str | os.PathLike) -> Path:

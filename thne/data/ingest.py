@@ -14,22 +14,16 @@ import re
 import sys
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
-from thne.data.manifest import (
-    BAD_CLIP_POLICIES,
-    SPLITS,
-    Clip,
-    split_counts,
-    write_excluded,
-    write_manifest,
-)
+from thne.data.clips import BAD_CLIP_POLICIES, Clip, IngestError, Rejected, clip_problem
+from thne.data.manifest import SPLITS, split_counts, write_excluded, write_manifest
 from thne.data.splits import NOT_IN_FOLD
-from thne.features.media import MediaError, probe
+from thne.media import STREAM_END_SLACK_S, MediaError, probe
 
 LAYOUTS: tuple[str, ...] = ("mmsa", "cmu")
 _SPLIT_ALIASES = {
@@ -41,19 +35,9 @@ _SPLIT_ALIASES = {
 }
 
 
-class IngestError(RuntimeError):
-    """The dataset's files cannot be turned into a manifest; the message says which and why."""
-
-
 def normalise_text(text: str) -> str:
     """Lower case with whitespace collapsed: the one text normalisation of every layout."""
     return re.sub(r"\s+", " ", str(text)).strip().lower()
-
-
-@dataclass(frozen=True)
-class Rejected:
-    clip: Clip
-    reason: str
 
 
 def mmsa_root(raw_dir: str | os.PathLike) -> Path:
@@ -68,8 +52,9 @@ def mmsa_root(raw_dir: str | os.PathLike) -> Path:
     raise IngestError(f"{raw_dir}: no label.csv here (an MMSA copy holds label.csv and Raw/)")
 
 
-def read_mmsa(raw_dir: str | os.PathLike) -> list[Clip]:
-    """Clips of an MMSA copy: ``label.csv`` plus ``Raw/<video_id>/<clip_id>.mp4``.
+def read_mmsa(raw_dir: str | os.PathLike) -> tuple[list[Clip], list[Rejected]]:
+    """Clips of an MMSA copy: ``label.csv`` plus ``Raw/<video_id>/<clip_id>.mp4``, and the rows
+    refused for a label that is not a number (named as written in the file).
 
     Media is the clip's own file, so start is 0 and end its duration (filled in by the checks).
     Some copies carry a single ``id`` column (``<video_id>_<clip_id>``) instead of the two.
@@ -88,30 +73,29 @@ def read_mmsa(raw_dir: str | os.PathLike) -> list[Clip]:
     missing = {"text", "label", "mode"} - set(frame.columns)
     if missing:
         raise IngestError(f"{label_csv}: missing columns {sorted(missing)}")
-    clips = []
+    clips, refused = [], []
     for vid, seg, text, label, mode in zip(
         video_ids, seg_ids, frame["text"], frame["label"], frame["mode"], strict=True
     ):
-        clips.append(
-            Clip(
-                clip_id=f"{vid}_{seg}",
-                video_id=vid,
-                start=0.0,
-                end=math.nan,
-                split=_SPLIT_ALIASES.get(mode.strip().lower(), mode.strip().lower()),
-                label=_to_float(label),
-                text=text,
-                media=str(root / "Raw" / vid / f"{seg}.mp4"),
-            )
+        try:
+            value = float(label)
+        except ValueError:
+            value = math.nan
+        clip = Clip(
+            clip_id=f"{vid}_{seg}",
+            video_id=vid,
+            start=0.0,
+            end=math.nan,
+            split=_SPLIT_ALIASES.get(mode.strip().lower(), mode.strip().lower()),
+            label=value,
+            text=text,
+            media=str(root / "Raw" / vid / f"{seg}.mp4"),
         )
-    return clips
-
-
-def _to_float(value: str) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
+        if math.isnan(value):
+            refused.append(Rejected(clip, f"label {label.strip()!r} is not a number"))
+        else:
+            clips.append(clip)
+    return clips, refused
 
 
 def check_clip(clip: Clip, probe_media=probe) -> Clip | Rejected:
@@ -134,6 +118,14 @@ def check_clip(clip: Clip, probe_media=probe) -> Clip | Rejected:
     if end > info.duration + 0.5:
         return Rejected(
             clip, f"interval ends at {end:.2f}s, after the media's end ({info.duration:.2f}s)"
+        )
+    if end > info.covered + STREAM_END_SLACK_S:
+        held = max(0.0, info.covered - clip.start)
+        return Rejected(
+            clip,
+            f"{clip.media}: holds {held:.2f} s of the clip's {end - clip.start:.2f} s (its "
+            f"{info.short_stream} stream ends at {info.covered:.2f} s of the "
+            f"{info.duration:.2f} s its container declares): the file is truncated",
         )
     return replace(clip, split=split, text=text, end=round(end, 4))
 
@@ -182,8 +174,11 @@ def ingest(
     counts = split_counts(kept)
     per_split = ", ".join(f"{k} {v}" for k, v in counts.items())
     print(f"clips per split: {per_split}; excluded {len(rejected)}", file=sys.stderr)
+    # Not errors, but a user should know: their acoustic features are zeros, audio_present 0.
+    silent = sum(not probe_once(c.media).has_audio for c in kept)
+    print(f"clips without an audio track: {silent}", file=sys.stderr)
     if failing and on_bad_clip == "fail":
-        lines = [f"  clip {r.clip.clip_id} ({r.clip.media}): {r.reason}" for r in failing[:20]]
+        lines = [f"  {clip_problem(r.clip, r.reason)}" for r in failing[:20]]
         more = f"\n  ... and {len(failing) - 20} more" if len(failing) > 20 else ""
         raise IngestError(
             f"{len(failing)} clip(s) cannot be used (set on_bad_clip: exclude to record them in "
@@ -235,7 +230,7 @@ def read_layout(
     MOSEI's labels come from the SDK's labels file ``labels``.
     """
     if layout == "mmsa":
-        return read_mmsa(raw_dir), []
+        return read_mmsa(raw_dir)
     if layout == "cmu" and dataset == "mosi":
         from thne.data.mosi import read_cmu_mosi
 

@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 
 import pandas as pd
 
+from thne.data.clips import Clip
 from thne.io import atomic_path
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
-BAD_CLIP_POLICIES: tuple[str, ...] = ("fail", "exclude")
 EXCLUDED_COLUMNS: tuple[str, ...] = ("clip_id", "video_id", "split", "media", "reason")
-
-
-@dataclass(frozen=True)
-class Clip:
-    clip_id: str
-    video_id: str
-    start: float
-    end: float
-    split: str
-    label: float
-    text: str
-    media: str
-
-
 MANIFEST_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Clip))
 
 

@@ -41,8 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thne.data.ingest import IngestError, Rejected
-from thne.data.manifest import Clip
+from thne.data.clips import Clip, IngestError, Rejected
 from thne.data.splits import NOT_IN_FOLD, standard_folds
 
 # Transcript lines and label intervals come from the same annotation, so their times agree to

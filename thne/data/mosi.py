@@ -16,8 +16,7 @@ import math
 import os
 from pathlib import Path
 
-from thne.data.ingest import IngestError, Rejected
-from thne.data.manifest import Clip
+from thne.data.clips import Clip, IngestError, Rejected
 from thne.data.splits import NOT_IN_FOLD, standard_folds
 
 LABELS = Path("Labels") / "OpinionLevelSentiment.csv"

@@ -7,9 +7,11 @@ fall in the same shard, so OpenFace processes a full video once for all its clip
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
-from thne.data.manifest import Clip
+from thne.data.clips import Clip
+from thne.data.manifest import read_manifest
 
 
 def video_ids(clips: Sequence[Clip]) -> list[str]:
@@ -29,3 +31,9 @@ def shard_clips(clips: Sequence[Clip], shard: int, shard_size: int) -> list[Clip
         raise ValueError(f"shard {shard} does not exist: there are {total} (0 to {total - 1})")
     videos = set(video_ids(clips)[shard * shard_size : (shard + 1) * shard_size])
     return [c for c in clips if c.video_id in videos]
+
+
+def read_shard(manifest: str | os.PathLike, shard: int | None, shard_size: int) -> list[Clip]:
+    """The clips of ``manifest``, or only those of shard ``shard`` when it is given."""
+    clips = read_manifest(manifest)
+    return clips if shard is None else shard_clips(clips, shard, shard_size)

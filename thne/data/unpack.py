@@ -24,9 +24,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from thne.errors import InputError
 from thne.io import write_json
 
-__all__ = ["MARKER", "UnpackError", "unpack"]
+__all__ = ["MARKER", "CorruptArchive", "UnpackError", "unpack"]
 
 MARKER = ".thne-unpacked"
 _ZIP_SUFFIXES = (".zip",)
@@ -45,16 +46,29 @@ _FILTER_ERROR = getattr(tarfile, "FilterError", ())
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-class UnpackError(RuntimeError):
+class UnpackError(InputError):
     """The archive cannot be unpacked safely; the message names the archive and the reason."""
 
 
-def unpack(archive: str | os.PathLike, target: str | os.PathLike, *, progress: bool = True) -> Path:
+class CorruptArchive(UnpackError):
+    """The archive's bytes are damaged, cut short, or not an archive at all."""
+
+
+def unpack(
+    archive: str | os.PathLike,
+    target: str | os.PathLike,
+    *,
+    progress: bool = True,
+    move_corrupt_aside: bool = False,
+) -> Path:
     """Extract ``archive`` (.zip, .tar, .tar.gz, .tgz, ...) into the directory ``target``.
 
     Returns ``target`` at once when it already holds a finished unpack of this archive (same
     name and size). Raises :class:`UnpackError` for an unsafe entry, a corrupt archive, or a
     ``target`` that exists but is not a finished unpack of it; that directory is left untouched.
+    With ``move_corrupt_aside`` (for an archive this workflow downloaded, never a user's own
+    file), a corrupt archive is renamed to ``<name>.corrupt``, so that the next run downloads
+    it again instead of failing on the same bytes.
     """
     archive, target = Path(archive), Path(target)
     if not archive.is_file():
@@ -72,6 +86,16 @@ def unpack(archive: str | os.PathLike, target: str | os.PathLike, *, progress: b
         _extract(archive, partial, progress)
         write_json(partial / MARKER, stamp)
         os.replace(partial, target)
+    except CorruptArchive as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        if not move_corrupt_aside:
+            raise
+        aside = archive.with_name(archive.name + ".corrupt")
+        os.replace(archive, aside)
+        raise CorruptArchive(
+            f"{exc}\nmoved it aside to {aside}, so the next run downloads it again "
+            "(give a sha256 in the config to catch a damaged download before unpacking)"
+        ) from exc
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -107,7 +131,7 @@ def _extract(archive: Path, partial: Path, progress: bool) -> None:
         # The stdlib's own check, kept as a second line behind ours.
         raise UnpackError(f"refusing to unpack {archive}: {exc}") from exc
     except _CORRUPT as exc:
-        raise UnpackError(
+        raise CorruptArchive(
             f"{archive} is corrupt or truncated: {type(exc).__name__}: {exc}"
         ) from exc
     except OSError as exc:
@@ -129,8 +153,8 @@ def _kind(archive: Path) -> str:
         head = f.read(4)
     if head.startswith(b"PK"):
         # A zip whose central directory (at its end) is missing: a cut download.
-        raise UnpackError(f"cannot unpack {archive}: a zip archive that is corrupt or truncated")
-    raise UnpackError(
+        raise CorruptArchive(f"cannot unpack {archive}: a zip archive that is corrupt or truncated")
+    raise CorruptArchive(
         f"cannot unpack {archive}: not a readable zip or tar archive (corrupt, truncated, or "
         f"another format; known: {', '.join(_ZIP_SUFFIXES + _TAR_SUFFIXES)})"
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 
-from thne.features.media import decode_audio
+from thne.media import decode_audio
 
 AUDIO_GROUPS = ("mfcc", "rms", "zcr", "centroid", "f0", "voicing")
 

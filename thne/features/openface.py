@@ -39,9 +39,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from thne.data.manifest import Clip
-from thne.features.media import MediaError
+from thne.data.clips import Clip
+from thne.errors import InputError
 from thne.io import atomic_path
+from thne.media import MediaError
 
 __all__ = [
     "CONTAINER_BINARY",
@@ -123,7 +124,7 @@ _TIMESTAMP = "timestamp"
 _SUCCESS = "success"
 
 
-class OpenFaceError(RuntimeError):
+class OpenFaceError(InputError):
     """OpenFace could not be run, or failed as a whole (not just for one video)."""
 
 
@@ -398,7 +399,7 @@ def slice_clips(
         if not inside.any():
             covered = f"{ts.min():.3f}-{ts.max():.3f} s" if len(ts) else "nothing"
             out[clip.clip_id] = MediaError(
-                f"clip {clip.clip_id}: no OpenFace frame of {video} in "
+                f"no OpenFace frame of {video} in "
                 f"[{clip.start:.3f}, {clip.end:.3f}) s (its frames cover {covered})"
             )
             continue
@@ -433,7 +434,7 @@ def extract_openface_clips(
         frames = parsed.get(media) or MediaError(f"{media}: not in the OpenFace plan {plan}")
         if isinstance(frames, MediaError):
             for clip in media_clips:
-                results[clip.clip_id] = MediaError(f"clip {clip.clip_id}: {frames}")
+                results[clip.clip_id] = frames
             continue
         results.update(slice_clips(frames, media_clips, media))
     return {clip.clip_id: results[clip.clip_id] for clip in clips}

@@ -17,12 +17,13 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from thne.data.manifest import BAD_CLIP_POLICIES, Clip
-from thne.features.media import MediaError
+from thne.data.clips import BAD_CLIP_POLICIES, Clip, clip_problem
+from thne.errors import InputError
 from thne.io import atomic_path
+from thne.media import STREAM_END_SLACK_S, MediaError
 
 
-class ClipError(RuntimeError):
+class ClipError(InputError):
     """A clip's features could not be computed; the message names the clip and its file."""
 
 
@@ -71,6 +72,25 @@ def _results(
         yield from pool.imap(_extract_one, range(len(clips)))
 
 
+def coverage_problem(clip: Clip, timestamps: np.ndarray) -> str | None:
+    """Why the frames decoded for ``clip`` do not reach its end, or None when they do.
+
+    The last frame covers one step (a video frame, an acoustic hop) past its timestamp, and
+    a stream may end up to ``STREAM_END_SLACK_S`` before the clip (a sound track often stops
+    a little before the picture); anything shorter is a cut file that decoded without error.
+    """
+    need = clip.end - clip.start
+    ts = np.asarray(timestamps, dtype=np.float64)
+    step = float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0
+    reached = float(ts[-1]) + step if len(ts) else 0.0
+    if reached >= need - step - STREAM_END_SLACK_S:
+        return None
+    return (
+        f"decoded {reached:.2f} s of {need:.2f} s: the media ends before the clip does "
+        "(a truncated file)"
+    )
+
+
 def extract_to_h5(
     clips: Iterable[Clip],
     out_path: str | os.PathLike,
@@ -106,10 +126,16 @@ def extract_to_h5(
                 exc = result
                 reason = str(exc) if isinstance(exc, MediaError) else f"{type(exc).__name__}: {exc}"
                 if on_bad_clip == "fail":
-                    raise ClipError(f"clip {clip.clip_id} ({clip.media}): {reason}") from exc
+                    raise ClipError(clip_problem(clip, reason)) from exc
                 excluded.append(Exclusion(clip.clip_id, reason))
                 continue
             feats, ts = result
+            short = coverage_problem(clip, ts)
+            if short:
+                if on_bad_clip == "fail":
+                    raise ClipError(clip_problem(clip, short))
+                excluded.append(Exclusion(clip.clip_id, short))
+                continue
             if feats.ndim != 2 or feats.shape[1] != len(feature_names):
                 raise ClipError(
                     f"clip {clip.clip_id} ({clip.media}): features have shape {feats.shape}, "

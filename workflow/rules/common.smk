@@ -1,13 +1,21 @@
-import ast
 import functools
 import hashlib
+import os
 import shlex
 from pathlib import Path
 
 import yaml
+from jsonschema import ValidationError
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from thne.devices import visible_gpus
+from thne.imports import PackageCode
+
+
+# Sections a user's config replaces as a whole: a dataset's source. Merged key by key, the
+# shipped raw_dir would sit beside a user's url or archive and win over it.
+WHOLE_SECTIONS = ("source",)
 
 
 def fill_defaults(user, defaults):
@@ -15,12 +23,17 @@ def fill_defaults(user, defaults):
 
     The Snakefile's configfile path is relative to the working directory, so a run elsewhere
     (--directory) would lack the defaults; merging them here keeps a user's file as short as
-    the keys it changes (e.g. only datasets.mosi.source.raw_dir).
+    the keys it changes (e.g. only datasets.mosi.train.seeds). A ``source:`` the user gives
+    replaces the shipped one whole.
     """
     for key, value in defaults.items():
         if key not in user:
             user[key] = value
-        elif isinstance(value, dict) and isinstance(user[key], dict):
+        elif (
+            isinstance(value, dict)
+            and isinstance(user[key], dict)
+            and key not in WHOLE_SECTIONS
+        ):
             fill_defaults(user[key], value)
     return user
 
@@ -28,7 +41,15 @@ def fill_defaults(user, defaults):
 fill_defaults(
     config, yaml.safe_load(Path(workflow.basedir, "config/config.yaml").read_text())
 )
-validate(config, schema="../schemas/config.schema.yaml")
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+except WorkflowError as _error:
+    # Snakemake's message puts the schema dump first; the key path is what a user needs.
+    _cause = _error.__context__
+    if not isinstance(_cause, ValidationError):
+        raise
+    _where = ".".join(["config", *map(str, _cause.absolute_path)])
+    raise WorkflowError(f"{_where}: {_cause.message}") from None
 
 
 DATASETS = sorted(config["datasets"])
@@ -58,29 +79,27 @@ def ds_config(wildcards, section):
     return config["datasets"][wildcards.ds][section]
 
 
-# Modules every stage's command runs through.
-CORE_MODULES = ("cli.py", "io.py", "data/manifest.py")
-
-
-def code_version(*modules):
-    """Fingerprint of the thne modules a rule runs, as a rule param.
-
-    Snakemake does not see code in a package called from shell:, so each rule carries this
-    param: a change to what the code does reruns the rule. The fingerprint hashes the parsed
-    syntax tree, so comment and formatting edits rerun nothing.
-    """
-    digest = hashlib.sha256()
-    for module in CORE_MODULES + modules:
-        digest.update(module.encode())
-        digest.update(module_digest(module))
-    return digest.hexdigest()[:16]
+# The package's code, read once per Snakefile parse (every job parses this file again).
+THNE_CODE = PackageCode(workflow.basedir)
 
 
 @functools.cache
-def module_digest(module):
-    # Every job re-parses the Snakefile: parse each module once, however many rules use it.
-    source = Path(workflow.basedir, "thne", module).read_text()
-    return hashlib.sha256(ast.dump(ast.parse(source)).encode()).digest()
+def stage_code(stage, *files):
+    """Fingerprint of the code a rule runs, for its params. The code is the stage module
+    thne/stages/<stage>.py and every thne module it imports, directly or through others.
+
+    Snakemake does not see code in a package called from shell:, so each rule carries this
+    param: a change to what that code does reruns the rule, and an import added to it is
+    followed without a rule edit. The syntax tree is hashed, so comment and formatting edits
+    rerun nothing. ``files`` are non-Python files the rule runs (paths from the repository
+    root), hashed byte for byte.
+    """
+    return THNE_CODE.fingerprint(f"thne.stages.{stage}", extra_files=files)
+
+
+def file_code(path):
+    """Fingerprint of a non-Python file a rule runs (path from the repository root)."""
+    return THNE_CODE.fingerprint_files([path])
 
 
 def is_url(value):
@@ -147,11 +166,24 @@ def ingest_flags(wildcards, input):
     return flags
 
 
-def download_flags(url, mirrors, sha256):
-    flags = [f"--url {shlex.quote(url)}"] + [
-        f"--mirror {shlex.quote(m)}" for m in mirrors
+def corrupt_flag(wildcards):
+    """Only an archive this workflow downloaded is moved aside when corrupt, never a user's."""
+    return "" if source_of(wildcards).get("archive") else "--move-corrupt-aside"
+
+
+def download_flags(wildcards, url_key, mirrors_key, sha256_key):
+    """Flags of `thne download` for the URL under source.<url_key>; a failed download then
+    names the config keys that avoid it."""
+    source = source_of(wildcards)
+    mirrors = source.get(mirrors_key, []) if mirrors_key else []
+    flags = [
+        f"--url {shlex.quote(source[url_key])}",
+        f"--config-key datasets.{wildcards.ds}.source.{url_key}",
+        *(f"--mirror {shlex.quote(m)}" for m in mirrors),
     ]
-    return " ".join(flags + ([f"--sha256 {sha256}"] if sha256 else []))
+    if source.get(sha256_key):
+        flags.append(f"--sha256 {source[sha256_key]}")
+    return " ".join(flags)
 
 
 def shard_threads(wildcards):
@@ -159,10 +191,11 @@ def shard_threads(wildcards):
 
 
 def visual_inputs(wildcards):
-    """The manifest, and for OpenFace the shard's plan and finished run."""
-    inputs = {"manifest": f"data/{wildcards.ds}/manifest.tsv"}
+    """The manifest, and for OpenFace the shard's plan and finished run. The manifest and plan
+    are ancient(): the shard's own clips and media decide (shard_media)."""
+    inputs = {"manifest": ancient(f"data/{wildcards.ds}/manifest.tsv")}
     if ds_config(wildcards, "visual")["extractor"] == "openface":
-        inputs["plan"] = f"features/{wildcards.ds}/openface/plan"
+        inputs["plan"] = ancient(f"features/{wildcards.ds}/openface/plan")
         inputs["run"] = f"features/{wildcards.ds}/openface/run/{wildcards.shard}"
     return inputs
 
@@ -177,6 +210,69 @@ def openface_flags(wildcards, input):
         f" --openface-plan {shlex.quote(f'{input.plan}/{wildcards.shard}.tsv')}"
         f" --openface-log logs/{wildcards.ds}/openface/shard{wildcards.shard}.log"
     )
+
+
+@functools.cache
+def manifest_clips(path, mtime_ns):
+    from thne.data.manifest import read_manifest
+
+    return read_manifest(path)
+
+
+def media_stamp(path):
+    """Size and modification time of a media file: what changes when it is replaced, restored
+    from a backup or re-encoded (a restored copy can be older than the features)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def shard_media(wildcards):
+    """Fingerprint of a shard's clips and of the media files they read, as a param.
+
+    Shard jobs take the manifest as ancient(): a new manifest reruns only the shards whose
+    clips or media changed, not all of them, and a media file changed in place reruns the
+    shards that hold it.
+    """
+    from thne.data.shards import shard_clips
+
+    manifest = checkpoints.ingest.get(ds=wildcards.ds).output.manifest
+    clips = shard_clips(
+        manifest_clips(manifest, os.stat(manifest).st_mtime_ns),
+        int(wildcards.shard),
+        config["datasets"][wildcards.ds]["shard_size"],
+    )
+    digest = hashlib.sha256()
+    for clip in clips:
+        row = (clip.clip_id, clip.start, clip.end, clip.media, media_stamp(clip.media))
+        digest.update("\t".join(map(str, row)).encode() + b"\n")
+    return digest.hexdigest()[:16]
+
+
+MEDIA_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".wav", ".mp3", ".m4a")
+
+
+@functools.cache
+def raw_media(raw):
+    """Fingerprint of every media file under a user's raw_dir, as a param of ingest: a file
+    put back, replaced or re-encoded changes which clips ingest keeps. One scan per parse."""
+    digest = hashlib.sha256()
+    for folder, dirs, files in sorted(os.walk(raw)):
+        dirs.sort()
+        for name in sorted(files):
+            if name.lower().endswith(MEDIA_SUFFIXES):
+                path = os.path.join(folder, name)
+                rel = os.path.relpath(path, raw)
+                digest.update(f"{rel}\t{media_stamp(path)}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def ingest_media(wildcards):
+    raw = source_of(wildcards).get("raw_dir")
+    # An unpacked download is never edited in place; a user's own copy may be.
+    return raw_media(raw) if raw else ""
 
 
 def shard_files(wildcards):

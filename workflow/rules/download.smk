@@ -9,10 +9,7 @@ rule download_archive:
     log:
         "logs/{ds}/download_archive.log",
     run:
-        source = source_of(wildcards)
-        flags = download_flags(
-            source["url"], source.get("mirrors", []), source.get("sha256")
-        )
+        flags = download_flags(wildcards, "url", "mirrors", "sha256")
         shell(f"thne download {flags} --out {{output:q}} > {{log}} 2>&1")
 
 
@@ -22,8 +19,7 @@ rule download_labels:
     log:
         "logs/{ds}/download_labels.log",
     run:
-        source = source_of(wildcards)
-        flags = download_flags(source["labels"], [], source.get("labels_sha256"))
+        flags = download_flags(wildcards, "labels", None, "labels_sha256")
         shell(f"thne download {flags} --out {{output:q}} > {{log}} 2>&1")
 
 
@@ -37,6 +33,7 @@ rule unpack_archive:
     conda:
         "../../environment.yml"
     params:
-        code=code_version("data/unpack.py"),
+        code=stage_code("unpack"),
+        corrupt=corrupt_flag,
     shell:
-        "thne unpack --archive {input:q} --out {output} > {log} 2>&1"
+        "thne unpack --archive {input:q} --out {output} {params.corrupt} > {log} 2>&1"

@@ -8,7 +8,7 @@ rule evaluate:
     conda:
         "../../environment.yml"
     params:
-        code=code_version("evaluate/metrics.py", "evaluate/aggregate.py"),
+        code=stage_code("evaluate"),
     shell:
         "thne evaluate --predictions {input} --out {output} --variant {wildcards.variant}"
         " --seed {wildcards.seed} > {log} 2>&1"
@@ -24,7 +24,7 @@ rule aggregate:
     conda:
         "../../environment.yml"
     params:
-        code=code_version("evaluate/metrics.py", "evaluate/aggregate.py"),
+        code=stage_code("aggregate"),
     shell:
         "thne aggregate --runs {input} --out {output} --dataset {wildcards.ds}"
         " --variant thne > {log} 2>&1"

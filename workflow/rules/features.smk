@@ -1,6 +1,6 @@
 rule audio_shard:
     input:
-        "data/{ds}/manifest.tsv",
+        ancient("data/{ds}/manifest.tsv"),
     output:
         "features/{ds}/shards/audio/{shard}.h5",
     log:
@@ -15,12 +15,8 @@ rule audio_shard:
         groups=lambda wc: ",".join(ds_config(wc, "audio")["groups"]),
         shard_size=lambda wc: config["datasets"][wc.ds]["shard_size"],
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
-        code=code_version(
-            "data/shards.py",
-            "features/audio.py",
-            "features/media.py",
-            "features/store.py",
-        ),
+        media=shard_media,
+        code=stage_code("audio"),
     shell:
         "thne audio --manifest {input} --out {output}"
         " --shard {wildcards.shard} --shard-size {params.shard_size}"
@@ -49,13 +45,8 @@ rule visual_shard:
         openface=lambda wc, input: openface_flags(wc, input),
         shard_size=lambda wc: config["datasets"][wc.ds]["shard_size"],
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
-        code=code_version(
-            "data/shards.py",
-            "features/landmarks.py",
-            "features/openface.py",
-            "features/media.py",
-            "features/store.py",
-        ),
+        media=shard_media,
+        code=stage_code("visual"),
     shell:
         "thne visual --manifest {input.manifest} --out {output}"
         " --extractor {params.extractor}"
@@ -75,7 +66,7 @@ rule openface_plan:
         "../../environment.yml"
     params:
         shard_size=lambda wc: config["datasets"][wc.ds]["shard_size"],
-        code=code_version("data/shards.py", "features/openface.py"),
+        code=stage_code("openface_plan"),
     shell:
         "thne openface-plan --manifest {input} --shard-size {params.shard_size}"
         " --out {output} > {log} 2>&1"
@@ -86,7 +77,7 @@ rule openface_plan:
 # are read, they go (--notemp keeps them).
 rule openface_shard:
     input:
-        plan="features/{ds}/openface/plan",
+        plan=ancient("features/{ds}/openface/plan"),
     output:
         temp(directory("features/{ds}/openface/run/{shard}")),
     log:
@@ -99,6 +90,10 @@ rule openface_shard:
     params:
         plan=lambda wc, input: f"{input.plan}/{wc.shard}.tsv",
         binary=lambda wc: ds_config(wc, "visual").get("openface_bin") or "",
+        # Snakemake reruns a script rule when the script is newer than the output; the content
+        # hash also catches an edit that came with an older date (a copy that kept dates).
+        code=file_code("thne/features/openface_run.sh"),
+        media=shard_media,
     script:
         "../../thne/features/openface_run.sh"
 
@@ -113,7 +108,7 @@ rule merge_features:
     conda:
         "../../environment.yml"
     params:
-        code=code_version("features/store.py"),
+        code=stage_code("merge"),
     shell:
         "thne merge --inputs {input} --out {output} > {log} 2>&1"
 
@@ -129,7 +124,7 @@ rule feature_stats:
     conda:
         "../../environment.yml"
     params:
-        code=code_version("features/normalise.py", "features/store.py"),
+        code=stage_code("stats"),
     shell:
         "thne stats --manifest {input.manifest} --features {input.features}"
         " --out {output} > {log} 2>&1"

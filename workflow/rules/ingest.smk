@@ -13,13 +13,8 @@ checkpoint ingest:
     params:
         flags=ingest_flags,
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
-        code=code_version(
-            "data/ingest.py",
-            "data/mosi.py",
-            "data/mosei.py",
-            "data/splits.py",
-            "features/media.py",
-        ),
+        media=ingest_media,
+        code=stage_code("ingest"),
     shell:
         "thne ingest {params.flags} --raw-dir {input.raw:q}"
         " --manifest {output.manifest} --excluded {output.excluded} --splits {output.splits}"

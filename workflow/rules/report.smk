@@ -9,7 +9,7 @@ rule variants:
         "../../environment.yml"
     params:
         variants=lambda wc: ",".join(ds_config(wc, "train")["variants"]),
-        code=code_version("evaluate/metrics.py", "evaluate/aggregate.py"),
+        code=stage_code("variants"),
     shell:
         "thne variants --runs {input} --variants {params.variants} --out {output}"
         " --dataset {wildcards.ds} > {log} 2>&1"
@@ -28,7 +28,7 @@ rule table:
         "../../environment.yml"
     params:
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
-        code=code_version("evaluate/tables.py", "evaluate/paper.py"),
+        code=stage_code("table"),
     shell:
         "thne table --metrics {input.metrics} --visual {input.visual} --audio {input.audio}"
         " --encoder {params.encoder:q} --out {output} --dataset {wildcards.ds} > {log} 2>&1"
@@ -47,7 +47,7 @@ rule ablation:
         "../../environment.yml"
     params:
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
-        code=code_version("evaluate/tables.py", "evaluate/paper.py"),
+        code=stage_code("ablation"),
     shell:
         "thne ablation --variants-json {input.variants} --visual {input.visual}"
         " --audio {input.audio} --encoder {params.encoder:q} --out {output}"
@@ -70,7 +70,7 @@ rule loss_curves:
     conda:
         "../../environment.yml"
     params:
-        code=code_version("evaluate/figures.py"),
+        code=stage_code("loss_curves"),
     shell:
         "thne loss-curves --histories {input} --out {output}"
         " --title 'Loss terms per epoch on {wildcards.ds} (mean over seeds, band: ±1 std)'"
@@ -88,7 +88,7 @@ rule cases:
     conda:
         "../../environment.yml"
     params:
-        code=code_version("evaluate/cases.py"),
+        code=stage_code("cases"),
     shell:
         "thne cases --predictions {input.predictions} --manifest {input.manifest}"
         " --out {output} --dataset {wildcards.ds} > {log} 2>&1"
@@ -158,7 +158,7 @@ rule report_pages:
             },
             sort_keys=False,
         ),
-        code=code_version("evaluate/html.py"),
+        code=stage_code("report_pages"),
     shell:
         "thne report-pages --table {input.table} --ablation {input.ablation}"
         " --cases {input.cases} --figure {input.figure} --splits {input.splits}"

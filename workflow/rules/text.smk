@@ -10,7 +10,7 @@ rule tokenize:
     params:
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
         max_length=lambda wc: ds_config(wc, "text")["max_length"],
-        code=code_version("text/tokenize.py", "text/encoder.py"),
+        code=stage_code("text"),
     shell:
         "thne text --manifest {input} --out {output} --encoder {params.encoder:q}"
         " --max-length {params.max_length} > {log} 2>&1"

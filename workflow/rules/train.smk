@@ -26,16 +26,7 @@ rule train:
         flags=train_flags,
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
         outdir=subpath(output.model, parent=True),
-        code=code_version(
-            "model/thne.py",
-            "train/config.py",
-            "train/data.py",
-            "train/loop.py",
-            "text/encoder.py",
-            "features/store.py",
-            "features/normalise.py",
-            "evaluate/metrics.py",
-        ),
+        code=stage_code("train"),
     shell:
         "thne train --manifest {input.manifest} --text {input.text} --audio {input.audio}"
         " --visual {input.visual} --out-dir {params.outdir}"

@@ -1,0 +1,60 @@
+"""Flags that several stages share."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from collections.abc import Sequence
+from typing import Any
+
+from thne.data.clips import BAD_CLIP_POLICIES
+
+
+def csv(value: str) -> tuple[str, ...]:
+    """A comma-separated flag value as a tuple, blanks dropped."""
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def add_shard_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shard", type=int, default=None, help="only this shard (0-based)")
+    parser.add_argument("--shard-size", type=int, default=16, help="videos per shard")
+
+
+def add_bad_clip_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--on-bad-clip",
+        choices=BAD_CLIP_POLICIES,
+        default="fail",
+        help="stop at a clip whose media cannot be used, or exclude and record it",
+    )
+
+
+def add_dataclass_flags(
+    parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()
+) -> None:
+    """One flag per field of the dataclass ``cls`` (``--field-name``), typed as the field."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        kind = hints[f.name]
+        flag = f"--{f.name.replace('_', '-')}"
+        if kind is bool:
+            # None: not given, so the caller can fill it from elsewhere (a variant's preset).
+            parser.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"(default: the variant's, else {f.default})",
+            )
+            continue
+        parser.add_argument(flag, type=kind, default=f.default, help=f"(default: {f.default})")
+
+
+def dataclass_from_args(cls: type, args: argparse.Namespace, **extra: Any) -> Any:
+    """An instance of the dataclass ``cls`` from the flags :func:`add_dataclass_flags` made."""
+    values = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)
+    }
+    return cls(**{**values, **extra})

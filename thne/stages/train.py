@@ -1,0 +1,76 @@
+"""``thne train``: one seed of one variant, trained and tested, into a run directory."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from thne.stages._args import add_dataclass_flags, dataclass_from_args
+
+COMMAND = "train"
+HELP = "train one seed of one variant -> run directory"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from thne.train.config import TrainConfig
+
+    for name in ("manifest", "text", "audio", "visual", "out-dir"):
+        parser.add_argument(f"--{name}", required=True)
+    parser.add_argument("--max-frames", type=int, default=500)
+    parser.add_argument("--visual-stats", help="statistics from thne stats (default: fit on train)")
+    parser.add_argument("--audio-stats", help="statistics from thne stats (default: fit on train)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="CPU threads for torch (0: its default)"
+    )
+    add_dataclass_flags(parser, TrainConfig)
+
+
+def run(args: argparse.Namespace) -> None:
+    import torch
+
+    from thne.train.data import load_dataset
+    from thne.train.loop import train_run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = args.device
+    if device == "auto":
+        device = "cpu"
+        if torch.cuda.is_available():
+            from thne.devices import claim_gpu
+
+            device = f"cuda:{claim_gpu(torch.cuda.device_count())}"
+    print(f"training on {device}", file=sys.stderr)
+    cfg = train_config(args)
+    data = load_dataset(
+        args.manifest,
+        args.text,
+        args.audio,
+        args.visual,
+        max_frames=args.max_frames,
+        visual_stats=args.visual_stats,
+        audio_stats=args.audio_stats,
+    )
+    metrics = train_run(data, cfg, args.out_dir, device=device)
+    print(f"best validation MAE {metrics['mae']:.4f}", file=sys.stderr)
+
+
+def train_config(args: argparse.Namespace):
+    """TrainConfig from the flags; switches not given come from the variant's preset when the
+    variant is one of the named ones, else from TrainConfig's defaults."""
+    from thne.model.thne import VARIANTS, Variant
+    from thne.train.config import TrainConfig
+
+    switches = [f.name for f in dataclasses.fields(Variant)]
+    if args.variant not in VARIANTS and all(getattr(args, s) is None for s in switches):
+        sys.exit(
+            f"thne train: variant {args.variant!r} is not one of {', '.join(VARIANTS)}; "
+            "name one of those, or give its switches (--deno1/--no-deno1 and so on)"
+        )
+    preset = dataclasses.asdict(VARIANTS.get(args.variant, Variant()))
+    for f in dataclasses.fields(TrainConfig):
+        if getattr(args, f.name, None) is None:
+            setattr(args, f.name, preset.get(f.name, f.default))
+    return dataclass_from_args(TrainConfig, args)
