@@ -31,6 +31,7 @@ STAGES = (
     "loss-curves",
     "cases",
     "report-pages",
+    "import-features",
 )
 
 
@@ -604,6 +605,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_report_pages)
+
+    # Stages in their own module under thne/stages/.
+    from thne.stages import import_features
+
+    for module in (import_features,):
+        p = stage(module.COMMAND, module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
     return parser
 
 

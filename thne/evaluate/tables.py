@@ -67,8 +67,12 @@ def describe_features(
         detail = ", ".join(f"{k} {v}" for k, v in sorted(config.items()) if k != "extractor")
         return f"{extractor}, {width} columns" + (f" ({detail})" if detail else "")
 
+    with h5py.File(visual_h5, "r", locking=False) as h5:
+        # Set by an import of a published feature set (SDK sequences, pickles).
+        feature_set = h5.attrs.get("feature_set")
+    head = f"- Feature set: {feature_set}\n" if feature_set else ""
     return (
-        f"- Visual features: {one(visual_h5)}\n"
+        head + f"- Visual features: {one(visual_h5)}\n"
         f"- Acoustic features: {one(audio_h5)}\n"
         f"- Text encoder: {encoder}\n"
     )

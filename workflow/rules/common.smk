@@ -1,4 +1,5 @@
 import ast
+import copy
 import functools
 import hashlib
 import shlex
@@ -25,9 +26,32 @@ def fill_defaults(user, defaults):
     return user
 
 
+def inherit_bases(datasets):
+    """Fill each section with ``base: <name>`` from that section, in place: ``mosi_sdk`` with
+    ``base: mosi`` keeps mosi's hyper-parameters, folds and paper rows. The base's source is
+    taken only where the layout is the same; another layout has other source keys.
+    """
+    for name, section in datasets.items():
+        base = section.get("base")
+        if base is None:
+            continue
+        if base not in datasets or base == name or "base" in datasets[base]:
+            raise ValueError(
+                f"datasets.{name}.base: {base!r} must name another section without a base "
+                f"(sections: {', '.join(sorted(datasets))})"
+            )
+        parent = copy.deepcopy(datasets[base])
+        layout = section.get("source", {}).get("layout")
+        if layout not in (None, parent["source"]["layout"]):
+            parent["source"] = {"dataset": parent["source"].get("dataset", base)}
+        fill_defaults(section, parent)
+    return datasets
+
+
 fill_defaults(
     config, yaml.safe_load(Path(workflow.basedir, "config/config.yaml").read_text())
 )
+inherit_bases(config["datasets"])
 validate(config, schema="../schemas/config.schema.yaml")
 
 
@@ -91,7 +115,28 @@ def source_of(wildcards):
 
 
 def cmu_dataset(wildcards):
-    return source_of(wildcards).get("dataset", wildcards.ds)
+    """Which dataset a section is (mosi, mosei, ...): its folds and its rows in the paper."""
+    return source_of(wildcards).get("dataset") or paper_dataset(wildcards)
+
+
+def paper_dataset(wildcards):
+    return config["datasets"][wildcards.ds].get("base") or wildcards.ds
+
+
+# Sources that are published feature sets: an import rule writes their manifest and feature
+# files; the others are ingested from media and their features extracted.
+IMPORT_LAYOUTS = ("sdk", "mmim", "mmsa_pkl")
+IMPORTED = [
+    ds
+    for ds in DATASETS
+    if config["datasets"][ds]["source"]["layout"] in IMPORT_LAYOUTS
+]
+EXTRACTED = [ds for ds in DATASETS if ds not in IMPORTED]
+
+
+def one_of(names):
+    """A wildcard pattern matching exactly ``names`` (none: matching nothing)."""
+    return "|".join(names) if names else "(?!)"
 
 
 def raw_dir(wildcards):

@@ -104,6 +104,8 @@ rule openface_shard:
 
 
 rule merge_features:
+    wildcard_constraints:
+        ds=one_of(EXTRACTED),
     input:
         shard_files,
     output:

@@ -1,4 +1,6 @@
 checkpoint ingest:
+    wildcard_constraints:
+        ds=one_of(EXTRACTED),
     input:
         unpack(ingest_inputs),
     output:

@@ -28,10 +28,11 @@ rule table:
         "../../environment.yml"
     params:
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
+        paper=paper_dataset,
         code=code_version("evaluate/tables.py", "evaluate/paper.py"),
     shell:
         "thne table --metrics {input.metrics} --visual {input.visual} --audio {input.audio}"
-        " --encoder {params.encoder:q} --out {output} --dataset {wildcards.ds} > {log} 2>&1"
+        " --encoder {params.encoder:q} --out {output} --dataset {params.paper} > {log} 2>&1"
 
 
 rule ablation:
@@ -47,6 +48,7 @@ rule ablation:
         "../../environment.yml"
     params:
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
+        paper=paper_dataset,
         code=code_version("evaluate/tables.py", "evaluate/paper.py"),
     shell:
         "thne ablation --variants-json {input.variants} --visual {input.visual}"
@@ -91,7 +93,7 @@ rule cases:
         code=code_version("evaluate/cases.py"),
     shell:
         "thne cases --predictions {input.predictions} --manifest {input.manifest}"
-        " --out {output} --dataset {wildcards.ds} > {log} 2>&1"
+        " --out {output} --dataset {params.paper} > {log} 2>&1"
 
 
 # Pages of `snakemake --report results/{ds}/report.html results/{ds}/report/index.html`.
