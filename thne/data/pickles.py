@@ -11,7 +11,8 @@
   Padding beyond a clip's length is not a frame: lengths come from ``*_lengths``, else (the
   aligned files, aligned to BERT tokens) from the ``text_bert`` attention mask.
 
-Neither format carries times, so a frame's timestamp is its position in the clip (the
+Neither format carries times, so a frame's timestamp is its position in the clip and a
+clip's interval in the manifest runs from 0 to its longest modality's number of rows (the
 feature files' config says so).
 """
 
@@ -92,6 +93,12 @@ def read_mmim(folder: str | os.PathLike) -> tuple[FeatureSet, int, Iterator[Impo
             f"{folder}: not a folder (the mmim layout is a folder of train.pkl, "
             "dev.pkl and test.pkl)"
         )
+    absent = [name for name in MMIM_FILES.values() if not (folder / name).is_file()]
+    if absent:
+        raise IngestError(
+            f"{folder}: no {', '.join(absent)} here (an MMIM/MISA folder holds "
+            f"{', '.join(MMIM_FILES.values())})"
+        )
     entries = []
     for split, name in MMIM_FILES.items():
         data = _load(folder / name)
@@ -118,7 +125,7 @@ def read_mmim(folder: str | os.PathLike) -> tuple[FeatureSet, int, Iterator[Impo
                 clip_id=segment,
                 video_id=segment.rsplit("[", 1)[0],
                 start=0.0,
-                end=float("nan"),
+                end=float(len(words)),
                 split=split,
                 label=label,
                 text=" ".join(words[i] for i in keep),
@@ -200,7 +207,7 @@ def read_mmsa_pkl(path: str | os.PathLike) -> tuple[FeatureSet, int, Iterator[Im
                     clip_id=f"{video}_{seg}",
                     video_id=video,
                     start=0.0,
-                    end=float("nan"),
+                    end=float(max(a_len[i], v_len[i])),
                     split=split,
                     label=float(labels[i]),
                     text=str(part["raw_text"][i]),

@@ -36,6 +36,22 @@ from thne.data.manifest import Clip
 from thne.data.splits import NOT_IN_FOLD
 
 ROLES: tuple[str, ...] = ("labels", "words", "acoustic", "visual")
+# The default sequence of each role: the URLs of the SDK's own tables
+# (mmsdk.mmdatasdk.dataset.standard_datasets), MOSEI's labels as the MOSEI ingest reads them.
+DEFAULT_SEQUENCES: dict[str, dict[str, str]] = {
+    "mosi": {
+        "labels": "http://immortal.multicomp.cs.cmu.edu/CMU-MOSI/labels/CMU_MOSI_Opinion_Labels.csd",
+        "words": "http://immortal.multicomp.cs.cmu.edu/CMU-MOSI/language/CMU_MOSI_TimestampedWords.csd",
+        "acoustic": "http://immortal.multicomp.cs.cmu.edu/CMU-MOSI/acoustic/CMU_MOSI_COVAREP.csd",
+        "visual": "http://immortal.multicomp.cs.cmu.edu/CMU-MOSI/visual/CMU_MOSI_VisualFacet_4.1.csd",
+    },
+    "mosei": {
+        "labels": "http://immortal.multicomp.cs.cmu.edu/CMU-MOSEI/labels/CMU_MOSEI_Labels.csd",
+        "words": "http://immortal.multicomp.cs.cmu.edu/CMU-MOSEI/language/CMU_MOSEI_TimestampedWords.csd",
+        "acoustic": "http://immortal.multicomp.cs.cmu.edu/CMU-MOSEI/acoustic/CMU_MOSEI_COVAREP.csd",
+        "visual": "http://immortal.multicomp.cs.cmu.edu/CMU-MOSEI/visual/CMU_MOSEI_VisualFacet42.csd",
+    },
+}
 SENTIMENT_COLUMN = 0
 PAUSE = "sp"
 # Word and label times come from one forced alignment, printed with a few digits: 10 ms

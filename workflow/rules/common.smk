@@ -308,3 +308,56 @@ def train_flags(wildcards):
     switches.update(config["variants"][wildcards.variant] or {})
     flags += [f"--{name}" if on else f"--no-{name}" for name, on in switches.items()]
     return " ".join(flags)
+
+
+# Published feature sets (import.smk).
+SDK_ROLES = ("labels", "words", "acoustic", "visual")
+
+
+def fill_sdk_sources():
+    """Each sdk section's sequences as configured (a URL or a local .csd), else the SDK's
+    default for its dataset; in place, so every rule (downloads too) sees the same."""
+    for ds in IMPORTED:
+        source = config["datasets"][ds]["source"]
+        if source["layout"] != "sdk":
+            continue
+        from thne.data.sdk import DEFAULT_SEQUENCES
+
+        defaults = DEFAULT_SEQUENCES.get(
+            source.get("dataset") or config["datasets"][ds].get("base") or ds, {}
+        )
+        for role in SDK_ROLES:
+            if not source.get(role):
+                if role not in defaults:
+                    raise ValueError(
+                        f"datasets.{ds}.source.{role}: give the {role} sequence (.csd), "
+                        "a URL or a local path"
+                    )
+                source[role] = defaults[role]
+
+
+def import_inputs(wildcards):
+    source = source_of(wildcards)
+    if source["layout"] != "sdk":
+        if not source.get("pickles"):
+            raise ValueError(
+                f"datasets.{wildcards.ds}.source.pickles: the {source['layout']} layout "
+                "needs its pickles (a folder for mmim, a .pkl file for mmsa_pkl)"
+            )
+        return {"pickles": source["pickles"]}
+    inputs = {}
+    for role in SDK_ROLES:
+        where = source[role]
+        inputs[role] = (
+            f"data/{wildcards.ds}/download/{role}.csd" if is_url(where) else where
+        )
+    return inputs
+
+
+def import_flags(wildcards, input):
+    if "pickles" in input.keys():
+        return f"--pickles {shlex.quote(str(input.pickles))}"
+    return " ".join(f"--{r}-csd {shlex.quote(str(input[r]))}" for r in SDK_ROLES)
+
+
+fill_sdk_sources()
