@@ -342,9 +342,14 @@ def cmd_table(args: argparse.Namespace) -> None:
 
     features = describe_features(args.visual, args.audio, args.encoder)
     if args.stage == "table":
-        print(write_table(args.metrics, args.out, dataset=args.dataset, features=features))
+        table = write_table(
+            args.metrics, args.out, dataset=args.dataset, features=features, paper=args.paper
+        )
     else:
-        print(write_ablation(args.variants_json, args.out, dataset=args.dataset, features=features))
+        table = write_ablation(
+            args.variants_json, args.out, dataset=args.dataset, features=features, paper=args.paper
+        )
+    print(table)
 
 
 def cmd_loss_curves(args: argparse.Namespace) -> None:
@@ -577,6 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--encoder", required=True, help="the text encoder the runs used")
         p.add_argument("--out", required=True)
         p.add_argument("--dataset", required=True)
+        p.add_argument(
+            "--paper", default=None, help="the paper's rows of this dataset (default --dataset)"
+        )
         p.set_defaults(func=cmd_table)
 
     p = stage("loss-curves", "loss terms per epoch, mean over seeds (Figure 3) -> PNG")

@@ -32,7 +32,7 @@ rule table:
         code=code_version("evaluate/tables.py", "evaluate/paper.py"),
     shell:
         "thne table --metrics {input.metrics} --visual {input.visual} --audio {input.audio}"
-        " --encoder {params.encoder:q} --out {output} --dataset {params.paper} > {log} 2>&1"
+        " --encoder {params.encoder:q} --out {output} --dataset {wildcards.ds} --paper {params.paper} > {log} 2>&1"
 
 
 rule ablation:
@@ -93,7 +93,7 @@ rule cases:
         code=code_version("evaluate/cases.py"),
     shell:
         "thne cases --predictions {input.predictions} --manifest {input.manifest}"
-        " --out {output} --dataset {params.paper} > {log} 2>&1"
+        " --out {output} --dataset {wildcards.ds} --paper {params.paper} > {log} 2>&1"
 
 
 # Pages of `snakemake --report results/{ds}/report.html results/{ds}/report/index.html`.
