@@ -44,6 +44,31 @@ def test_mmim_rows_are_words_and_text_drops_pauses(tmp_path):
         np.testing.assert_array_equal(h5[segment]["timestamps"][()], np.arange(len(words)))
 
 
+def test_mmim_unaligned_entries_drop_their_padding(tmp_path):
+    folder = tmp_path / "mmim"
+    rng = np.random.default_rng(0)
+    for name in ("train", "dev", "test"):
+        entries = []
+        for i in range(3):
+            words = ["so", "sp", "good"]
+            visual = rng.normal(size=(40, 35)).astype(np.float32)
+            acoustic = rng.normal(size=(60, 74)).astype(np.float32)
+            v_len, a_len = 30 + i, 50 + i
+            # MOSEI labels: 7 columns, sentiment first.
+            label = np.array([[0.5 * i, 1, 2, 0, 0, 0, 0]], np.float32)
+            entries.append(
+                ((np.arange(3), visual, acoustic, words, v_len, a_len), label, f"{name}V[{i}]")
+            )
+        folder.mkdir(exist_ok=True)
+        (folder / f"{name}.pkl").write_bytes(pickle.dumps(entries))
+    run_import("mmim", folder, tmp_path / "out")
+    manifest = pd.read_csv(tmp_path / "out/manifest.tsv", sep="\t").set_index("clip_id")
+    assert manifest.loc["devV[2]"].label == 1.0 and manifest.loc["devV[2]"].text == "so good"
+    with h5py.File(tmp_path / "out/visual.h5") as vis, h5py.File(tmp_path / "out/audio.h5") as aud:
+        assert len(vis["devV[2]"]["features"]) == 32 and len(aud["devV[2]"]["features"]) == 52
+        assert "unaligned, MMIM pickles" in vis.attrs["feature_set"]
+
+
 def test_mmsa_aligned_lengths_come_from_the_bert_mask(tmp_path):
     pkl = write_mmsa_pkl(tmp_path / "aligned_50.pkl", aligned=True)
     run_import("mmsa_pkl", pkl, tmp_path / "out")

@@ -3,7 +3,8 @@
 - ``mmim``: the pickles MISA and MMIM train on, a folder with ``train.pkl``, ``dev.pkl`` and
   ``test.pkl``, each a list of ``((word_ids [L], visual [L, dv], acoustic [L, da], words [L]),
   label [[y]], segment_id)`` with segment ids ``<video_id>[<n>]``. Features are word-aligned,
-  one row per word. The split is the file's.
+  one row per word; unaligned entries (which MMIM's loader also reads) add the visual and
+  acoustic lengths after the words. The split is the file's.
 - ``mmsa_pkl``: MMSA's ``aligned_50.pkl`` / ``unaligned_50.pkl``, a dict with ``train``,
   ``valid`` and ``test``, each a dict of arrays: ``id`` (``<video_id>$_$<clip>``),
   ``raw_text``, ``audio`` [N, La, da], ``vision`` [N, Lv, dv], ``regression_labels``, and in
@@ -34,7 +35,7 @@ MMSA_SPLITS: tuple[str, ...] = ("train", "valid", "test")
 MMSA_ID_SEPARATOR = "$_$"
 PAUSE = "sp"
 
-_MMIM_SHAPE = "a list of ((word_ids, visual, acoustic, words), label, segment_id)"
+_MMIM_SHAPE = "a list of ((word_ids, visual, acoustic, words[, v_len, a_len]), label, segment_id)"
 _MMSA_SHAPE = (
     "a dict with train, valid and test, each a dict of arrays id, raw_text, audio, vision "
     "and regression_labels"
@@ -59,31 +60,56 @@ def _frames(values, length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     return feats, np.arange(len(feats), dtype=np.float32)
 
 
-def _mmim_feature_set(folder: Path, dv: int, da: int) -> FeatureSet:
+def _mmim_feature_set(folder: Path, dv: int, da: int, aligned: bool) -> FeatureSet:
+    kind = "word-aligned" if aligned else "unaligned"
     return FeatureSet(
-        description=f"acoustic {da} + visual {dv}, word-aligned, MMIM pickles",
+        description=f"acoustic {da} + visual {dv}, {kind}, MMIM pickles",
         names={
             "audio": [f"acoustic_{i}" for i in range(da)],
             "visual": [f"visual_{i}" for i in range(dv)],
         },
         extractor={"audio": "MMIM pickle acoustic", "visual": "MMIM pickle visual"},
-        config={"source": folder.name, "timestamps": "word position", "rows": "one per word"},
+        config={
+            "source": folder.name,
+            "timestamps": "row position",
+            "rows": "one per word" if aligned else kind,
+        },
     )
 
 
 def _mmim_entry(path: Path, index: int, entry) -> tuple:
+    """(segment id, label, words, visual, acoustic) of one entry. MMIM's loader also takes
+    unaligned entries, whose features tuple ends with the visual and acoustic lengths:
+    ``(word_ids, visual [Lv, dv], acoustic [La, da], words, v_len, a_len)``; MOSEI labels
+    may carry 7 columns, sentiment first."""
     try:
-        (word_ids, visual, acoustic, words), label, segment = entry
+        features, label, segment = entry
+        word_ids, visual, acoustic, words, *lengths = features
         visual, acoustic = np.asarray(visual), np.asarray(acoustic)
         label = float(np.asarray(label, dtype=np.float64).reshape(-1)[0])
+        if lengths:
+            v_len, a_len = (int(np.asarray(n).reshape(-1)[0]) for n in lengths)
     except (TypeError, ValueError, IndexError) as exc:
         raise IngestError(f"{path}: entry {index} is not {_MMIM_SHAPE} ({exc})") from exc
-    if visual.ndim != 2 or acoustic.ndim != 2 or not (len(visual) == len(acoustic) == len(words)):
+    if visual.ndim != 2 or acoustic.ndim != 2:
+        raise IngestError(
+            f"{path}: entry {index} ({segment}): visual {visual.shape} and acoustic "
+            f"{acoustic.shape} are not [L, dv] and [L, da]"
+        )
+    if not lengths and not len(visual) == len(acoustic) == len(words):
         raise IngestError(
             f"{path}: entry {index} ({segment}): visual {visual.shape}, acoustic "
-            f"{acoustic.shape} and {len(words)} words are not [L, dv], [L, da] and L words"
+            f"{acoustic.shape} and {len(words)} words: word-aligned rows need one per word"
         )
-    return str(segment), label, [str(w) for w in words], visual, acoustic
+    if lengths:
+        if not (0 <= v_len <= len(visual) and 0 <= a_len <= len(acoustic)):
+            raise IngestError(
+                f"{path}: entry {index} ({segment}): lengths {v_len}, {a_len} do not fit "
+                f"visual {visual.shape} and acoustic {acoustic.shape}"
+            )
+        # Padding beyond a clip's length is not a frame.
+        visual, acoustic = visual[:v_len], acoustic[:a_len]
+    return str(segment), label, [str(w) for w in words], visual, acoustic, not lengths
 
 
 def read_mmim(folder: str | os.PathLike) -> tuple[FeatureSet, int, Iterator[ImportedClip]]:
@@ -111,7 +137,10 @@ def read_mmim(folder: str | os.PathLike) -> tuple[FeatureSet, int, Iterator[Impo
     if not entries:
         raise IngestError(f"{folder}: the pickles hold no clips")
     dv, da = entries[0][4].shape[1], entries[0][5].shape[1]
-    for split, segment, *_, visual, acoustic in entries:
+    aligned = {e[6] for e in entries}
+    if len(aligned) > 1:
+        raise IngestError(f"{folder}: the pickles mix word-aligned and unaligned entries")
+    for split, segment, *_, visual, acoustic, _aligned in entries:
         if visual.shape[1] != dv or acoustic.shape[1] != da:
             raise IngestError(
                 f"{folder / MMIM_FILES[split]}: clip {segment} has {visual.shape[1]} visual and "
@@ -119,13 +148,13 @@ def read_mmim(folder: str | os.PathLike) -> tuple[FeatureSet, int, Iterator[Impo
             )
 
     def items() -> Iterator[ImportedClip]:
-        for split, segment, label, words, visual, acoustic in entries:
+        for split, segment, label, words, visual, acoustic, _aligned in entries:
             keep = [i for i, w in enumerate(words) if w != PAUSE]
             clip = Clip(
                 clip_id=segment,
                 video_id=segment.rsplit("[", 1)[0],
                 start=0.0,
-                end=float(len(words)),
+                end=float(max(len(words), len(visual), len(acoustic))),
                 split=split,
                 label=label,
                 text=" ".join(words[i] for i in keep),
@@ -133,7 +162,7 @@ def read_mmim(folder: str | os.PathLike) -> tuple[FeatureSet, int, Iterator[Impo
             )
             yield ImportedClip(clip, audio=_frames(acoustic), visual=_frames(visual))
 
-    return _mmim_feature_set(folder, dv, da), len(entries), items()
+    return _mmim_feature_set(folder, dv, da, aligned.pop()), len(entries), items()
 
 
 def _lengths(path: Path, split: str, part: dict, key: str, n: int, width: int) -> np.ndarray:
