@@ -5,9 +5,10 @@ items, video by video; :func:`write_import` checks them and writes the same file
 extraction stages write (``manifest.tsv``, ``excluded.tsv``, ``splits.json``, ``audio.h5``,
 ``visual.h5``), so statistics, tokenisation, training and evaluation run unchanged.
 
-Non-finite feature values (the SDK's COVAREP holds NaN and -inf rows) are replaced by 0 and
-counted; the feature file's attributes ``nonfinite_policy``, ``nonfinite_values`` and
-``nonfinite_clips`` record what was touched.
+Non-finite feature values (the SDK's COVAREP holds NaN and -inf rows) are replaced by 0, as
+MMSA's own loader does with its pickles (thuiar/MMSA, ``src/MMSA/data_loader.py``: -inf and
+NaN to 0), and counted; the feature file's attributes ``nonfinite_policy``,
+``nonfinite_values`` and ``nonfinite_clips`` record what was touched.
 """
 
 from __future__ import annotations
