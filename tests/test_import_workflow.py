@@ -97,7 +97,7 @@ def test_sdk_defaults_are_the_sdk_urls_downloaded(tmp_path):
     # base: mosei gives MOSEI's hyper-parameters (paper Table 2) where the section sets none.
     assert "--alpha 0.1 --beta 0.05 --visual-hidden 64 --acoustic-hidden 16" in out
     # The import stands in for ingest and extraction.
-    assert "rule ingest" not in out and "rule merge_features" not in out
+    assert "checkpoint ingest" not in out and "rule merge_features" not in out
 
 
 def test_unknown_base_is_named(tmp_path):
@@ -105,3 +105,16 @@ def test_unknown_base_is_named(tmp_path):
     proc = run_snakemake(tmp_path, "--configfile", str(cfg), "-n", check=False)
     assert proc.returncode != 0
     assert "datasets.mosi_x.base: 'mosy' must name another section" in proc.stdout + proc.stderr
+
+
+def test_base_of_the_same_layout_gives_its_source(tmp_path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {"datasets": {"mosi_again": {"base": "mosi", "train": {"variants": ["thne"]}}}}
+        )
+    )
+    proc = run_snakemake(tmp_path, "--configfile", str(cfg), "-n", "data/mosi_again/manifest.tsv")
+    out = proc.stdout + proc.stderr
+    # mosi's cmu source (its archive URL) and ingest, under the new section's own paths.
+    assert "data/mosi_again/download/archive" in out and "checkpoint ingest" in out
