@@ -24,7 +24,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import h5py
@@ -322,7 +322,7 @@ def read_sdk(
                         clip, reason=f"video {vid} is not in the words sequence {words.path}"
                     )
                     continue
-                clip = Clip(**{**clip.__dict__, "text": texts[i]})
+                clip = replace(clip, text=texts[i])
                 reason = next((f for f in (audio[i], vis[i]) if isinstance(f, str)), None)
                 if reason is not None:
                     yield ImportedClip(clip, reason=reason)
