@@ -67,8 +67,12 @@ def describe_features(
         detail = ", ".join(f"{k} {v}" for k, v in sorted(config.items()) if k != "extractor")
         return f"{extractor}, {width} columns" + (f" ({detail})" if detail else "")
 
+    with h5py.File(visual_h5, "r", locking=False) as h5:
+        # Set by an import of a published feature set (SDK sequences, pickles).
+        feature_set = h5.attrs.get("feature_set")
+    head = f"- Feature set: {feature_set}\n" if feature_set else ""
     return (
-        f"- Visual features: {one(visual_h5)}\n"
+        head + f"- Visual features: {one(visual_h5)}\n"
         f"- Acoustic features: {one(audio_h5)}\n"
         f"- Text encoder: {encoder}\n"
     )
@@ -102,15 +106,18 @@ def write_table(
     *,
     dataset: str,
     features: str,
+    paper: str | None = None,
 ) -> str:
-    """``table.md``: t-HNE's mean ± std over seeds beside the paper's Table 3 row."""
+    """``table.md``: t-HNE's mean ± std over seeds beside the paper's Table 3 row of
+    ``paper`` (default ``dataset``; e.g. mosi for a section mosi_sdk)."""
     result = json.loads(Path(metrics_json).read_text())
+    paper = paper or dataset
     text = _head(f"t-HNE on {dataset}: test results", features)
-    if dataset in TABLE3:
-        text += format_row("t-HNE", "paper, Table 3 (mean of 5 runs)", TABLE3[dataset])
+    if paper in TABLE3:
+        text += format_row("t-HNE", "paper, Table 3 (mean of 5 runs)", TABLE3[paper])
     text += format_row("t-HNE", f"thne, {_seeds(result['seeds'])}", result["mean"], _std(result))
-    if dataset not in TABLE3:
-        text += f"\nThe paper reports no results on {dataset}.\n"
+    if paper not in TABLE3:
+        text += f"\nThe paper reports no results on {paper}.\n"
     return _write(out_path, text)
 
 
@@ -120,10 +127,13 @@ def write_ablation(
     *,
     dataset: str,
     features: str,
+    paper: str | None = None,
 ) -> str:
-    """``ablation.md``: each variant's mean ± std beside the paper's Table 4 row, if any."""
+    """``ablation.md``: each variant's mean ± std beside the paper's Table 4 row of ``paper``
+    (default ``dataset``), if any."""
     result = json.loads(Path(variants_json).read_text())
-    paper = TABLE4.get(dataset, {})
+    paper_name = paper or dataset
+    paper = TABLE4.get(paper_name, {})
     text = _head(f"Ablation on {dataset}: test results by variant", features)
     for variant, summary in result["variants"].items():
         label = VARIANT_LABELS.get(variant, variant)
@@ -134,7 +144,7 @@ def write_ablation(
         )
     if not paper:
         text += (
-            f"\nThe paper's ablation (Table 4) is on mosei only; it has no rows for {dataset}.\n"
+            f"\nThe paper's ablation (Table 4) is on mosei only; it has no rows for {paper_name}.\n"
         )
     return _write(out_path, text)
 

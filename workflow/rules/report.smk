@@ -28,10 +28,12 @@ rule table:
         "../../environment.yml"
     params:
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
+        paper=paper_dataset,
         code=stage_code("table"),
     shell:
         "thne table --metrics {input.metrics} --visual {input.visual} --audio {input.audio}"
-        " --encoder {params.encoder:q} --out {output} --dataset {wildcards.ds} > {log} 2>&1"
+        " --encoder {params.encoder:q} --out {output} --dataset {wildcards.ds}"
+        " --paper {params.paper} > {log} 2>&1"
 
 
 rule ablation:
@@ -47,11 +49,12 @@ rule ablation:
         "../../environment.yml"
     params:
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
+        paper=paper_dataset,
         code=stage_code("ablation"),
     shell:
         "thne ablation --variants-json {input.variants} --visual {input.visual}"
         " --audio {input.audio} --encoder {params.encoder:q} --out {output}"
-        " --dataset {wildcards.ds} > {log} 2>&1"
+        " --dataset {wildcards.ds} --paper {params.paper} > {log} 2>&1"
 
 
 # Figure 3: (a) t-HNE and, where trained, (b) the Eq. 10 residual variant.
