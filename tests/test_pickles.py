@@ -11,9 +11,15 @@ import pandas as pd
 import pytest
 from feature_sets import mmim_entries, write_mmim, write_mmsa_pkl
 
-from thne.cli import main
+from thne.cli import build_parser
 from thne.data.ingest import IngestError
 from thne.data.pickles import read_pickles
+
+
+def main(argv):
+    """The stage as `thne` runs it, with its exceptions (`thne` itself prints them)."""
+    args = build_parser().parse_args(argv)
+    args.func(args)
 
 
 def run_import(layout, source, out, on_bad_clip="fail"):

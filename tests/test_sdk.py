@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from feature_sets import ACOUSTIC_DIM, VISUAL_DIM, mosi_segments, write_sdk_set
 
-from thne.cli import main
+from thne.cli import build_parser
 from thne.data.ingest import IngestError, normalise_text
 from thne.data.sdk import label_clips, open_sequence, words_in, write_sequence
 from thne.data.splits import NOT_IN_FOLD, standard_folds
@@ -74,6 +74,12 @@ def test_real_words_spell_the_transcripts(realdata, tmp_path):
         words.close()
     assert len(clips) == 2199
     assert equal >= 1950
+
+
+def main(argv):
+    """The stage as `thne` runs it, with its exceptions (`thne` itself prints them)."""
+    args = build_parser().parse_args(argv)
+    args.func(args)
 
 
 def run_import(paths, out, on_bad_clip="fail"):

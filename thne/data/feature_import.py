@@ -24,15 +24,9 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from thne.data.ingest import IngestError, normalise_text
-from thne.data.manifest import (
-    BAD_CLIP_POLICIES,
-    SPLITS,
-    Clip,
-    split_counts,
-    write_excluded,
-    write_manifest,
-)
+from thne.data.clips import BAD_CLIP_POLICIES, Clip, IngestError
+from thne.data.ingest import normalise_text
+from thne.data.manifest import SPLITS, split_counts, write_excluded, write_manifest
 from thne.data.splits import NOT_IN_FOLD, write_splits_report
 from thne.io import atomic_path
 
