@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 from scipy.stats import multivariate_normal
-from test_model import B, DA, DV, batch, tiny_bert
+from test_model import DA, DV, B, batch, tiny_bert
 from test_train import dataset, load  # noqa: F401 - the fixture is used by name
 
 from thne.evaluate.aggregate import aggregate_runs, evaluate_predictions

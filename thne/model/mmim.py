@@ -208,9 +208,7 @@ class MMIM(THNE):
         memory.push("tv", out.h_v, label)
         memory.push("ta", out.h_a, label)
 
-    def total_loss(
-        self, terms: dict[str, torch.Tensor], alpha: float, beta: float
-    ) -> torch.Tensor:
+    def total_loss(self, terms: dict[str, torch.Tensor], alpha: float, beta: float) -> torch.Tensor:
         """MMIM §3.5: L_main = L_task + alpha L_CPC - beta L_BA, with L_CPC = l_ft + l_fv + l_fa
         and L_BA = sum over (t, v), (t, a) of E log q(y|x) + H(Y), over the terms present."""
         loss = terms["task"]

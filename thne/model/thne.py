@@ -256,9 +256,7 @@ class THNE(nn.Module):
             terms["l_fa"] = info_nce(self.cpc_a.logits(out.fused, out.h_a))
         return terms
 
-    def total_loss(
-        self, terms: dict[str, torch.Tensor], alpha: float, beta: float
-    ) -> torch.Tensor:
+    def total_loss(self, terms: dict[str, torch.Tensor], alpha: float, beta: float) -> torch.Tensor:
         """Eq. 9 over the terms present; see :func:`total_loss`."""
         return total_loss(terms, alpha, beta)
 
