@@ -335,10 +335,27 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 def cmd_variants(args: argparse.Namespace) -> None:
     from thne.evaluate.aggregate import aggregate_variants
 
-    r = aggregate_variants(args.runs, args.out, dataset=args.dataset, variants=args.variants)
+    r = aggregate_variants(
+        args.runs,
+        args.out,
+        dataset=args.dataset,
+        variants=args.variants,
+        predictions=args.predictions,
+        # Unset flags keep the module's defaults, the numbers the tables say they used.
+        **{
+            k: v
+            for k, v in (("resamples", args.resamples), ("seed", args.bootstrap_seed))
+            if v is not None
+        },
+    )
     for name, summary in r["variants"].items():
         m, sd = summary["mean"]["mae"], summary["std"]["mae"]
-        print(f"{name}: mae {m:.4f}±{sd:.4f} over {len(summary['seeds'])} seed(s)", file=sys.stderr)
+        line = f"{name}: mae {m:.4f}±{sd:.4f} over {len(summary['seeds'])} seed(s)"
+        if "vs_thne" in summary:
+            d = summary["vs_thne"]["mae"]
+            lo, hi = d["interval"]
+            line += f"; vs thne {d['difference']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+        print(line, file=sys.stderr)
 
 
 def cmd_table(args: argparse.Namespace) -> None:
@@ -346,7 +363,15 @@ def cmd_table(args: argparse.Namespace) -> None:
 
     features = describe_features(args.visual, args.audio, args.encoder)
     if args.stage == "table":
-        print(write_table(args.metrics, args.out, dataset=args.dataset, features=features))
+        print(
+            write_table(
+                args.metrics,
+                args.out,
+                dataset=args.dataset,
+                features=features,
+                variants_json=args.variants_json,
+            )
+        )
     else:
         print(write_ablation(args.variants_json, args.out, dataset=args.dataset, features=features))
 
@@ -566,6 +591,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("variants", "every variant's mean and std over seeds -> variants.json")
     p.add_argument("--runs", nargs="+", required=True, help="per-run metrics.json files")
     p.add_argument("--variants", type=_csv, required=True, help="comma-separated, in order")
+    p.add_argument(
+        "--predictions",
+        nargs="*",
+        default=[],
+        help="the runs' predictions.tsv: adds each variant's paired bootstrap against thne",
+    )
+    p.add_argument("--resamples", type=int, help="bootstrap resamples (default: 10,000)")
+    p.add_argument("--bootstrap-seed", type=int, help="bootstrap random seed (default: 0)")
     p.add_argument("--out", required=True)
     p.add_argument("--dataset", required=True)
     p.set_defaults(func=cmd_variants)
@@ -576,6 +609,10 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = stage(name, help_)
         p.add_argument(source, required=True)
+        if name == "table":
+            p.add_argument(
+                "--variants-json", help="variants.json: MMIM's row and each variant's difference"
+            )
         p.add_argument("--visual", required=True, help="visual.h5 the runs used")
         p.add_argument("--audio", required=True, help="audio.h5 the runs used")
         p.add_argument("--encoder", required=True, help="the text encoder the runs used")

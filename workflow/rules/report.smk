@@ -1,6 +1,8 @@
+# Each variant's metrics over seeds, and its paired bootstrap against thne over test clips.
 rule variants:
     input:
-        lambda wc: all_variant_runs(wc, "metrics.json"),
+        runs=lambda wc: all_variant_runs(wc, "metrics.json"),
+        predictions=lambda wc: all_variant_runs(wc, "predictions.tsv"),
     output:
         "results/{ds}/variants.json",
     log:
@@ -9,15 +11,18 @@ rule variants:
         "../../environment.yml"
     params:
         variants=lambda wc: ",".join(ds_config(wc, "train")["variants"]),
-        code=code_version("evaluate/metrics.py", "evaluate/aggregate.py"),
+        code=code_version(
+            "evaluate/metrics.py", "evaluate/aggregate.py", "evaluate/significance.py"
+        ),
     shell:
-        "thne variants --runs {input} --variants {params.variants} --out {output}"
-        " --dataset {wildcards.ds} > {log} 2>&1"
+        "thne variants --runs {input.runs} --predictions {input.predictions}"
+        " --variants {params.variants} --out {output} --dataset {wildcards.ds} > {log} 2>&1"
 
 
 rule table:
     input:
         metrics="results/{ds}/metrics.json",
+        variants="results/{ds}/variants.json",
         visual="features/{ds}/visual.h5",
         audio="features/{ds}/audio.h5",
     output:
@@ -30,8 +35,9 @@ rule table:
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
         code=code_version("evaluate/tables.py", "evaluate/paper.py"),
     shell:
-        "thne table --metrics {input.metrics} --visual {input.visual} --audio {input.audio}"
-        " --encoder {params.encoder:q} --out {output} --dataset {wildcards.ds} > {log} 2>&1"
+        "thne table --metrics {input.metrics} --variants-json {input.variants}"
+        " --visual {input.visual} --audio {input.audio} --encoder {params.encoder:q}"
+        " --out {output} --dataset {wildcards.ds} > {log} 2>&1"
 
 
 rule ablation:

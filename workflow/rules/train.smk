@@ -28,6 +28,8 @@ rule train:
         outdir=subpath(output.model, parent=True),
         code=code_version(
             "model/thne.py",
+            "model/mmim.py",
+            "train/two_stage.py",
             "train/config.py",
             "train/data.py",
             "train/loop.py",
