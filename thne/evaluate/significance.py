@@ -193,6 +193,9 @@ def compare(
     for key in METRIC_KEYS:
         diff = ours[key] - ref[key]
         valid = ~np.isnan(diff)
+        if not valid.any():  # acc2_non0 / f1_non0 when every test label is 0
+            out[key] = {"interval": None, "thne_better": None}
+            continue
         lo, hi = np.quantile(diff[valid], [alpha, 1 - alpha])
         better = ref[key] < ours[key] if key in LOWER_IS_BETTER else ref[key] > ours[key]
         out[key] = {

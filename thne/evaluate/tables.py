@@ -130,6 +130,9 @@ def differences(result: Mapping) -> str:
         cells = []
         for key, _ in _DIFF_COLUMNS:
             d = stats[key]
+            if d["interval"] is None:
+                cells.append(f"{_signed(key, d['difference'])} [-]")
+                continue
             lo, hi = d["interval"]
             cells.append(
                 f"{_signed(key, d['difference'])} [{_signed(key, lo)}, {_signed(key, hi)}] "

@@ -69,9 +69,12 @@ def gaussian_entropy(samples: torch.Tensor) -> torch.Tensor:
     """Entropy of the Gaussian fitted to ``samples`` [n, k]: 1/2 (k log 2 pi e + log det Sigma),
     Sigma the maximum-likelihood covariance (plus RIDGE on its diagonal)."""
     n, k = samples.shape
-    centred = samples - samples.mean(dim=0, keepdim=True)
-    cov = centred.T @ centred / n + RIDGE * torch.eye(k, device=samples.device)
-    return 0.5 * (k * LOG_2PI_E + torch.logdet(cov))
+    # float32 even under autocast: a bf16 covariance would make log det meaningless.
+    with torch.autocast(device_type=samples.device.type, enabled=False):
+        x = samples if samples.dtype == torch.float64 else samples.float()
+        centred = x - x.mean(dim=0, keepdim=True)
+        cov = centred.T @ centred / n + RIDGE * torch.eye(k, dtype=x.dtype, device=x.device)
+        return 0.5 * (k * LOG_2PI_E + torch.logdet(cov))
 
 
 def mixture_entropy(components: list[torch.Tensor]) -> torch.Tensor | None:
