@@ -144,7 +144,7 @@ def test_main_loss_uses_memory_and_weights():
 
 def test_two_optimisers_touch_disjoint_parameter_sets():
     model = make_mmim().train()
-    cfg = TrainConfig.preset("mmim", batch_size=B, mi_lr=1e-2, lr=1e-2, bert_lr=1e-3)
+    cfg = TrainConfig.preset("mmim", batch_size=B, mi_lr=1e-2, lr=1e-2, bert_lr=1e-3, mi_memory=2)
     opts = make_optimizers(model, cfg)
     ids = {
         name: {id(p) for g in opt.param_groups for p in g["params"]}
@@ -175,12 +175,17 @@ def test_two_optimisers_touch_disjoint_parameter_sets():
     assert {"task", "l_ft", "lld_tv", "total"} <= set(terms) and "tv" in memory.batches
     assert all(p.grad is None for p in model.mi_tv.parameters())
 
-    # One state dict holds both optimisers, and restores both.
+    # One state dict holds both optimisers and the entropy memory, and restores all three.
+    opts.memory.push("tv", torch.ones(B, HV), LABEL)
     state = opts.state_dict()
-    assert set(state) == {"main", "estimator"} and state["estimator"]["state"]
+    assert set(state) == {"main", "estimator", "memory"} and state["estimator"]["state"]
     fresh = make_optimizers(model, cfg)
     fresh.load_state_dict(state)
     assert fresh.estimator.state_dict()["state"].keys() == state["estimator"]["state"].keys()
+    assert fresh.main.state_dict()["state"].keys() == state["main"]["state"].keys()
+    assert [p.tolist() for p, _ in fresh.memory.batches["tv"]] == [[[1.0] * HV] * 3]
+    with pytest.raises(ValueError, match="memory of 2 batches"):
+        make_optimizers(model, TrainConfig.preset("mmim", mi_memory=3)).load_state_dict(state)
 
 
 def test_mmim_switches_are_fixed():

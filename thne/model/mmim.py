@@ -21,7 +21,8 @@ Where MMIM is open to reading we read it as follows:
 - H(Y): Y is modelled as a two-component Gaussian mixture, one component per sentiment sign
   (labels > 0 and < 0; clips labelled exactly 0 belong to neither). Each component's mean and
   covariance are the sample estimates over the current batch and a memory of the last
-  ``memory`` batches (detached; only the current batch carries gradient). H(Y) is the upper
+  ``memory`` training batches, across epoch boundaries (detached; only the current batch
+  carries gradient). H(Y) is the upper
   bound of a mixture's entropy, sum_c w_c (-log w_c + H(N(mu_c, Sigma_c))), with w_c the
   share of samples in component c. A component is estimated only from more samples than Y has
   dimensions (else its covariance is singular); a small ridge keeps log det finite.
@@ -123,6 +124,21 @@ class EntropyMemory:
             return
         pos, neg = self.split(y.detach().float(), label)
         self.batches.setdefault(key, deque(maxlen=self.size)).append((pos, neg))
+
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps: the size and the remembered samples (on the CPU)."""
+        return {
+            "size": self.size,
+            "batches": {k: [(p.cpu(), n.cpu()) for p, n in q] for k, q in self.batches.items()},
+        }
+
+    def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
+        if state["size"] != self.size:
+            raise ValueError(f"memory of {state['size']} batches, not {self.size}")
+        self.batches = {
+            k: deque(((p.to(device), n.to(device)) for p, n in q), maxlen=self.size)
+            for k, q in state["batches"].items()
+        }
 
 
 class MMIM(THNE):

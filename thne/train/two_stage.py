@@ -5,10 +5,10 @@ the training split; the encoders' outputs are detached, so nothing else moves. S
 trains the rest of the network on the task loss, the CPC terms and the BA lower bound with
 another optimiser (two parameter groups, as t-HNE's: the text encoder at its own rate), over
 the training split again; the estimators stay fixed there. The entropy estimate's memory of
-past batches starts empty at each stage two.
+past batches is a first-in first-out queue that runs on across epochs.
 
-Both optimisers travel together as :class:`TwoOptimizers`, whose state dict holds both, so a
-resumed run continues exactly where it stopped.
+Both optimisers and the memory travel together as :class:`TwoOptimizers`, whose state dict
+holds all three, so a resumed run continues exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -22,18 +22,32 @@ from thne.train.loop import _model_inputs, autocast
 
 
 class TwoOptimizers:
-    """The main optimiser and the estimators' one, saved and restored as one."""
+    """The main optimiser, the estimators' one and the entropy memory, saved and restored as
+    one (the training loop checkpoints whatever its optimiser's state dict holds)."""
 
-    def __init__(self, main: torch.optim.Optimizer, estimator: torch.optim.Optimizer) -> None:
+    def __init__(
+        self,
+        main: torch.optim.Optimizer,
+        estimator: torch.optim.Optimizer,
+        memory: EntropyMemory,
+    ) -> None:
         self.main = main
         self.estimator = estimator
+        self.memory = memory
 
     def state_dict(self) -> dict:
-        return {"main": self.main.state_dict(), "estimator": self.estimator.state_dict()}
+        return {
+            "main": self.main.state_dict(),
+            "estimator": self.estimator.state_dict(),
+            "memory": self.memory.state_dict(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.main.load_state_dict(state["main"])
         self.estimator.load_state_dict(state["estimator"])
+        # Checkpoints are read onto the CPU; the memory goes where the model is.
+        device = self.main.param_groups[0]["params"][0].device
+        self.memory.load_state_dict(state["memory"], device)
 
 
 def make_optimizers(model: MMIM, cfg: TrainConfig) -> TwoOptimizers:
@@ -51,7 +65,7 @@ def make_optimizers(model: MMIM, cfg: TrainConfig) -> TwoOptimizers:
     estimator = torch.optim.Adam(
         estimators, lr=cfg.mi_lr, weight_decay=cfg.weight_decay, fused=True
     )
-    return TwoOptimizers(main, estimator)
+    return TwoOptimizers(main, estimator, EntropyMemory(cfg.mi_memory))
 
 
 def estimator_step(
@@ -118,14 +132,13 @@ def train_epoch(
         batch = split.batch(order[start : start + cfg.batch_size])
         nll = nll + estimator_step(model, batch, opt, cfg, device) * batch["label"].shape[0]
 
-    memory = EntropyMemory(cfg.mi_memory)
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
     order = torch.randperm(n, generator=gen).to(device)
     for start in range(0, n, cfg.batch_size):
         batch = split.batch(order[start : start + cfg.batch_size])
         size = batch["label"].shape[0]
-        for k, v in main_step(model, batch, opt, cfg, memory, device).items():
+        for k, v in main_step(model, batch, opt, cfg, opt.memory, device).items():
             sums[k] = sums.get(k, 0.0) + v * size
             counts[k] = counts.get(k, 0) + size
     # One device-to-host copy per term and epoch.
