@@ -70,6 +70,7 @@ def test_the_same_seed_gives_the_same_interval():
     assert other["mae"]["interval"] != first["mae"]["interval"]
     lo, hi = first["mae"]["interval"]
     observed = np.mean(np.abs(a - truth)) - np.mean(np.abs(b - truth))
+    assert first["mae"]["ensemble_difference"] == pytest.approx(observed, abs=1e-6)
     assert lo < observed < hi
 
 

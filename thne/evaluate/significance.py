@@ -4,7 +4,10 @@ Each model's predictions are first averaged over its seeds, clip by clip. A resa
 the test clips with replacement; both models are scored on the same draw, so the clips'
 own difficulty cancels out (paired). The 95 % interval is the 2.5th to 97.5th percentile of
 the metric's difference over the resamples, and ``thne_better`` the share of resamples in
-which t-HNE's value is strictly better (lower MAE, higher everything else).
+which t-HNE's value is strictly better (lower MAE, higher everything else). The interval is
+around ``ensemble_difference``, the difference of the seed-averaged predictions' metrics on
+the whole test split, which need not equal the difference of the per-seed means: averaging
+predictions over seeds can move a clip across a class boundary that no single seed crosses.
 
 Every metric of :func:`thne.evaluate.metrics.regression_metrics` is a function of a few
 per-clip sums, so a resample is a vector of clip counts and all resamples of a chunk are one
@@ -188,17 +191,21 @@ def compare(
     """For each metric: the 95 % interval of (variant - reference) over paired resamples, and
     the share of resamples in which the reference is strictly better."""
     ours, ref = bootstrap([variant, reference], truth, resamples=resamples, seed=seed)
+    whole = metrics_from_counts([variant, reference], truth, np.ones((1, len(truth))))
     alpha = (1 - LEVEL) / 2
     out: dict[str, dict[str, object]] = {}
     for key in METRIC_KEYS:
+        # The difference the resamples scatter around: seed-averaged predictions, all clips.
+        observed = float(whole[0][key][0] - whole[1][key][0])
         diff = ours[key] - ref[key]
         valid = ~np.isnan(diff)
         if not valid.any():  # acc2_non0 / f1_non0 when every test label is 0
-            out[key] = {"interval": None, "thne_better": None}
+            out[key] = {"ensemble_difference": None, "interval": None, "thne_better": None}
             continue
         lo, hi = np.quantile(diff[valid], [alpha, 1 - alpha])
         better = ref[key] < ours[key] if key in LOWER_IS_BETTER else ref[key] > ours[key]
         out[key] = {
+            "ensemble_difference": round(observed, 6),
             "interval": [round(float(lo), 6), round(float(hi), 6)],
             "thne_better": round(float(np.mean(better[valid])), 4),
         }

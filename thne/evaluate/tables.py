@@ -145,8 +145,10 @@ def differences(result: Mapping) -> str:
         f"others in percentage points); in brackets its {100 * sig['level']:.0f} % interval "
         f"from a {sig['method']} ({sig['resamples']:,} resamples, seed {sig['seed']}, "
         f"{sig['n_clips']} test clips); then the share of resamples in which t-HNE is strictly "
-        f"better (lower MAE, higher for every other metric). An interval that excludes 0 marks "
-        f"a difference the test split supports.\n"
+        f"better (lower MAE, higher for every other metric). The interval is centred on the "
+        f"difference of the seed-averaged predictions (`ensemble_difference` in "
+        f"variants.json), which can differ from the mean over seeds. An interval that excludes "
+        f"0 marks a difference the test split supports.\n"
     )
     return text
 
