@@ -395,7 +395,7 @@ def figure_histories(wildcards):
 
 TRAIN_FLAGS = (
     "batch_size lr bert_lr alpha beta visual_hidden acoustic_hidden fusion_dim dropout"
-    " grad_clip weight_decay max_epochs patience max_frames device"
+    " grad_clip weight_decay max_epochs patience max_frames device mi_lr mi_memory"
 ).split()
 
 
@@ -409,9 +409,15 @@ def train_flags(wildcards):
         raise ValueError(
             f"variant {wildcards.variant!r} is not defined under variants: in the config"
         )
-    # t-HNE's own switches, overridden by the variant's entry.
+    entry = dict(config["variants"][wildcards.variant] or {})
+    model = entry.pop("model", "thne")
+    # The model's own switches (t-HNE's; MMIM has neither DeNo1 nor DeNo2), overridden by
+    # the variant's entry.
     switches = {**dict.fromkeys(SWITCHES, True), "residual": False}
-    switches.update(config["variants"][wildcards.variant] or {})
+    if model == "mmim":
+        switches.update(deno1=False, deno2=False)
+    switches.update(entry)
+    flags.append(f"--model {model}")
     flags += [f"--{name}" if on else f"--no-{name}" for name, on in switches.items()]
     return " ".join(flags)
 
