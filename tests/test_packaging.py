@@ -28,6 +28,7 @@ COMMANDS = (
     "loss-curves",
     "cases",
     "report-pages",
+    "import-features",
 )
 
 

@@ -53,7 +53,8 @@ def make_dataset(tmp_path):
             n = int(rng.integers(5, 30))
             x = rng.normal(size=(n, dim)).astype(np.float32)
             x[:, cue_col] += clip.label
-            return x, np.arange(n, dtype=np.float32) / 25
+            # n frames spread over the whole clip, as an extractor's frames must be.
+            return x, np.arange(n, dtype=np.float32) * (clip.end - clip.start) / n
 
         return extract
 
@@ -144,7 +145,7 @@ def test_clip_missing_from_a_feature_file_is_left_out_with_reason(dataset, tmp_p
     def flaky(clip):
         if clip.clip_id == "v0_1":
             raise MediaError(f"{clip.media}: cannot be decoded (test)")
-        return np.ones((3, 6), np.float32), np.zeros(3, np.float32)
+        return np.ones((3, 6), np.float32), np.array([0.0, 0.7, 1.4], np.float32)
 
     excluded = extract_to_h5(
         clips,
@@ -178,7 +179,7 @@ def test_clip_missing_from_a_feature_file_is_left_out_with_reason(dataset, tmp_p
         on_bad_clip="exclude",
     )
     assert excluded == [Exclusion("v0_0", "ZeroDivisionError: boom")]
-    with pytest.raises(ClipError, match="clip v0_1 \\(v1.mp4\\)"):
+    with pytest.raises(ClipError, match="^clip v0_1: v1.mp4: cannot be decoded"):
         extract_to_h5(
             clips, tmp_path / "v3.h5", flaky, feature_names=list("abcdef"), extractor="t", config={}
         )

@@ -135,22 +135,34 @@ def test_demo_subset_end_to_end(tmp_path):
     planned = set(re.findall(r"^\s*(\w+)\s+\d+\s*$", out, re.M)) - {"total"}
     assert planned == {"train", "evaluate", "aggregate"}, out
 
-    # The paper's tables, Figure 3 and the case study, for two variants: t-HNE's run is reused.
-    cfg3 = write_config(tmp_path / "cfg3.yaml", raw, variants=["thne", "no_re"])
+    # The paper's tables, Figure 3 and the case study, for three variants (MMIM one of them):
+    # t-HNE's run is reused.
+    cfg3 = write_config(tmp_path / "cfg3.yaml", raw, variants=["thne", "no_re", "mmim"])
     targets = [f"results/demo/{t}" for t in ("table.md", "ablation.md", "cases.md")]
     targets.append("results/demo/figures/loss_curves.png")
     proc = run_snakemake(tmp_path, *targets, "--configfile", str(cfg3), "-n", "--quiet", "rules")
     out = proc.stdout + proc.stderr
-    assert re.search(r"^\s*train\s+1\s*$", out, re.M), out  # no_re only
+    assert re.search(r"^\s*train\s+2\s*$", out, re.M), out  # no_re and mmim only
     run_snakemake(tmp_path, *targets, "--configfile", str(cfg3), "--cores", "2")
     variants = json.loads((tmp_path / "results/demo/variants.json").read_text())
-    assert list(variants["variants"]) == ["thne", "no_re"]
+    assert list(variants["variants"]) == ["thne", "no_re", "mmim"]
     assert variants["variants"]["thne"]["mean"] == metrics["mean"]
+    assert variants["significance"]["resamples"] == 10_000
+    assert variants["significance"]["n_clips"] == 3
+    mmim = variants["variants"]["mmim"]["vs_thne"]["mae"]
+    assert mmim["difference"] == pytest.approx(
+        variants["variants"]["mmim"]["mean"]["mae"] - metrics["mean"]["mae"], abs=1e-6
+    )
+    assert mmim["interval"][0] <= mmim["interval"][1]
+    mmim_history = pd.read_csv(tmp_path / "results/demo/runs/mmim/seed1/history.tsv", sep="\t")
+    assert {"l_ft", "lld_tv", "mi_nll"} <= set(mmim_history) and "l_tv" not in mmim_history
     table = (tmp_path / "results/demo/table.md").read_text()
     assert f"| {metrics['mean']['mae']:.3f} |" in table and "all-MiniLM-L6-v2" in table
     assert "dlib-landmarks" in table and "librosa" in table
     ablation = (tmp_path / "results/demo/ablation.md").read_text()
-    assert "thne `no_re`, 1 seed (1)" in ablation
+    assert "thne `no_re`, 1 seed (1)" in ablation and "| MMIM | thne `mmim`, 1 seed (1)" in ablation
+    assert "| MMIM (`mmim`) | " in ablation and "10,000 resamples" in ablation
+    assert "| MMIM | thne `mmim`, 1 seed (1)" in table and "## Differences from t-HNE" in table
     cases = (tmp_path / "results/demo/cases.md").read_text()
     assert cases.count("| demo") == 2  # 3 test clips: one in each list, none in both
     assert (tmp_path / "results/demo/figures/loss_curves.png").stat().st_size > 20_000

@@ -36,6 +36,7 @@ STAGE_MODULES: tuple[str, ...] = (
     "loss_curves",
     "cases",
     "report_pages",
+    "import_features",
 )
 
 

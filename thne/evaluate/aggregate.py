@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from thne.evaluate.metrics import METRIC_KEYS, regression_metrics
+from thne.evaluate.significance import RESAMPLES, SEED, compare_variants
 from thne.io import write_json
 
 
@@ -67,24 +68,44 @@ def aggregate_variants(
     *,
     dataset: str,
     variants: Sequence[str],
+    predictions: Iterable[str | os.PathLike] = (),
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
 ) -> dict:
     """``variants.json``: each variant's runs summarised, in the order of ``variants``.
 
     Each run's ``metrics.json`` names its variant; a variant of ``variants`` with no run, or a
-    run of a variant not in ``variants``, is an error.
+    run of a variant not in ``variants``, is an error. Given the runs' ``predictions.tsv``
+    files (each in its run's directory) and a ``thne`` variant, every other variant also gets
+    ``vs_thne``: per metric the difference of the means over seeds, its paired-bootstrap 95 %
+    interval and t-HNE's share of wins (:mod:`thne.evaluate.significance`).
     """
     paths = list(run_metrics)
     by_variant: dict[str, list[dict]] = {v: [] for v in variants}
+    run_dirs: dict[str, list[Path]] = {v: [] for v in variants}
     for path, run in zip(paths, _read_runs(paths), strict=True):
         if run.get("variant") not in by_variant:
             raise ValueError(f"{path}: variant {run.get('variant')!r} is not one of {variants}")
         by_variant[run["variant"]].append(run)
+        run_dirs[run["variant"]].append(Path(path).parent)
     missing = [v for v, runs in by_variant.items() if not runs]
     if missing:
         raise ValueError(f"no runs for variant(s) {', '.join(missing)}")
-    result = {
-        "dataset": dataset,
-        "variants": {v: {**summarise(runs), "runs": runs} for v, runs in by_variant.items()},
-    }
+    summaries = {v: {**summarise(runs), "runs": runs} for v, runs in by_variant.items()}
+    result = {"dataset": dataset, "variants": summaries}
+    given = {Path(p).parent: Path(p) for p in predictions}
+    if given and "thne" in by_variant and len(by_variant) > 1:
+        lacking = [str(d) for dirs in run_dirs.values() for d in dirs if d not in given]
+        if lacking:
+            raise ValueError(f"no predictions.tsv given for the run(s) in {', '.join(lacking)}")
+        comparison = compare_variants(
+            {v: [given[d] for d in dirs] for v, dirs in run_dirs.items()},
+            {v: s["mean"] for v, s in summaries.items()},
+            resamples=resamples,
+            seed=seed,
+        )
+        for variant, stats in comparison.pop("variants").items():
+            summaries[variant]["vs_thne"] = stats
+        result["significance"] = comparison
     write_json(out_path, result)
     return result

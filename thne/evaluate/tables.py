@@ -11,7 +11,7 @@ from pathlib import Path
 
 import h5py
 
-from thne.evaluate.paper import TABLE3, TABLE4, VARIANT_LABELS
+from thne.evaluate.paper import TABLE3, TABLE3_MMIM, TABLE4, VARIANT_LABELS
 from thne.io import atomic_path
 
 HEADER = (
@@ -67,8 +67,12 @@ def describe_features(
         detail = ", ".join(f"{k} {v}" for k, v in sorted(config.items()) if k != "extractor")
         return f"{extractor}, {width} columns" + (f" ({detail})" if detail else "")
 
+    with h5py.File(visual_h5, "r", locking=False) as h5:
+        # Set by an import of a published feature set (SDK sequences, pickles).
+        feature_set = h5.attrs.get("feature_set")
+    head = f"- Feature set: {feature_set}\n" if feature_set else ""
     return (
-        f"- Visual features: {one(visual_h5)}\n"
+        head + f"- Visual features: {one(visual_h5)}\n"
         f"- Acoustic features: {one(audio_h5)}\n"
         f"- Text encoder: {encoder}\n"
     )
@@ -96,21 +100,93 @@ def _head(title: str, features: str) -> str:
     return f"# {title}\n\n{features}\n{_CAVEAT}\n{HEADER}"
 
 
+_MMIM_QUOTE = "paper, Table 3, quoted (from Xie et al., 2024)"
+
+# Columns of the difference tables: (metric, header).
+_DIFF_COLUMNS = (
+    ("mae", "MAE"),
+    ("corr", "Corr"),
+    ("acc7", "Acc-7"),
+    ("acc2_has0", "Acc-2 has0"),
+    ("acc2_non0", "Acc-2 non0"),
+    ("f1_has0", "F1 has0"),
+    ("f1_non0", "F1 non0"),
+)
+
+
+def _signed(key: str, value: float) -> str:
+    return f"{value:+.3f}" if key in ("mae", "corr") else f"{100 * value:+.2f}"
+
+
+def differences(result: Mapping) -> str:
+    """The variants-against-t-HNE table of a ``variants.json`` with a ``significance`` section,
+    with its method written under it; empty without one."""
+    sig = result.get("significance")
+    rows = [(v, s["vs_thne"]) for v, s in result["variants"].items() if "vs_thne" in s]
+    if not sig or not rows:
+        return ""
+    text = (
+        "\n## Differences from t-HNE\n\n"
+        "| Variant | " + " | ".join(h for _, h in _DIFF_COLUMNS) + " |\n"
+        "|---|" + "---|" * len(_DIFF_COLUMNS) + "\n"
+    )
+    for variant, stats in rows:
+        cells = []
+        for key, _ in _DIFF_COLUMNS:
+            d = stats[key]
+            if d["interval"] is None:
+                cells.append(f"{_signed(key, d['difference'])} [-]")
+                continue
+            lo, hi = d["interval"]
+            cells.append(
+                f"{_signed(key, d['difference'])} [{_signed(key, lo)}, {_signed(key, hi)}] "
+                f"{100 * d['thne_better']:.0f}%"
+            )
+        label = VARIANT_LABELS.get(variant, variant)
+        text += f"| {label} (`{variant}`) | " + " | ".join(cells) + " |\n"
+    text += (
+        f"\nEach cell: the variant minus t-HNE, mean over seeds (MAE and Corr as numbers, the "
+        f"others in percentage points); in brackets its {100 * sig['level']:.0f} % interval "
+        f"from a {sig['method']} ({sig['resamples']:,} resamples, seed {sig['seed']}, "
+        f"{sig['n_clips']} test clips); then the share of resamples in which t-HNE is strictly "
+        f"better (lower MAE, higher for every other metric). The interval is centred on the "
+        f"difference of the seed-averaged predictions (`ensemble_difference` in "
+        f"variants.json), which can differ from the mean over seeds. An interval that excludes "
+        f"0 marks a difference the test split supports.\n"
+    )
+    return text
+
+
 def write_table(
     metrics_json: str | os.PathLike,
     out_path: str | os.PathLike,
     *,
     dataset: str,
     features: str,
+    paper: str | None = None,
+    variants_json: str | os.PathLike | None = None,
 ) -> str:
-    """``table.md``: t-HNE's mean ± std over seeds beside the paper's Table 3 row."""
+    """``table.md``: t-HNE's mean ± std over seeds beside the paper's Table 3 row of
+    ``paper`` (default ``dataset``; e.g. mosi for a section mosi_sdk), the paper's MMIM row
+    (quoted) beside ours when ``variants_json`` has ``mmim``, and every variant's difference
+    from t-HNE when it has them."""
     result = json.loads(Path(metrics_json).read_text())
+    paper = paper or dataset
+    variants = json.loads(Path(variants_json).read_text()) if variants_json else {"variants": {}}
     text = _head(f"t-HNE on {dataset}: test results", features)
-    if dataset in TABLE3:
-        text += format_row("t-HNE", "paper, Table 3 (mean of 5 runs)", TABLE3[dataset])
+    if paper in TABLE3:
+        text += format_row("t-HNE", "paper, Table 3 (mean of 5 runs)", TABLE3[paper])
     text += format_row("t-HNE", f"thne, {_seeds(result['seeds'])}", result["mean"], _std(result))
-    if dataset not in TABLE3:
-        text += f"\nThe paper reports no results on {dataset}.\n"
+    if paper in TABLE3_MMIM:
+        text += format_row("MMIM", _MMIM_QUOTE, TABLE3_MMIM[paper])
+    mmim = variants["variants"].get("mmim")
+    if mmim is not None:
+        text += format_row(
+            "MMIM", f"thne `mmim`, {_seeds(mmim['seeds'])}", mmim["mean"], _std(mmim)
+        )
+    if paper not in TABLE3:
+        text += f"\nThe paper reports no results on {paper}.\n"
+    text += differences(variants)
     return _write(out_path, text)
 
 
@@ -120,22 +196,28 @@ def write_ablation(
     *,
     dataset: str,
     features: str,
+    paper: str | None = None,
 ) -> str:
-    """``ablation.md``: each variant's mean ± std beside the paper's Table 4 row, if any."""
+    """``ablation.md``: each variant's mean ± std beside the paper's Table 4 row of ``paper``
+    (default ``dataset``), if any."""
     result = json.loads(Path(variants_json).read_text())
-    paper = TABLE4.get(dataset, {})
+    paper_name = paper or dataset
+    paper = TABLE4.get(paper_name, {})
     text = _head(f"Ablation on {dataset}: test results by variant", features)
     for variant, summary in result["variants"].items():
         label = VARIANT_LABELS.get(variant, variant)
         if variant in paper:
             text += format_row(label, "paper, Table 4", paper[variant])
+        elif variant == "mmim" and dataset in TABLE3_MMIM:
+            text += format_row(label, _MMIM_QUOTE, TABLE3_MMIM[dataset])
         text += format_row(
             label, f"thne `{variant}`, {_seeds(summary['seeds'])}", summary["mean"], _std(summary)
         )
     if not paper:
         text += (
-            f"\nThe paper's ablation (Table 4) is on mosei only; it has no rows for {dataset}.\n"
+            f"\nThe paper's ablation (Table 4) is on mosei only; it has no rows for {paper_name}.\n"
         )
+    text += differences(result)
     return _write(out_path, text)
 
 

@@ -256,6 +256,10 @@ class THNE(nn.Module):
             terms["l_fa"] = info_nce(self.cpc_a.logits(out.fused, out.h_a))
         return terms
 
+    def total_loss(self, terms: dict[str, torch.Tensor], alpha: float, beta: float) -> torch.Tensor:
+        """Eq. 9 over the terms present; see :func:`total_loss`."""
+        return total_loss(terms, alpha, beta)
+
     def probe_loss(self, out: Output) -> torch.Tensor:
         """Loss of the s_ft probe; its inputs are detached, so only the probe learns from it."""
         return info_nce(self.cpc_t_probe.logits(out.fused.detach(), out.h_t.detach()))

@@ -64,12 +64,17 @@ def train_config(args: argparse.Namespace):
     from thne.train.config import TrainConfig
 
     switches = [f.name for f in dataclasses.fields(Variant)]
-    if args.variant not in VARIANTS and all(getattr(args, s) is None for s in switches):
+    if args.model == "mmim":
+        from thne.model.mmim import MMIM_SKELETON
+
+        preset = dataclasses.asdict(MMIM_SKELETON)
+    elif args.variant not in VARIANTS and all(getattr(args, s) is None for s in switches):
         sys.exit(
             f"thne train: variant {args.variant!r} is not one of {', '.join(VARIANTS)}; "
             "name one of those, or give its switches (--deno1/--no-deno1 and so on)"
         )
-    preset = dataclasses.asdict(VARIANTS.get(args.variant, Variant()))
+    else:
+        preset = dataclasses.asdict(VARIANTS.get(args.variant, Variant()))
     for f in dataclasses.fields(TrainConfig):
         if getattr(args, f.name, None) is None:
             setattr(args, f.name, preset.get(f.name, f.default))

@@ -14,6 +14,14 @@ HELP = "every variant's mean and std over seeds -> variants.json"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", nargs="+", required=True, help="per-run metrics.json files")
     parser.add_argument("--variants", type=csv, required=True, help="comma-separated, in order")
+    parser.add_argument(
+        "--predictions",
+        nargs="*",
+        default=[],
+        help="the runs' predictions.tsv: adds each variant's paired bootstrap against thne",
+    )
+    parser.add_argument("--resamples", type=int, help="bootstrap resamples (default: 10,000)")
+    parser.add_argument("--bootstrap-seed", type=int, help="bootstrap random seed (default: 0)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--dataset", required=True)
 
@@ -21,7 +29,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from thne.evaluate.aggregate import aggregate_variants
 
-    r = aggregate_variants(args.runs, args.out, dataset=args.dataset, variants=args.variants)
+    r = aggregate_variants(
+        args.runs,
+        args.out,
+        dataset=args.dataset,
+        variants=args.variants,
+        predictions=args.predictions,
+        # Unset flags keep the module's defaults, the numbers the tables say they used.
+        **{
+            k: v
+            for k, v in (("resamples", args.resamples), ("seed", args.bootstrap_seed))
+            if v is not None
+        },
+    )
     for name, summary in r["variants"].items():
         m, sd = summary["mean"]["mae"], summary["std"]["mae"]
-        print(f"{name}: mae {m:.4f}±{sd:.4f} over {len(summary['seeds'])} seed(s)", file=sys.stderr)
+        line = f"{name}: mae {m:.4f}±{sd:.4f} over {len(summary['seeds'])} seed(s)"
+        if "vs_thne" in summary:
+            d = summary["vs_thne"]["mae"]
+            lo, hi = d["interval"]
+            line += f"; vs thne {d['difference']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+        print(line, file=sys.stderr)

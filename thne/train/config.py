@@ -9,11 +9,16 @@ if TYPE_CHECKING:  # the model module imports torch, which the CLI loads only to
     from thne.model.thne import Variant
 
 
+MODELS = ("thne", "mmim")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     encoder: str = "all-MiniLM-L6-v2"
-    # The variant's name labels the run; the switches below say what it is (see Variant).
+    # The variant's name labels the run; the model and the switches below say what it is:
+    # t-HNE with the switches of Variant, or MMIM (thne/model/mmim.py, no switches of its own).
     variant: str = "thne"
+    model: str = "thne"
     deno1: bool = True
     deno2: bool = True
     recovery: bool = True
@@ -35,9 +40,26 @@ class TrainConfig:
     seed: int = 1
     # bf16 autocast of the forward pass; used on CUDA only (CPU runs stay in float32).
     bf16: bool = True
+    # MMIM only: learning rate of its MI estimators (stage one), and how many past batches
+    # its entropy estimate remembers.
+    mi_lr: float = 1e-3
+    mi_memory: int = 4
 
     def __post_init__(self) -> None:
         from thne.model.thne import VARIANTS
+
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; known: {', '.join(MODELS)}")
+        if self.model == "mmim":
+            from thne.model.mmim import MMIM_SKELETON
+
+            if asdict(self.components) != asdict(MMIM_SKELETON):
+                raise ValueError(
+                    f"model mmim has no text-guided attention and no DeNo2, and always has its "
+                    f"CPC terms: its switches are {asdict(MMIM_SKELETON)}, this config has "
+                    f"{asdict(self.components)}"
+                )
+            return
 
         preset = VARIANTS.get(self.variant)
         if preset is not None and asdict(preset) != asdict(self.components):
@@ -61,9 +83,15 @@ class TrainConfig:
 
     @classmethod
     def preset(cls, variant: str, **values) -> TrainConfig:
-        """A config for one of the named variants of :data:`thne.model.thne.VARIANTS`."""
+        """A config for one of the named variants of :data:`thne.model.thne.VARIANTS`, or for
+        ``mmim`` (MMIM's model and switches)."""
         from thne.model.thne import VARIANTS
 
+        if variant == "mmim" or values.get("model") == "mmim":
+            from thne.model.mmim import MMIM_SKELETON
+
+            values = {**asdict(MMIM_SKELETON), "model": "mmim", **values}
+            return cls(variant=variant, **values)
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
         return cls(variant=variant, **{**asdict(VARIANTS[variant]), **values})

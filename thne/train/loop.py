@@ -10,7 +10,6 @@ ends exactly as an uninterrupted run would. The checkpoint is removed when the r
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -30,8 +29,23 @@ from thne.model.thne import THNE, total_loss
 from thne.text.encoder import load_encoder
 from thne.train.config import TrainConfig
 from thne.train.data import Dataset, SplitTensors
+from thne.train.forward import autocast, model_inputs
 
-LOSS_TERMS = ("task", "l_tv", "l_ta", "l_fv", "l_fa", "total")
+# Column order of history.tsv: t-HNE's terms (Eq. 9), then MMIM's, then the total.
+LOSS_TERMS = (
+    "task",
+    "l_tv",
+    "l_ta",
+    "l_ft",
+    "l_fv",
+    "l_fa",
+    "lld_tv",
+    "lld_ta",
+    "h_tv",
+    "h_ta",
+    "mi_nll",
+    "total",
+)
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -42,7 +56,21 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(cfg: TrainConfig, data: Dataset) -> THNE:
+    """t-HNE (one of its variants), or MMIM when ``cfg.model`` says so."""
     encoder, d_t = load_encoder(cfg.encoder)
+    if cfg.model == "mmim":
+        from thne.model.mmim import MMIM
+
+        return MMIM(
+            encoder,
+            d_t,
+            len(data.visual_names),
+            len(data.acoustic_names),
+            visual_hidden=cfg.visual_hidden,
+            acoustic_hidden=cfg.acoustic_hidden,
+            fusion_dim=cfg.fusion_dim,
+            dropout=cfg.dropout,
+        )
     return THNE(
         encoder,
         d_t,
@@ -57,7 +85,12 @@ def build_model(cfg: TrainConfig, data: Dataset) -> THNE:
 
 
 def make_optimizer(model: THNE, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam with two parameter groups: the text encoder at ``bert_lr``, the rest at ``lr``."""
+    """Adam with two parameter groups: the text encoder at ``bert_lr``, the rest at ``lr``.
+    MMIM gets its two optimisers instead (:mod:`thne.train.two_stage`), saved as one."""
+    if cfg.model == "mmim":
+        from thne.train.two_stage import make_optimizers
+
+        return make_optimizers(model, cfg)
     text = [p for n, p in model.named_parameters() if n.startswith("text_encoder.")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("text_encoder.")]
     return torch.optim.Adam(
@@ -70,17 +103,6 @@ def make_optimizer(model: THNE, cfg: TrainConfig) -> torch.optim.Optimizer:
     )
 
 
-def autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when ``cfg.bf16``; nothing elsewhere."""
-    if device.type == "cuda" and cfg.bf16:
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def _model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in batch.items() if k != "label"}
-
-
 def train_epoch(
     model: THNE,
     split: SplitTensors,
@@ -89,6 +111,10 @@ def train_epoch(
     gen: torch.Generator,
     device: torch.device,
 ) -> dict[str, float]:
+    if cfg.model == "mmim":
+        from thne.train import two_stage
+
+        return two_stage.train_epoch(model, split, opt, cfg, gen, device)
     model.train()
     sums: dict[str, torch.Tensor] = {}
     # The permutation comes from a CPU generator, so the order is the same on every device.
@@ -113,7 +139,7 @@ def train_step(
     """One update on one batch; returns the loss terms of Eq. 9 and their weighted total
     (detached 0-d tensors, left on the device)."""
     with autocast(cfg, device or batch["label"].device):
-        out = model(**_model_inputs(batch))
+        out = model(**model_inputs(batch))
         terms = model.losses(out, batch["label"])
         loss = total_loss(terms, cfg.alpha, cfg.beta)
         probe_loss = model.probe_loss(out)
@@ -141,11 +167,11 @@ def evaluate(
         index = torch.arange(start, min(start + cfg.batch_size, len(split)))
         batch = split.batch(index.to(device))
         with autocast(cfg, device):
-            out = model(**_model_inputs(batch))
+            out = model(**model_inputs(batch))
             terms = model.losses(out, batch["label"])
             scores = {k: v.float().cpu().numpy() for k, v in model.cpc_scores(out).items()}
         n = int(index.numel())
-        for k, v in {**terms, "total": total_loss(terms, cfg.alpha, cfg.beta)}.items():
+        for k, v in {**terms, "total": model.total_loss(terms, cfg.alpha, cfg.beta)}.items():
             sums[k] = sums.get(k, 0.0) + float(v) * n
         rows.append(
             pd.DataFrame(

@@ -1,3 +1,4 @@
+import copy
 import functools
 import hashlib
 import os
@@ -11,7 +12,6 @@ from snakemake.utils import validate
 
 from thne.devices import visible_gpus
 from thne.imports import PackageCode
-
 
 # Sections a user's config replaces as a whole: a dataset's source. Merged key by key, the
 # shipped raw_dir would sit beside a user's url or archive and win over it.
@@ -38,9 +38,32 @@ def fill_defaults(user, defaults):
     return user
 
 
+def inherit_bases(datasets):
+    """Fill each section with ``base: <name>`` from that section, in place: ``mosi_sdk`` with
+    ``base: mosi`` keeps mosi's hyper-parameters, folds and paper rows. The base's source is
+    taken only where the layout is the same; another layout has other source keys.
+    """
+    for name, section in datasets.items():
+        base = section.get("base")
+        if base is None:
+            continue
+        if base not in datasets or base == name or "base" in datasets[base]:
+            raise ValueError(
+                f"datasets.{name}.base: {base!r} must name another section without a base "
+                f"(sections: {', '.join(sorted(datasets))})"
+            )
+        parent = copy.deepcopy(datasets[base])
+        layout = section.get("source", {}).get("layout")
+        if layout not in (None, parent["source"]["layout"]):
+            parent["source"] = {"dataset": parent["source"].get("dataset", base)}
+        fill_defaults(section, parent)
+    return datasets
+
+
 fill_defaults(
     config, yaml.safe_load(Path(workflow.basedir, "config/config.yaml").read_text())
 )
+inherit_bases(config["datasets"])
 try:
     validate(config, schema="../schemas/config.schema.yaml")
 except WorkflowError as _error:
@@ -111,7 +134,28 @@ def source_of(wildcards):
 
 
 def cmu_dataset(wildcards):
-    return source_of(wildcards).get("dataset", wildcards.ds)
+    """Which dataset a section is (mosi, mosei, ...): its folds and its rows in the paper."""
+    return source_of(wildcards).get("dataset") or paper_dataset(wildcards)
+
+
+def paper_dataset(wildcards):
+    return config["datasets"][wildcards.ds].get("base") or wildcards.ds
+
+
+# Sources that are published feature sets: an import rule writes their manifest and feature
+# files; the others are ingested from media and their features extracted.
+IMPORT_LAYOUTS = ("sdk", "mmim", "mmsa_pkl")
+IMPORTED = [
+    ds
+    for ds in DATASETS
+    if config["datasets"][ds]["source"]["layout"] in IMPORT_LAYOUTS
+]
+EXTRACTED = [ds for ds in DATASETS if ds not in IMPORTED]
+
+
+def one_of(names):
+    """A wildcard pattern matching exactly ``names`` (none: matching nothing)."""
+    return "|".join(names) if names else "(?!)"
 
 
 def raw_dir(wildcards):
@@ -251,13 +295,24 @@ def shard_media(wildcards):
     return digest.hexdigest()[:16]
 
 
-MEDIA_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".flv", ".wav", ".mp3", ".m4a")
+MEDIA_SUFFIXES = (
+    ".mp4",
+    ".avi",
+    ".mkv",
+    ".mov",
+    ".webm",
+    ".flv",
+    ".wav",
+    ".mp3",
+    ".m4a",
+)
 
 
 @functools.cache
 def raw_media(raw):
     """Fingerprint of every media file under a user's raw_dir, as a param of ingest: a file
-    put back, replaced or re-encoded changes which clips ingest keeps. One scan per parse."""
+    put back, replaced or re-encoded changes which clips ingest keeps. One scan per parse.
+    """
     digest = hashlib.sha256()
     for folder, dirs, files in sorted(os.walk(raw)):
         dirs.sort()
@@ -341,7 +396,7 @@ def figure_histories(wildcards):
 
 TRAIN_FLAGS = (
     "batch_size lr bert_lr alpha beta visual_hidden acoustic_hidden fusion_dim dropout"
-    " grad_clip weight_decay max_epochs patience max_frames device"
+    " grad_clip weight_decay max_epochs patience max_frames device mi_lr mi_memory"
 ).split()
 
 
@@ -350,19 +405,77 @@ def train_flags(wildcards):
         raise ValueError(
             f"variant {wildcards.variant!r} is not defined under variants: in the config"
         )
-    entry = config["variants"][wildcards.variant] or {}
+    entry = dict(config["variants"][wildcards.variant] or {})
+    model = entry.pop("model", "thne")
     # The dataset's loss weights, unless the variant sets its own (paper section 5.2 lowers
     # alpha for its Eq. 10 model).
     train = {
         **ds_config(wildcards, "train"),
-        **{k: entry[k] for k in LOSS_WEIGHTS if k in entry},
+        **{k: entry.pop(k) for k in LOSS_WEIGHTS if k in entry},
     }
     flags = [
         f"--{key.replace('_', '-')} {train[key]}" for key in TRAIN_FLAGS if key in train
     ]
     flags.append("--bf16" if train.get("bf16", True) else "--no-bf16")
-    # t-HNE's own switches, overridden by the variant's entry.
+    # The model's own switches (t-HNE's; MMIM has neither DeNo1 nor DeNo2), overridden by
+    # the variant's entry.
     switches = {**dict.fromkeys(SWITCHES, True), "residual": False}
-    switches.update({k: v for k, v in entry.items() if k in SWITCHES})
+    if model == "mmim":
+        switches.update(deno1=False, deno2=False)
+    switches.update(entry)
+    flags.append(f"--model {model}")
     flags += [f"--{name}" if on else f"--no-{name}" for name, on in switches.items()]
     return " ".join(flags)
+
+
+# Published feature sets (import.smk).
+SDK_ROLES = ("labels", "words", "acoustic", "visual")
+
+
+def fill_sdk_sources():
+    """Each sdk section's sequences as configured (a URL or a local .csd), else the SDK's
+    default for its dataset; in place, so every rule (downloads too) sees the same."""
+    for ds in IMPORTED:
+        source = config["datasets"][ds]["source"]
+        if source["layout"] != "sdk":
+            continue
+        from thne.data.sdk import DEFAULT_SEQUENCES
+
+        defaults = DEFAULT_SEQUENCES.get(
+            source.get("dataset") or config["datasets"][ds].get("base") or ds, {}
+        )
+        for role in SDK_ROLES:
+            if not source.get(role):
+                if role not in defaults:
+                    raise ValueError(
+                        f"datasets.{ds}.source.{role}: give the {role} sequence (.csd), "
+                        "a URL or a local path"
+                    )
+                source[role] = defaults[role]
+
+
+def import_inputs(wildcards):
+    source = source_of(wildcards)
+    if source["layout"] != "sdk":
+        if not source.get("pickles"):
+            raise ValueError(
+                f"datasets.{wildcards.ds}.source.pickles: the {source['layout']} layout "
+                "needs its pickles (a folder for mmim, a .pkl file for mmsa_pkl)"
+            )
+        return {"pickles": source["pickles"]}
+    inputs = {}
+    for role in SDK_ROLES:
+        where = source[role]
+        inputs[role] = (
+            f"data/{wildcards.ds}/download/{role}.csd" if is_url(where) else where
+        )
+    return inputs
+
+
+def import_flags(wildcards, input):
+    if "pickles" in input.keys():
+        return f"--pickles {shlex.quote(str(input.pickles))}"
+    return " ".join(f"--{r}-csd {shlex.quote(str(input[r]))}" for r in SDK_ROLES)
+
+
+fill_sdk_sources()

@@ -105,6 +105,8 @@ rule merge_features:
         "features/{ds}/{modality}.h5",
     log:
         "logs/{ds}/{modality}.log",
+    wildcard_constraints:
+        ds=one_of(EXTRACTED),
     conda:
         "../../environment.yml"
     params:

@@ -1,6 +1,8 @@
+# Each variant's metrics over seeds, and its paired bootstrap against thne over test clips.
 rule variants:
     input:
-        lambda wc: all_variant_runs(wc, "metrics.json"),
+        runs=lambda wc: all_variant_runs(wc, "metrics.json"),
+        predictions=lambda wc: all_variant_runs(wc, "predictions.tsv"),
     output:
         "results/{ds}/variants.json",
     log:
@@ -11,13 +13,14 @@ rule variants:
         variants=lambda wc: ",".join(ds_config(wc, "train")["variants"]),
         code=stage_code("variants"),
     shell:
-        "thne variants --runs {input} --variants {params.variants} --out {output}"
-        " --dataset {wildcards.ds} > {log} 2>&1"
+        "thne variants --runs {input.runs} --predictions {input.predictions}"
+        " --variants {params.variants} --out {output} --dataset {wildcards.ds} > {log} 2>&1"
 
 
 rule table:
     input:
         metrics="results/{ds}/metrics.json",
+        variants="results/{ds}/variants.json",
         visual="features/{ds}/visual.h5",
         audio="features/{ds}/audio.h5",
     output:
@@ -28,10 +31,12 @@ rule table:
         "../../environment.yml"
     params:
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
+        paper=paper_dataset,
         code=stage_code("table"),
     shell:
-        "thne table --metrics {input.metrics} --visual {input.visual} --audio {input.audio}"
-        " --encoder {params.encoder:q} --out {output} --dataset {wildcards.ds} > {log} 2>&1"
+        "thne table --metrics {input.metrics} --variants-json {input.variants}"
+        " --visual {input.visual} --audio {input.audio} --encoder {params.encoder:q}"
+        " --out {output} --dataset {wildcards.ds} --paper {params.paper} > {log} 2>&1"
 
 
 rule ablation:
@@ -47,11 +52,12 @@ rule ablation:
         "../../environment.yml"
     params:
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
+        paper=paper_dataset,
         code=stage_code("ablation"),
     shell:
         "thne ablation --variants-json {input.variants} --visual {input.visual}"
         " --audio {input.audio} --encoder {params.encoder:q} --out {output}"
-        " --dataset {wildcards.ds} > {log} 2>&1"
+        " --dataset {wildcards.ds} --paper {params.paper} > {log} 2>&1"
 
 
 # Figure 3: (a) t-HNE and, where trained, (b) the Eq. 10 residual variant.
