@@ -95,7 +95,7 @@ def test_merge_keeps_every_frame_timestamp_and_exclusion(tmp_path):
             raise ValueError(f"no audio stream in clip {k}")
         n = 3 + k  # every clip its own length and values
         feats = np.arange(n * 2, dtype=np.float32).reshape(n, 2) + 100 * k
-        return feats, np.linspace(0.0, 0.1 * k + 0.2, n, dtype=np.float32)
+        return feats, np.arange(n, dtype=np.float32) / n  # n frames over the 1 s clip
 
     parts = []
     for k, part in enumerate((clips[:3], clips[3:])):

@@ -425,12 +425,15 @@ def test_frame_cap_and_empty_sequences(dataset, tmp_path):
             )
         assert split.acoustic.shape[1] == 4
 
-    # A visual file where one train clip has no frames (no face found anywhere, say).
+    # A visual file where one train clip has an empty sequence, as a feature file made
+    # elsewhere may hold (extraction itself refuses frames that stop short of the clip's end).
     from thne.data.manifest import read_manifest
 
     def extract(clip):
-        n = 0 if clip.clip_id == "v0_1" else 5
-        return np.full((n, 3), float(len(clip.clip_id)), np.float32), np.arange(n, dtype=np.float32)
+        k = float(clip.clip_id.split("_")[1])
+        return np.full((5, 3), k, np.float32), np.linspace(
+            0, 2, 5, endpoint=False, dtype=np.float32
+        )
 
     extract_to_h5(
         read_manifest(dataset / "manifest.tsv"),
@@ -440,6 +443,10 @@ def test_frame_cap_and_empty_sequences(dataset, tmp_path):
         extractor="t",
         config={},
     )
+    with h5py.File(tmp_path / "empty.h5", "a") as h5:
+        del h5["v0_1"]
+        h5.create_dataset("v0_1/features", data=np.zeros((0, 3), np.float32))
+        h5.create_dataset("v0_1/timestamps", data=np.zeros(0, np.float32))
     files = [dataset / n for n in ("manifest.tsv", "text.h5", "audio.h5")]
     data = load_dataset(*files, tmp_path / "empty.h5")
     train = data.splits["train"]
