@@ -35,6 +35,9 @@ class TrainConfig:
     seed: int = 1
     # bf16 autocast of the forward pass; used on CUDA only (CPU runs stay in float32).
     bf16: bool = True
+    # Seconds between checkpoints of the training state (0: at the end of every epoch). How a
+    # run is carried out, not what it computes: a checkpoint resumes under any value.
+    checkpoint_every_s: float = 600.0
 
     def __post_init__(self) -> None:
         from thne.model.thne import VARIANTS

@@ -244,7 +244,7 @@ def figure_histories(wildcards):
 
 TRAIN_FLAGS = (
     "batch_size lr bert_lr alpha beta visual_hidden acoustic_hidden fusion_dim dropout"
-    " grad_clip weight_decay max_epochs patience max_frames device"
+    " grad_clip weight_decay max_epochs patience max_frames device checkpoint_every_s"
 ).split()
 
 
