@@ -110,6 +110,8 @@ rule merge_features:
         "features/{ds}/{modality}.h5",
     log:
         "logs/{ds}/{modality}.log",
+    benchmark:
+        "benchmarks/out/{ds}/merge/{modality}.tsv"
     conda:
         "../../environment.yml"
     params:
@@ -126,6 +128,8 @@ rule feature_stats:
         "features/{ds}/{modality}.stats.json",
     log:
         "logs/{ds}/{modality}_stats.log",
+    benchmark:
+        "benchmarks/out/{ds}/stats/{modality}.tsv"
     conda:
         "../../environment.yml"
     params:
