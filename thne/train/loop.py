@@ -378,16 +378,16 @@ def train_run(
             opt.load_state_dict(state["optimizer"])
             _set_rng_state(state["rng"], gen, dev)
             progress = state["progress"] and EpochProgress(**state["progress"])
+            best_is_model = state["best_is_model"]
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             print(
                 f"{checkpoint}: cannot be resumed ({exc}); training from the start", file=sys.stderr
             )
             # A failed load may have changed some tensors: start from fresh objects.
             model, opt, gen = _fresh_start(cfg, data, dev)
-            state, progress = None, None
+            state, progress, best_is_model = None, None, False
     if state is not None:
         history, best_mae, best_epoch = state["history"], state["best_mae"], state["best_epoch"]
-        best_is_model = state["best_is_model"]
         best_state = (
             {k: v.clone() for k, v in state["model"].items()}
             if best_is_model
