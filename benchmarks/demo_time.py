@@ -9,6 +9,10 @@ workflow runs there with that copy's ``thne`` first on the import path. Printed:
 - the whole run: wall time, CPU time of Snakemake and every job (``getrusage`` of the waited
   child processes) and bytes written by all of them (the kernel's block-output count).
 
+Snakemake samples a job's counters every few seconds, so a stage's bytes written miss what
+its jobs write just before they end (a training job's ``model.pt``): read them as lower
+bounds, and the whole run's figure as the total.
+
 Wall time depends on what else the machine runs; CPU time and bytes written much less so:
 quote those. Jobs run in parallel, so stage wall times add up to more than the run's.
 
@@ -119,6 +123,11 @@ def main() -> None:
     print(
         f"\nload average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end on "
         f"{os.cpu_count()} CPUs: wall time is only as good as the machine was idle"
+    )
+    print(
+        "per-stage MB come from Snakemake's sampling of each job, which misses what a job "
+        "writes in its last seconds (a training job's model.pt); the whole run's MB are the "
+        "kernel's count"
     )
     if args.keep:
         print(f"kept {work}")
