@@ -85,6 +85,14 @@ cd "$WORK"
 export PYTHONPATH=$WORK
 echo "working copy $WORK"
 
+# The demo features are built on the CPUs while the GPU measures its speed.
+step "demo features (CPU, $(nproc) cores), in the background: logs/features.log"
+mkdir -p logs
+snakemake --cores "$(nproc)" features/demo/text.h5 features/demo/audio.h5 \
+    features/demo/visual.h5 features/demo/audio.stats.json features/demo/visual.stats.json \
+    >logs/features.log 2>&1 &
+FEATURES=$!
+
 step "training speed on $DEVICE (synthetic MOSEI)"
 if [[ $QUICK == 1 ]]; then
     "$PYTHON" benchmarks/train_speed.py --device "$DEVICE" --encoders minilm --steps 1
@@ -92,9 +100,12 @@ else
     "$PYTHON" benchmarks/train_speed.py --device "$DEVICE" --encoders bert-base,minilm
 fi
 
-step "demo features (CPU, $(nproc) cores)"
-snakemake --cores "$(nproc)" --quiet rules features/demo/text.h5 features/demo/audio.h5 \
-    features/demo/visual.h5 features/demo/audio.stats.json features/demo/visual.stats.json
+step "waiting for the demo features"
+if ! wait "$FEATURES"; then
+    tail -n 40 logs/features.log
+    echo "demo features failed" >&2
+    exit 1
+fi
 
 step "demo t-HNE on $DEVICE against cpu"
 if [[ $QUICK == 1 ]]; then
