@@ -368,7 +368,6 @@ def test_atomic_write_clears_leftovers_of_its_own_file_only(tmp_path):
     assert remove_stale(out) == []
 
 
-
 def test_visual_log_counts_clips_without_a_face(tmp_path, media):
     """Before: clips whose frames all lack a face were counted nowhere."""
     video = str(media / "astronaut_noface_frames_26-50.mp4")
