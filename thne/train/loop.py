@@ -118,30 +118,18 @@ def seed_everything(seed: int) -> None:
 def build_model(cfg: TrainConfig, data: Dataset) -> THNE:
     """t-HNE (one of its variants), or MMIM when ``cfg.model`` says so."""
     encoder, d_t = load_encoder(cfg.encoder)
+    sizes = {
+        "visual_hidden": cfg.visual_hidden,
+        "acoustic_hidden": cfg.acoustic_hidden,
+        "fusion_dim": cfg.fusion_dim,
+        "dropout": cfg.dropout,
+    }
+    dims = (encoder, d_t, len(data.visual_names), len(data.acoustic_names))
     if cfg.model == "mmim":
         from thne.model.mmim import MMIM
 
-        return MMIM(
-            encoder,
-            d_t,
-            len(data.visual_names),
-            len(data.acoustic_names),
-            visual_hidden=cfg.visual_hidden,
-            acoustic_hidden=cfg.acoustic_hidden,
-            fusion_dim=cfg.fusion_dim,
-            dropout=cfg.dropout,
-        )
-    return THNE(
-        encoder,
-        d_t,
-        len(data.visual_names),
-        len(data.acoustic_names),
-        visual_hidden=cfg.visual_hidden,
-        acoustic_hidden=cfg.acoustic_hidden,
-        fusion_dim=cfg.fusion_dim,
-        dropout=cfg.dropout,
-        variant=cfg.components,
-    )
+        return MMIM(*dims, **sizes)
+    return THNE(*dims, **sizes, variant=cfg.components)
 
 
 def make_optimizer(model: THNE, cfg: TrainConfig) -> torch.optim.Optimizer:
