@@ -319,22 +319,6 @@ def test_expected_errors_print_one_message_and_no_traceback(tmp_path):
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
-def test_a_clips_file_is_named_once(tmp_path):
-    raw = demo_subset(tmp_path / "raw", {"train": 3, "valid": 1, "test": 1})
-    labels = pd.read_csv(raw / "label.csv", dtype=str)
-    gone = raw / "Raw" / labels.video_id[0] / f"{labels.clip_id[0]}.mp4"
-    gone.unlink()
-    cfg = write_config(tmp_path / "cfg.yaml", raw)
-    proc = run_snakemake(
-        tmp_path, "--configfile", str(cfg), "--cores", "1", "data/demo/manifest.tsv", check=False
-    )
-    assert proc.returncode != 0
-    log = (tmp_path / "logs/demo/ingest.log").read_text()
-    line = next(li for li in log.splitlines() if f"{labels.video_id[0]}_{labels.clip_id[0]}" in li)
-    assert line.count(str(gone)) == 1
-    assert "Traceback" not in log
-
-
 # Leftovers of killed jobs
 
 

@@ -157,10 +157,10 @@ def test_parallel_workers_write_the_same_file(tmp_path):
     ]
     clips.append(Clip("bad", "bad", 0.0, 1.0, "train", 0.0, "t", str(tmp_path / "missing.mp4")))
     cfg = AudioConfig()
-    pids = set()
+    ran_here = []
 
     def extract(clip):
-        pids.add(os.getpid())  # in a child process this changes only the child's copy
+        ran_here.append(os.getpid())  # in a child process this changes only the child's copy
         return extract_audio_features(clip.media, clip.start, clip.end, cfg)
 
     files = {}
@@ -182,4 +182,30 @@ def test_parallel_workers_write_the_same_file(tmp_path):
     for clip_id, feats in files[1].features.items():
         np.testing.assert_array_equal(files[3].features[clip_id], feats)
     assert files[1].excluded == files[3].excluded
-    assert pids == {os.getpid()}, "with 3 workers no clip ran in this process"
+    # With 3 workers only the first clip ran in this process (before the workers forked).
+    assert ran_here == [os.getpid()] * (len(clips) + 1)
+
+
+def test_a_worker_that_dies_fails_the_stage(tmp_path):
+    """A worker killed mid-clip (a crash, the OOM killer) is an error, not a hang."""
+    import signal
+
+    clips = [Clip(f"c{k}", f"c{k}", 0.0, 1.0, "train", 0.0, "t", f"c{k}.mp4") for k in range(4)]
+    parent = os.getpid()
+
+    def extract(clip):
+        if os.getpid() != parent and clip.clip_id == "c2":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return np.zeros((2, 1), np.float32), np.array([0.0, 0.5], np.float32)
+
+    with pytest.raises(RuntimeError, match="worker process ended abruptly"):
+        extract_to_h5(
+            clips,
+            tmp_path / "x.h5",
+            extract,
+            feature_names=["f"],
+            extractor="t",
+            config={},
+            workers=2,
+        )
+    assert not (tmp_path / "x.h5").exists()

@@ -482,7 +482,10 @@ def test_killed_run_resumes_to_the_same_result(dataset, tmp_path, capfd):
     subprocess.run(_train_cli(dataset, whole), check=True, capture_output=True)
     assert not (whole / "checkpoint.pt").exists(), "a finished run removes its checkpoint"
 
-    proc = subprocess.Popen(_train_cli(dataset, killed), stderr=subprocess.PIPE)
+    # A checkpoint at the end of every epoch, so the kill comes after a finished one.
+    proc = subprocess.Popen(
+        _train_cli(dataset, killed, "--checkpoint-every-s", "0"), stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 120
     while not (killed / "checkpoint.pt").exists():
         assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint written"

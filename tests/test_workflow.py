@@ -279,6 +279,9 @@ def test_missing_clip_fails_or_is_excluded(tmp_path):
     assert proc.returncode != 0
     log = (tmp_path / "logs/demo/ingest.log").read_text()
     assert f"{labels.video_id[0]}_{labels.clip_id[0]}" in log and str(gone) in log
+    # One message naming the clip and its file once, with no traceback.
+    line = next(li for li in log.splitlines() if f"{labels.video_id[0]}_{labels.clip_id[0]}" in li)
+    assert line.count(str(gone)) == 1 and "Traceback" not in log
     assert not (tmp_path / "data/demo/manifest.tsv").exists()
 
     spec = yaml.safe_load(cfg.read_text())

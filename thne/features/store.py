@@ -11,6 +11,8 @@ import json
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import h5py
@@ -65,11 +67,28 @@ def _results(
         for clip in clips:
             yield _extract(extract, clip)
         return
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(
-        min(workers, len(clips)), initializer=_init_worker, initargs=(extract, clips)
-    ) as pool:
-        yield from pool.imap(_extract_one, range(len(clips)))
+    # The first clip runs here, before the workers fork: what the extractor compiles or loads
+    # on first use (librosa's numba functions, a face detector) is inherited by every worker
+    # instead of being redone in each. A numba compile in a forked worker also crashes it at
+    # times.
+    yield _extract(extract, clips[0])
+    pool = ProcessPoolExecutor(
+        min(workers, len(clips) - 1),
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_init_worker,
+        initargs=(extract, clips),
+    )
+    try:
+        yield from pool.map(_extract_one, range(1, len(clips)))
+    except BrokenProcessPool as exc:
+        # A worker that dies (a crash, the OOM killer) fails the stage instead of hanging it.
+        raise RuntimeError(
+            f"a feature-extraction worker process ended abruptly ({exc}); rerun with one "
+            "thread to see the clip's own error"
+        ) from exc
+    finally:
+        # Stopping early (a bad clip with on_bad_clip: fail) does not wait for the rest.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def coverage_problem(clip: Clip, timestamps: np.ndarray) -> str | None:

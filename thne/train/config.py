@@ -44,6 +44,9 @@ class TrainConfig:
     # its entropy estimate remembers.
     mi_lr: float = 1e-3
     mi_memory: int = 4
+    # Seconds between checkpoints of the training state (0: at the end of every epoch). How a
+    # run is carried out, not what it computes: a checkpoint resumes under any value.
+    checkpoint_every_s: float = 600.0
 
     def __post_init__(self) -> None:
         from thne.model.thne import VARIANTS

@@ -2,10 +2,14 @@
 
 The test split is evaluated once, with the best-validation weights, after training ends.
 
-At the end of every epoch the whole training state (weights, optimiser, random generators,
-history, best weights so far) is written atomically to ``checkpoint.pt`` in the run directory.
-A run started again where one exists continues after its last finished epoch and, on CPU,
-ends exactly as an uninterrupted run would. The checkpoint is removed when the run finishes.
+The training state (weights, optimiser, random generators, history, the best weights when they
+are not the current ones, and how far the epoch has come) is written atomically to
+``checkpoint.pt`` in the run directory when the last write is older than
+``cfg.checkpoint_every_s`` (checked between batches; 0: at the end of every epoch), and when
+the process gets SIGTERM or SIGINT, between two batches, before it exits. Otherwise the best
+weights live in memory only and are written once, into ``model.pt``, at the end. A run started
+again where a checkpoint exists continues from the batch after it and, on CPU, ends exactly as
+an uninterrupted run would. The checkpoint is removed when the run finishes.
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ import hashlib
 import json
 import os
 import random
+import signal
 import sys
+import threading
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +55,58 @@ LOSS_TERMS = (
     "total",
 )
 CHECKPOINT = "checkpoint.pt"
+# Settings that say how a run is carried out, not what it computes: a checkpoint written under
+# other values of these is resumed all the same.
+NOT_FINGERPRINTED = ("checkpoint_every_s",)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass
+class EpochProgress:
+    """A training epoch paused between two batches: the clips left are ``order[next_start:]``,
+    ``sums`` the batch-size-weighted loss sums so far."""
+
+    order: torch.Tensor
+    next_start: int = 0
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class TrainingStopped(SystemExit):
+    """Raised after a stop signal's checkpoint is written; its code is 128 + the signal, as if
+    the signal had ended the process."""
+
+
+class StopSignals:
+    """While active, SIGTERM (a scheduler's time limit, Snakemake's stop) and SIGINT are only
+    recorded, so training can write a checkpoint between two batches and then exit. A second
+    signal acts as usual. Signal handlers exist in the main thread only; elsewhere this
+    records nothing."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._record) for s in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
+
+    def _record(self, signum: int, frame: object) -> None:
+        self.received = signum
+        print(
+            f"got {signal.Signals(signum).name}: writing a checkpoint, then stopping",
+            file=sys.stderr,
+            flush=True,
+        )
+        self._restore()
+
+    def _restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
 
 
 def seed_everything(seed: int) -> None:
@@ -58,30 +118,18 @@ def seed_everything(seed: int) -> None:
 def build_model(cfg: TrainConfig, data: Dataset) -> THNE:
     """t-HNE (one of its variants), or MMIM when ``cfg.model`` says so."""
     encoder, d_t = load_encoder(cfg.encoder)
+    sizes = {
+        "visual_hidden": cfg.visual_hidden,
+        "acoustic_hidden": cfg.acoustic_hidden,
+        "fusion_dim": cfg.fusion_dim,
+        "dropout": cfg.dropout,
+    }
+    dims = (encoder, d_t, len(data.visual_names), len(data.acoustic_names))
     if cfg.model == "mmim":
         from thne.model.mmim import MMIM
 
-        return MMIM(
-            encoder,
-            d_t,
-            len(data.visual_names),
-            len(data.acoustic_names),
-            visual_hidden=cfg.visual_hidden,
-            acoustic_hidden=cfg.acoustic_hidden,
-            fusion_dim=cfg.fusion_dim,
-            dropout=cfg.dropout,
-        )
-    return THNE(
-        encoder,
-        d_t,
-        len(data.visual_names),
-        len(data.acoustic_names),
-        visual_hidden=cfg.visual_hidden,
-        acoustic_hidden=cfg.acoustic_hidden,
-        fusion_dim=cfg.fusion_dim,
-        dropout=cfg.dropout,
-        variant=cfg.components,
-    )
+        return MMIM(*dims, **sizes)
+    return THNE(*dims, **sizes, variant=cfg.components)
 
 
 def make_optimizer(model: THNE, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -110,21 +158,35 @@ def train_epoch(
     cfg: TrainConfig,
     gen: torch.Generator,
     device: torch.device,
-) -> dict[str, float]:
+    progress: EpochProgress | None = None,
+    pause: Callable[[], bool] | None = None,
+) -> dict[str, float] | EpochProgress:
+    """One pass over ``split`` in a random order; the mean loss terms.
+
+    Continues ``progress`` when given. After each batch but the last, ``pause()`` is asked
+    whether to stop here; if so, the epoch's progress is returned instead, to be checkpointed
+    and passed back in. MMIM's epoch has two stages (:mod:`thne.train.two_stage`) and is not
+    paused inside: its checkpoints fall between epochs.
+    """
     if cfg.model == "mmim":
         from thne.train import two_stage
 
         return two_stage.train_epoch(model, split, opt, cfg, gen, device)
     model.train()
-    sums: dict[str, torch.Tensor] = {}
     # The permutation comes from a CPU generator, so the order is the same on every device.
-    order = torch.randperm(len(split), generator=gen).to(device)
-    for start in range(0, len(split), cfg.batch_size):
+    if progress is None:
+        progress = EpochProgress(torch.randperm(len(split), generator=gen))
+    order = progress.order.to(device)
+    sums = {k: v.to(device) for k, v in progress.sums.items()}
+    for start in range(progress.next_start, len(split), cfg.batch_size):
         batch = split.batch(order[start : start + cfg.batch_size])
         terms = train_step(model, batch, opt, cfg, device)
         n = batch["label"].shape[0]
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + v * n
+        next_start = start + cfg.batch_size
+        if pause is not None and next_start < len(split) and pause():
+            return EpochProgress(progress.order, next_start, sums)
     # One device-to-host copy per epoch, not one per batch and term.
     return {k: float(v) / len(split) for k, v in sums.items()}
 
@@ -198,7 +260,8 @@ def run_fingerprint(cfg: TrainConfig, data: Dataset) -> str:
     """What a checkpoint must match to be resumed: the config, and every split's clips and
     tensors as the model sees them (after normalisation and the frame cap), with the feature
     names. Re-extracted features or a changed statistic make a fresh start."""
-    digest = hashlib.blake2b(json.dumps(asdict(cfg), sort_keys=True).encode())
+    config = {k: v for k, v in asdict(cfg).items() if k not in NOT_FINGERPRINTED}
+    digest = hashlib.blake2b(json.dumps(config, sort_keys=True).encode())
     digest.update(json.dumps([data.visual_names, data.acoustic_names]).encode())
     for name in sorted(data.splits):
         split = data.splits[name]
@@ -251,6 +314,40 @@ def _load_checkpoint(path: Path, fingerprint: str) -> dict | None:
     return state
 
 
+class Checkpointer:
+    """Writes the training state to ``path`` when it is due: the last write is older than
+    ``every_s`` (asked between batches and at each epoch's end; 0: at each epoch's end only),
+    or a stop signal came."""
+
+    def __init__(self, path: Path, fingerprint: str, every_s: float, stop: StopSignals) -> None:
+        self.path, self.fingerprint, self.every_s, self.stop = path, fingerprint, every_s, stop
+        self.last = time.monotonic()
+
+    def due_mid_epoch(self) -> bool:
+        if self.stop.received is not None:
+            return True
+        return self.every_s > 0 and time.monotonic() - self.last >= self.every_s
+
+    def due_at_epoch_end(self) -> bool:
+        return time.monotonic() - self.last >= self.every_s
+
+    def save(self, state: dict) -> None:
+        with atomic_path(self.path) as tmp:
+            torch.save({"fingerprint": self.fingerprint, **state}, tmp)
+        self.last = time.monotonic()
+
+    def save_then_stop_if_asked(self, snapshot: Callable[[], dict], due: bool) -> None:
+        """Save ``snapshot()`` when ``due`` or a stop signal came; then, after a signal, stop."""
+        # Read once: a signal arriving after this line is seen at the next call, not here,
+        # so a stop always follows a save.
+        signum = self.stop.received
+        if due or signum is not None:
+            self.save(snapshot())
+        if signum is not None:
+            print(f"checkpoint written to {self.path}; stopping", file=sys.stderr, flush=True)
+            raise TrainingStopped(128 + signum)
+
+
 def _fresh_start(
     cfg: TrainConfig, data: Dataset, dev: torch.device
 ) -> tuple[THNE, torch.optim.Optimizer, torch.Generator]:
@@ -270,8 +367,10 @@ def train_run(
     weights), ``history.tsv``, ``valid_metrics.json`` and the test ``predictions.tsv``.
 
     Resumes from ``checkpoint.pt`` in ``out_dir`` when one written for the same config and data
-    is there. Returns the validation metrics of the chosen epoch. Test metrics are the evaluate
-    stage's job (``thne evaluate``), computed from ``predictions.tsv``.
+    is there. Checkpoints are written every ``cfg.checkpoint_every_s`` seconds, and on SIGTERM
+    or SIGINT, after which :class:`TrainingStopped` (a ``SystemExit``) is raised. Returns the
+    validation metrics of the chosen epoch. Test metrics are the evaluate stage's job
+    (``thne evaluate``), computed from ``predictions.tsv``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -284,72 +383,101 @@ def train_run(
     checkpoint = out / CHECKPOINT
     history: list[dict] = []
     best_mae, best_epoch, best_state, first_epoch = float("inf"), 0, None, 1
+    # best_is_model: the best weights are the model's current ones (a checkpoint then holds
+    # them once). progress: how far the epoch under way has come, when a checkpoint paused it.
+    best_is_model, progress = False, None
     state = _load_checkpoint(checkpoint, fingerprint)
     if state is not None:
         try:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             _set_rng_state(state["rng"], gen, dev)
-        except (KeyError, RuntimeError, ValueError) as exc:
+            progress = state["progress"] and EpochProgress(**state["progress"])
+            best_is_model = state["best_is_model"]
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             print(
                 f"{checkpoint}: cannot be resumed ({exc}); training from the start", file=sys.stderr
             )
             # A failed load may have changed some tensors: start from fresh objects.
             model, opt, gen = _fresh_start(cfg, data, dev)
-            state = None
+            state, progress, best_is_model = None, None, False
     if state is not None:
         history, best_mae, best_epoch = state["history"], state["best_mae"], state["best_epoch"]
-        # Saved without a copy when the last epoch was the best.
         best_state = (
-            state["best_state"]
-            if state["best_state"] is not None
-            else {k: v.clone() for k, v in state["model"].items()}
+            {k: v.clone() for k, v in state["model"].items()}
+            if best_is_model
+            else state["best_state"]
         )
         first_epoch = state["epoch"] + 1
-        print(f"resuming after epoch {state['epoch']} from {checkpoint}", file=sys.stderr)
+        where = (
+            f"in epoch {first_epoch} at clip {progress.next_start} of {len(train)}"
+            if progress is not None
+            else f"after epoch {state['epoch']}"
+        )
+        print(f"resuming {where} from {checkpoint}", file=sys.stderr)
+
+    def snapshot(finished_epoch: int) -> dict:
+        """The training state after ``finished_epoch`` and ``progress`` into the next one."""
+        return {
+            "epoch": finished_epoch,
+            "progress": progress
+            and {
+                "order": progress.order,
+                "next_start": progress.next_start,
+                "sums": {k: v.cpu() for k, v in progress.sums.items()},
+            },
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "rng": _rng_state(gen, dev),
+            "history": history,
+            "best_mae": best_mae,
+            "best_epoch": best_epoch,
+            "best_is_model": best_is_model,
+            "best_state": None if best_is_model else best_state,
+        }
 
     stopped = state is not None and state["epoch"] - best_epoch >= cfg.patience
-    for epoch in range(first_epoch, cfg.max_epochs + 1):
-        if stopped:
-            break
-        t0 = time.perf_counter()
-        train_losses = train_epoch(model, train, opt, cfg, gen, dev)
-        valid_losses, valid_pred = evaluate(model, valid, cfg, dev)
-        valid_metrics = selection_metrics(valid_pred)
-        if not np.isfinite(valid_metrics["mae"]):
-            raise FloatingPointError(
-                f"training diverged: validation MAE is {valid_metrics['mae']} at epoch {epoch}"
+    with StopSignals() as stop:
+        saver = Checkpointer(checkpoint, fingerprint, cfg.checkpoint_every_s, stop)
+        for epoch in range(first_epoch, cfg.max_epochs + 1):
+            if stopped:
+                break
+            t0 = time.perf_counter()
+            while True:
+                result = train_epoch(
+                    model, train, opt, cfg, gen, dev, progress, saver.due_mid_epoch
+                )
+                best_is_model = False
+                if not isinstance(result, EpochProgress):
+                    break
+                progress = result
+                saver.save_then_stop_if_asked(partial(snapshot, epoch - 1), due=True)
+            progress, train_losses = None, result
+            valid_losses, valid_pred = evaluate(model, valid, cfg, dev)
+            valid_metrics = selection_metrics(valid_pred)
+            if not np.isfinite(valid_metrics["mae"]):
+                raise FloatingPointError(
+                    f"training diverged: validation MAE is {valid_metrics['mae']} at epoch {epoch}"
+                )
+            history.append({"epoch": epoch, "split": "train", **train_losses})
+            history.append({"epoch": epoch, "split": "valid", **valid_losses, **valid_metrics})
+            improved = valid_metrics["mae"] < best_mae
+            if improved:
+                best_mae, best_epoch, best_is_model = valid_metrics["mae"], epoch, True
+                # Kept in memory; written into model.pt once, at the end.
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            mark = "  *" if improved else ""
+            print(
+                f"epoch {epoch:3d}  train loss {train_losses['total']:.4f}  valid mae "
+                f"{valid_metrics['mae']:.4f}{mark}  ({time.perf_counter() - t0:.1f}s)",
+                file=sys.stderr,
+                flush=True,
             )
-        history.append({"epoch": epoch, "split": "train", **train_losses})
-        history.append({"epoch": epoch, "split": "valid", **valid_losses, **valid_metrics})
-        improved = valid_metrics["mae"] < best_mae
-        if improved:
-            best_mae, best_epoch = valid_metrics["mae"], epoch
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        with atomic_path(checkpoint) as tmp:
-            torch.save(
-                {
-                    "fingerprint": fingerprint,
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "rng": _rng_state(gen, dev),
-                    "history": history,
-                    "best_mae": best_mae,
-                    "best_epoch": best_epoch,
-                    # The best weights are this epoch's when it improved: no second copy.
-                    "best_state": None if improved else best_state,
-                },
-                tmp,
-            )
-        mark = "  *" if improved else ""
-        print(
-            f"epoch {epoch:3d}  train loss {train_losses['total']:.4f}  valid mae "
-            f"{valid_metrics['mae']:.4f}{mark}  ({time.perf_counter() - t0:.1f}s)",
-            file=sys.stderr,
-            flush=True,
-        )
-        stopped = epoch - best_epoch >= cfg.patience
+            saver.save_then_stop_if_asked(partial(snapshot, epoch), saver.due_at_epoch_end())
+            stopped = epoch - best_epoch >= cfg.patience
+        # A signal that came after the last epoch's check.
+        last = int(history[-1]["epoch"]) if history else 0
+        saver.save_then_stop_if_asked(partial(snapshot, last), due=False)
 
     model.load_state_dict(best_state)
     _, valid_pred = evaluate(model, valid, cfg, dev)

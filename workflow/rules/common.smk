@@ -397,6 +397,7 @@ def figure_histories(wildcards):
 TRAIN_FLAGS = (
     "batch_size lr bert_lr alpha beta visual_hidden acoustic_hidden fusion_dim dropout"
     " grad_clip weight_decay max_epochs patience max_frames device mi_lr mi_memory"
+    " checkpoint_every_s"
 ).split()
 
 

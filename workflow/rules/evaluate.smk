@@ -5,6 +5,8 @@ rule evaluate:
         "results/{ds}/runs/{variant}/seed{seed}/metrics.json",
     log:
         "logs/{ds}/evaluate/{variant}/seed{seed}.log",
+    benchmark:
+        "benchmarks/out/{ds}/evaluate/{variant}/seed{seed}.tsv"
     conda:
         "../../environment.yml"
     params:
@@ -21,6 +23,8 @@ rule aggregate:
         "results/{ds}/metrics.json",
     log:
         "logs/{ds}/aggregate.log",
+    benchmark:
+        "benchmarks/out/{ds}/aggregate.tsv"
     conda:
         "../../environment.yml"
     params:

@@ -105,6 +105,8 @@ rule merge_features:
         "features/{ds}/{modality}.h5",
     log:
         "logs/{ds}/{modality}.log",
+    benchmark:
+        "benchmarks/out/{ds}/merge/{modality}.tsv"
     wildcard_constraints:
         ds=one_of(EXTRACTED),
     conda:
@@ -123,6 +125,8 @@ rule feature_stats:
         "features/{ds}/{modality}.stats.json",
     log:
         "logs/{ds}/{modality}_stats.log",
+    benchmark:
+        "benchmarks/out/{ds}/stats/{modality}.tsv"
     conda:
         "../../environment.yml"
     params:

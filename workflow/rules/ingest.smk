@@ -7,6 +7,8 @@ checkpoint ingest:
         splits="data/{ds}/splits.json",
     log:
         "logs/{ds}/ingest.log",
+    benchmark:
+        "benchmarks/out/{ds}/ingest.tsv"
     wildcard_constraints:
         ds=one_of(EXTRACTED),
     conda:

@@ -5,6 +5,8 @@ rule tokenize:
         "features/{ds}/text.h5",
     log:
         "logs/{ds}/text.log",
+    benchmark:
+        "benchmarks/out/{ds}/text.tsv"
     conda:
         "../../environment.yml"
     params:
