@@ -331,7 +331,8 @@ def run_history(out):
     return pd.read_csv(out / "history.tsv", sep="\t")
 
 
-EARLY = dict(seed=2, batch_size=4, lr=0.02, max_epochs=10, patience=2)
+# Checkpoints at the end of every epoch, so that a kill between two epochs can be staged.
+EARLY = dict(seed=2, batch_size=4, lr=0.02, max_epochs=10, patience=2, checkpoint_every_s=0)
 
 
 @pytest.fixture(scope="module")
