@@ -15,7 +15,7 @@ import pytest
 import yaml
 from test_workflow import demo_subset, write_config
 
-from conftest import BIN, REPO, run_snakemake
+from conftest import BIN, REPO, need, run_snakemake
 from thne.data.manifest import Clip, write_manifest
 from thne.data.unpack import CorruptArchive, UnpackError, unpack
 from thne.features.store import read_h5
@@ -354,7 +354,7 @@ def test_atomic_write_clears_leftovers_of_its_own_file_only(tmp_path):
 
 def test_visual_log_counts_clips_without_a_face(tmp_path, media):
     """Before: clips whose frames all lack a face were counted nowhere."""
-    video = str(media / "astronaut_noface_frames_26-50.mp4")
+    video = str(need(media / "astronaut_noface_frames_26-50.mp4"))
     clips = [
         Clip("v_1", "v", 0.0, 3.0, "train", 1.0, "faces then none", video),
         # Frames 26 to 50 (1.0 s to 2.0 s at 25 fps) hold no face.
