@@ -6,32 +6,45 @@ import subprocess
 import time
 
 import pytest
-import test_train
 import torch
-from test_train import _train_cli, load
+from test_train import _train_cli, load, make_dataset
 
 import thne.train.loop as loop
 from thne.train.config import TrainConfig
 from thne.train.loop import CHECKPOINT, TrainingStopped, train_run
 
-# test_train's twelve-clip dataset fixture, as `data_dir` here.
-data_dir = test_train.dataset
-CFG = dict(seed=5, batch_size=2, max_epochs=4, patience=8)
+CFG = dict(seed=5, batch_size=2, max_epochs=3, patience=8)
 OUTPUTS = ("history.tsv", "predictions.tsv", "valid_metrics.json")
 
 
-def _checkpoint_writes(monkeypatch) -> list[int]:
-    """Records the epoch of every checkpoint written (torch.save onto a checkpoint's temp name)."""
-    written: list[int] = []
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """test_train's twelve-clip dataset, made once for this module."""
+    return make_dataset(tmp_path_factory.mktemp("data"))
+
+
+def _checkpoint_writes(monkeypatch) -> list[dict]:
+    """Records every checkpoint written (torch.save onto a checkpoint's temp name)."""
+    written: list[dict] = []
     real_save = torch.save
 
     def save(obj, f, *args, **kwargs):
         if CHECKPOINT in str(f):
-            written.append(obj["epoch"])
+            written.append(obj)
         return real_save(obj, f, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", save)
     return written
+
+
+@pytest.fixture(scope="module")
+def reference(data_dir, tmp_path_factory):
+    """An uninterrupted run under a large interval, and the checkpoints it wrote (none)."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        written = _checkpoint_writes(mp)
+        train_run(load(data_dir), TrainConfig(**CFG, checkpoint_every_s=3600), out)
+    return out, written
 
 
 def _same_outputs(a, b) -> None:
@@ -44,32 +57,35 @@ def _same_outputs(a, b) -> None:
         assert torch.equal(v, mb["state_dict"][k]), k
 
 
-def test_interval_decides_when_checkpoints_are_written(data_dir, tmp_path, monkeypatch):
-    """0: one checkpoint per epoch; a large interval: none in a short run, same model.pt."""
-    data = load(data_dir)
+def test_interval_decides_when_checkpoints_are_written(data_dir, reference, tmp_path, monkeypatch):
+    """0: one checkpoint per epoch; a large interval: none in a short run, same model.pt. And
+    nothing is stored twice: where the best weights are the current ones, the checkpoint
+    holds them once."""
+    never, written_never = reference
     written = _checkpoint_writes(monkeypatch)
-    train_run(data, TrainConfig(**CFG, checkpoint_every_s=0), tmp_path / "every")
-    assert written == [1, 2, 3, 4]
-    written.clear()
-    train_run(data, TrainConfig(**CFG, checkpoint_every_s=3600), tmp_path / "never")
-    assert written == []
-    assert not (tmp_path / "never" / CHECKPOINT).exists()
-    _same_outputs(tmp_path / "every", tmp_path / "never")
+    train_run(load(data_dir), TrainConfig(**CFG, checkpoint_every_s=0), tmp_path / "every")
+    assert [w["epoch"] for w in written] == [1, 2, 3]
+    assert all(w["best_is_model"] == (w["best_state"] is None) for w in written)
+    assert any(w["best_is_model"] for w in written)
+    assert written_never == []
+    assert not (never / CHECKPOINT).exists()
+    _same_outputs(tmp_path / "every", never)
     # model.pt holds the best-validation epoch's weights.
     import pandas as pd
 
-    hist = pd.read_csv(tmp_path / "never" / "history.tsv", sep="\t")
+    hist = pd.read_csv(never / "history.tsv", sep="\t")
     valid = hist[hist.split == "valid"]
     best_epoch = int(valid.loc[valid["mae"].idxmin(), "epoch"])
-    assert torch.load(tmp_path / "never" / "model.pt", weights_only=False)["epoch"] == best_epoch
+    assert torch.load(never / "model.pt", weights_only=False)["epoch"] == best_epoch
 
 
-def test_sigterm_mid_epoch_checkpoints_and_resumes_exactly(data_dir, tmp_path, monkeypatch):
+def test_sigterm_mid_epoch_checkpoints_and_resumes_exactly(
+    data_dir, reference, tmp_path, monkeypatch
+):
     """A SIGTERM during the second batch of epoch 2 writes a checkpoint after that batch and
     stops; started again, the run continues at the third batch and ends as an unbroken one."""
     data = load(data_dir)
     cfg = TrainConfig(**CFG, checkpoint_every_s=3600)
-    train_run(data, cfg, tmp_path / "whole")
 
     real_step, calls = loop.train_step, []
 
@@ -94,30 +110,14 @@ def test_sigterm_mid_epoch_checkpoints_and_resumes_exactly(data_dir, tmp_path, m
 
     monkeypatch.setattr(loop, "train_step", real_step)
     train_run(data, cfg, out)
-    _same_outputs(tmp_path / "whole", out)
+    _same_outputs(reference[0], out)
     assert not (out / CHECKPOINT).exists()
-
-
-def test_best_weights_are_not_stored_twice(data_dir, tmp_path, monkeypatch):
-    """At the end of an epoch that improved, the checkpoint's weights are the best ones."""
-    written = []
-    real_save = torch.save
-
-    def save(obj, f, *args, **kwargs):
-        if CHECKPOINT in str(f):
-            written.append((obj["best_is_model"], obj["best_state"] is None))
-        return real_save(obj, f, *args, **kwargs)
-
-    monkeypatch.setattr(torch, "save", save)
-    train_run(load(data_dir), TrainConfig(**CFG, checkpoint_every_s=0), tmp_path / "run")
-    assert written and all(is_model == no_copy for is_model, no_copy in written)
-    assert (True, True) in written
 
 
 def test_sigterm_to_a_training_process(data_dir, tmp_path):
     """The real thing: `thne train` gets SIGTERM while it trains, exits 143 with a checkpoint,
     and a second start resumes from it and ends as an uninterrupted run."""
-    extra = ("--batch-size", "2", "--max-epochs", "4")
+    extra = ("--batch-size", "2", "--max-epochs", "3")
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     subprocess.run(_train_cli(data_dir, whole, *extra), check=True, capture_output=True)
 
