@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from conftest import need
 from thne.data.sdk import write_sequence
 from thne.data.splits import standard_folds
 
@@ -19,7 +20,7 @@ ACOUSTIC_DIM, VISUAL_DIM = 74, 35
 def mosi_segments(realdata: Path) -> dict[str, list[tuple[float, float, str, float]]]:
     """video_id -> [(start, end, segment, label)] of OpinionLevelSentiment.csv, in time order."""
     rows: dict[str, list] = {}
-    with open(realdata / "mosi" / "OpinionLevelSentiment.csv", newline="") as f:
+    with open(need(realdata / "mosi" / "OpinionLevelSentiment.csv"), newline="") as f:
         for start, end, vid, seg, label in csv.reader(f):
             rows.setdefault(vid, []).append((float(start), float(end), seg, float(label)))
     return {vid: sorted(r, key=lambda x: (x[0], x[1])) for vid, r in rows.items()}
@@ -72,7 +73,7 @@ def write_sdk_set(
         visual[vid] = frames(duration, VISUAL_RATE, VISUAL_DIM, seed=100 + i)
     paths = {
         "labels": dest / "CMU_MOSI_Opinion_Labels.csd",
-        "words": realdata / "mosi" / "sdk" / "CMU_MOSI_ModifiedTimestampedWords.csd",
+        "words": need(realdata / "mosi" / "sdk" / "CMU_MOSI_ModifiedTimestampedWords.csd"),
         "acoustic": dest / "CMU_MOSI_COVAREP.csd",
         "visual": dest / "CMU_MOSI_Visual_Facet_42.csd",
     }

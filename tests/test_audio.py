@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from conftest import need
 from thne.features.audio import AudioConfig, extract_audio_features, feature_names, frame_features
 from thne.media import MediaError, decode_audio, probe
 
@@ -17,7 +18,7 @@ def test_feature_names_follow_groups():
 
 
 def test_real_mosi_wav(realdata):
-    wav = realdata / "mosi" / "03bSnISJMiM_1.wav"
+    wav = need(realdata / "mosi" / "03bSnISJMiM_1.wav")
     feats, ts = extract_audio_features(wav, 0.0, 3.3, CFG)
     names = feature_names(CFG)
     assert feats.dtype == np.float32 and feats.shape == (ts.shape[0], len(names))
@@ -32,7 +33,7 @@ def test_real_mosi_wav(realdata):
 
 
 def test_real_mosi_mp4_and_slicing(realdata):
-    mp4 = realdata / "mosi" / "Oz06ZWiO20M_6.mp4"
+    mp4 = need(realdata / "mosi" / "Oz06ZWiO20M_6.mp4")
     whole, _ = extract_audio_features(mp4, 0.0, 7.5, CFG)
     part, ts = extract_audio_features(mp4, 2.0, 4.0, CFG)
     assert abs(ts[-1] - 2.0) < 0.05
@@ -43,16 +44,16 @@ def test_real_mosi_mp4_and_slicing(realdata):
 
 
 def test_sample_rate_and_channels_are_normalised(realdata):
-    y = decode_audio(realdata / "mosi" / "03bSnISJMiM_1.wav", 8000)
+    y = decode_audio(need(realdata / "mosi" / "03bSnISJMiM_1.wav"), 8000)
     assert y.ndim == 1 and abs(y.shape[0] / 8000 - 3.3) < 0.05
     assert np.abs(y).max() <= 1.0 and np.abs(y).max() > 0.01
 
 
 def test_video_without_audio_gives_zeros_and_flag(media):
-    feats, ts = extract_audio_features(media / "astronaut_75frames.mp4", 0.0, 3.0, CFG)
+    feats, ts = extract_audio_features(need(media / "astronaut_75frames.mp4"), 0.0, 3.0, CFG)
     assert feats.shape == (151, len(feature_names(CFG)))
     assert not feats.any()  # every channel zero, audio_present included
-    assert probe(media / "astronaut_75frames.mp4").has_audio is False
+    assert probe(need(media / "astronaut_75frames.mp4")).has_audio is False
 
 
 def test_missing_and_broken_files(tmp_path):

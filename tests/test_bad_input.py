@@ -15,7 +15,7 @@ import pytest
 import yaml
 from test_workflow import demo_subset, write_config
 
-from conftest import BIN, REPO, run_snakemake
+from conftest import BIN, REPO, need, run_snakemake
 from thne.data.manifest import Clip, write_manifest
 from thne.data.unpack import CorruptArchive, UnpackError, unpack
 from thne.features.store import read_h5
@@ -319,22 +319,6 @@ def test_expected_errors_print_one_message_and_no_traceback(tmp_path):
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
 
-def test_a_clips_file_is_named_once(tmp_path):
-    raw = demo_subset(tmp_path / "raw", {"train": 3, "valid": 1, "test": 1})
-    labels = pd.read_csv(raw / "label.csv", dtype=str)
-    gone = raw / "Raw" / labels.video_id[0] / f"{labels.clip_id[0]}.mp4"
-    gone.unlink()
-    cfg = write_config(tmp_path / "cfg.yaml", raw)
-    proc = run_snakemake(
-        tmp_path, "--configfile", str(cfg), "--cores", "1", "data/demo/manifest.tsv", check=False
-    )
-    assert proc.returncode != 0
-    log = (tmp_path / "logs/demo/ingest.log").read_text()
-    line = next(li for li in log.splitlines() if f"{labels.video_id[0]}_{labels.clip_id[0]}" in li)
-    assert line.count(str(gone)) == 1
-    assert "Traceback" not in log
-
-
 # Leftovers of killed jobs
 
 
@@ -370,7 +354,7 @@ def test_atomic_write_clears_leftovers_of_its_own_file_only(tmp_path):
 
 def test_visual_log_counts_clips_without_a_face(tmp_path, media):
     """Before: clips whose frames all lack a face were counted nowhere."""
-    video = str(media / "astronaut_noface_frames_26-50.mp4")
+    video = str(need(media / "astronaut_noface_frames_26-50.mp4"))
     clips = [
         Clip("v_1", "v", 0.0, 3.0, "train", 1.0, "faces then none", video),
         # Frames 26 to 50 (1.0 s to 2.0 s at 25 fps) hold no face.

@@ -3,6 +3,7 @@ import shutil
 import pandas as pd
 import pytest
 
+from conftest import need
 from thne.data.ingest import IngestError, ingest, normalise_text, read_mmsa
 from thne.data.manifest import MANIFEST_COLUMNS, read_manifest
 
@@ -13,7 +14,7 @@ def make_mmsa(root, media, rows):
         dest = root / "Raw" / vid / f"{seg}.mp4"
         dest.parent.mkdir(parents=True, exist_ok=True)
         if src is not None:
-            shutil.copy(media / src, dest)
+            shutil.copy(need(media / src), dest)
     pd.DataFrame(
         [
             {"video_id": v, "clip_id": s, "text": t, "label": lab, "mode": m}
@@ -119,7 +120,7 @@ def test_no_label_csv(tmp_path):
 
 def test_real_mmsa_label_file_with_id_column(tmp_path, realdata):
     # The real MOSI MMSA label file carries `id,text,label,mode`.
-    shutil.copy(realdata / "mosi" / "mmsa_style_label.csv", tmp_path / "label.csv")
+    shutil.copy(need(realdata / "mosi" / "mmsa_style_label.csv"), tmp_path / "label.csv")
     clips, refused = read_mmsa(tmp_path)
     assert not refused
     assert len(clips) == 2195
@@ -131,7 +132,7 @@ def test_real_mmsa_label_file_with_id_column(tmp_path, realdata):
 
 
 def test_real_mosei_mmsa_label_file(tmp_path, realdata):
-    shutil.copy(realdata / "mosei" / "mmsa_style_label.csv", tmp_path / "label.csv")
+    shutil.copy(need(realdata / "mosei" / "mmsa_style_label.csv"), tmp_path / "label.csv")
     clips, refused = read_mmsa(tmp_path)
     assert not refused
     counts = pd.Series([c.split for c in clips]).value_counts().to_dict()

@@ -30,7 +30,7 @@ Y_COLS = [COL[f"y_{i}"] for i in range(68)]
 
 @pytest.fixture(scope="module")
 def media() -> Path:
-    return need(MEDIA)
+    return MEDIA
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def extractor() -> LandmarkExtractor:
 
 @pytest.fixture(scope="module")
 def astronaut(media: Path, extractor: LandmarkExtractor) -> LandmarkResult:
-    return extractor.extract(media / "astronaut_75frames.mp4")
+    return extractor.extract(need(media / "astronaut_75frames.mp4"))
 
 
 def column(result: LandmarkResult, name: str) -> np.ndarray:
@@ -49,7 +49,7 @@ def column(result: LandmarkResult, name: str) -> np.ndarray:
 
 
 def read_openface(name: str) -> dict[str, np.ndarray]:
-    with open(OPENFACE / name, newline="") as fh:
+    with open(need(OPENFACE / name), newline="") as fh:
         rows = list(csv.reader(fh))
     header = [h.strip() for h in rows[0]]
     values = np.array(rows[1:], dtype=float)
@@ -68,7 +68,9 @@ def test_feature_names_follow_openface() -> None:
 
 def test_talking_face_interval(media: Path, extractor: LandmarkExtractor) -> None:
     start, end = 2.0, 8.0
-    result = extract_landmark_features(media / "talking_face.mp4", start, end, extractor=extractor)
+    result = extract_landmark_features(
+        need(media / "talking_face.mp4"), start, end, extractor=extractor
+    )
     feats, ts = result.features, result.timestamps
     assert feats.dtype == np.float32 and ts.dtype == np.float32
     assert feats.shape == (len(ts), len(FEATURE_NAMES))
@@ -103,7 +105,7 @@ def test_talking_face_interval(media: Path, extractor: LandmarkExtractor) -> Non
 
 def test_interval_matches_full_decode(media: Path, extractor: LandmarkExtractor) -> None:
     # Seeking into the file must give exactly the frames a full decode gives for the interval.
-    path = media / "astronaut_noface_frames_26-50.mp4"
+    path = need(media / "astronaut_noface_frames_26-50.mp4")
     full = extractor.extract(path)
     part = extractor.extract(path, start=1.0, end=1.6)
     in_interval = (full.timestamps >= 1.0) & (full.timestamps < 1.6)
@@ -163,7 +165,7 @@ def test_noface_frames_are_zero(
 ) -> None:
     # With detect_every=4 frame 26 is a tracked frame: the tracker must notice the cup.
     result = extractor.extract(
-        media / "astronaut_noface_frames_26-50.mp4", detect_every=detect_every
+        need(media / "astronaut_noface_frames_26-50.mp4"), detect_every=detect_every
     )
     assert result.features.shape == (75, len(FEATURE_NAMES))
     frame_no = np.arange(1, 76)
@@ -175,7 +177,7 @@ def test_noface_frames_are_zero(
 def test_detect_every_tracks_the_same_landmarks(
     media: Path, extractor: LandmarkExtractor, astronaut: LandmarkResult
 ) -> None:
-    tracked = extractor.extract(media / "astronaut_75frames.mp4", detect_every=5)
+    tracked = extractor.extract(need(media / "astronaut_75frames.mp4"), detect_every=5)
     assert np.all(column(tracked, "face_detected") == 1)
     iod = np.hypot(
         column(astronaut, "x_45") - column(astronaut, "x_36"),
@@ -214,11 +216,11 @@ def test_audio_only_file(tmp_path: Path, extractor: LandmarkExtractor) -> None:
 
 def test_interval_beyond_end(media: Path, extractor: LandmarkExtractor) -> None:
     with pytest.raises(MediaError, match=r"astronaut_75frames.mp4.*\[10.0, end\)"):
-        extractor.extract(media / "astronaut_75frames.mp4", start=10.0)
+        extractor.extract(need(media / "astronaut_75frames.mp4"), start=10.0)
 
 
 def test_bad_arguments(media: Path, extractor: LandmarkExtractor) -> None:
-    path = media / "astronaut_75frames.mp4"
+    path = need(media / "astronaut_75frames.mp4")
     with pytest.raises(ValueError, match="detect_every"):
         extractor.extract(path, detect_every=0)
     with pytest.raises(ValueError, match="before start"):

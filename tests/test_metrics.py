@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score
 
 from thne.evaluate.metrics import METRIC_KEYS, regression_metrics
 
@@ -45,7 +44,12 @@ def test_zero_labels_count_as_non_negative_and_drop_from_non0():
     assert m["acc2_has0"] == pytest.approx(0.5)
     # non0 keeps the last two: [T,F] vs [T,T] -> 1/2
     assert m["acc2_non0"] == pytest.approx(0.5)
-    assert m["f1_non0"] == pytest.approx(f1_score([True, False], [True, True], average="weighted"))
+    # Weighted F1 by hand. non0: truth [T, F], pred [T, T]. Class T: precision 1/2, recall 1,
+    # F1 2/3, support 1; class F: never predicted, F1 0, support 1. Weighted: 1/3.
+    assert m["f1_non0"] == pytest.approx(1 / 3)
+    # has0: truth [T, T, T, F], pred [F, T, T, T]. Class T: precision 2/3, recall 2/3, F1 2/3,
+    # support 3; class F: precision 0, F1 0, support 1. Weighted: 3/4 * 2/3 = 1/2.
+    assert m["f1_has0"] == pytest.approx(0.5)
 
 
 def test_prediction_of_exactly_zero():
@@ -56,9 +60,12 @@ def test_prediction_of_exactly_zero():
     assert m["acc2_has0"] == pytest.approx(2 / 3)
     # non0: p=0 is not positive, so wrong for t=1, right for t=-1.
     assert m["acc2_non0"] == pytest.approx(2 / 3)
-    assert m["f1_has0"] == pytest.approx(
-        f1_score([True, False, True], [True, True, True], average="weighted", zero_division=0)
-    )
+    # has0: truth [T, F, T], pred [T, T, T]. Class T: precision 2/3, recall 1, F1 4/5,
+    # support 2; class F: never predicted, F1 0 (zero_division=0), support 1. Weighted: 8/15.
+    assert m["f1_has0"] == pytest.approx(8 / 15)
+    # non0: truth [T, F, T], pred [F, F, T]. T: precision 1, recall 1/2, F1 2/3, support 2;
+    # F: precision 1/2, recall 1, F1 2/3, support 1. Weighted: 2/3.
+    assert m["f1_non0"] == pytest.approx(2 / 3)
 
 
 def test_constant_prediction_gives_zero_correlation():
@@ -72,6 +79,37 @@ def test_correlation_matches_numpy():
     t = rng.uniform(-3, 3, 50)
     p = t + rng.normal(0, 1, 50)
     assert regression_metrics(p, t)["corr"] == pytest.approx(np.corrcoef(p, t)[0, 1])
+
+
+def test_constant_labels():
+    """All labels equal: correlation is 0, not NaN, and the accuracies are still counted."""
+    m = regression_metrics([1.2, 0.6, -0.4, 2.0], np.full(4, 1.0))
+    assert m["corr"] == 0.0
+    assert m["mae"] == pytest.approx((0.2 + 0.4 + 1.4 + 1.0) / 4)
+    assert m["acc7"] == pytest.approx(2 / 4)  # rounds to 1, 1, -0, 2
+    assert m["acc2_has0"] == pytest.approx(3 / 4) and m["acc2_non0"] == pytest.approx(3 / 4)
+    # One class only in the truth: weighted F1 is that class's F1 = 2 * 3 / (3 + 4) = 6/7.
+    assert m["f1_non0"] == pytest.approx(6 / 7) and m["f1_has0"] == pytest.approx(6 / 7)
+
+
+def test_all_zero_validation_labels_select_on_mae():
+    """Validation labels all 0: the non0 metrics are undefined, so model selection falls back
+    to the MAE alone instead of failing."""
+    import pandas as pd
+
+    from thne.train.loop import selection_metrics
+
+    pred = pd.DataFrame({"prediction": [0.5, -1.0, 0.25], "label": [0.0, 0.0, 0.0]})
+    assert selection_metrics(pred) == {"mae": pytest.approx(0.5833333)}
+    with pytest.raises(ValueError, match="every label is 0"):
+        regression_metrics(pred["prediction"], pred["label"])
+
+
+def test_empty_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="zero clips"):
+        regression_metrics([], [])
+    with pytest.raises(ValueError, match="1-D"):
+        regression_metrics([[1.0, 2.0]], [[1.0, 2.0]])
 
 
 def test_bad_input():

@@ -14,7 +14,7 @@ from mmsdk.mmdatasdk.computational_sequence.file_ops import writeCSD
 from mmsdk.mmdatasdk.configurations.metadataconfigs import featuresetMetadataTemplate
 
 from conftest import FIXTURES, REALDATA, need, run_snakemake
-from thne.data.ingest import IngestError, check_clip
+from thne.data.ingest import IngestError, check_clip, normalise_text
 from thne.data.manifest import Clip
 from thne.data.mosei import (
     LabelSegment,
@@ -320,7 +320,8 @@ def test_real_labels_give_the_standard_fold_counts(tmp_path):
 
 
 def test_workflow_ingests_a_cmu_mosei_copy(archive, tmp_path):
-    """`snakemake data/mosei/manifest.tsv` on an unpacked copy and a local labels file."""
+    """`snakemake data/mosei/manifest.tsv` on an unpacked copy and a local labels file: the
+    manifest and excluded.tsv account for every candidate clip, clip by clip."""
     root, labels, _ = archive
     # The fixture's test video has no media; give it segmented clips so every split has some.
     for seg in range(3):
@@ -332,15 +333,27 @@ def test_workflow_ingests_a_cmu_mosei_copy(archive, tmp_path):
     cfg.write_text(yaml.safe_dump({"datasets": {"mosei": {"source": source}}}))
     run_snakemake(tmp_path, "--configfile", str(cfg), "--cores", "2", "data/mosei/manifest.tsv")
     manifest = pd.read_csv(tmp_path / "data/mosei/manifest.tsv", sep="\t", dtype={"clip_id": str})
-    clips, _ = read_cmu_mosei(root, labels)
-    assert set(manifest.clip_id) <= {c.clip_id for c in clips} and len(manifest) > 0
+    clips, rejected = read_cmu_mosei(root, labels)
+    excluded = pd.read_csv(tmp_path / "data/mosei/excluded.tsv", sep="\t", dtype={"clip_id": str})
+    # Clip by clip: every candidate is either in the manifest, as read, or excluded with a reason.
+    kept = set(manifest.clip_id)
+    assert kept.isdisjoint(excluded.clip_id) and excluded.reason.str.len().gt(0).all()
+    assert kept | set(excluded.clip_id) == {c.clip_id for c in clips} | {
+        r.clip.clip_id for r in rejected
+    }
+    segmented = {f"{TRAIN}_0", f"{TRAIN}_1"} | {f"{v}_{i}" for v in (VALID, TEST) for i in range(3)}
+    assert segmented <= kept  # clips with their own readable file are all kept
+    candidates = by_id(clips)
+    for row in manifest.itertuples():
+        clip = candidates[row.clip_id]
+        assert (row.split, row.text) == (clip.split, normalise_text(clip.text)), row.clip_id
+        assert row.label == pytest.approx(clip.label, abs=1e-6), row.clip_id
     report = json.loads((tmp_path / "data/mosei/splits.json").read_text())
     assert report["paper_table1"] == {"train": 16326, "valid": 1871, "test": 4659}
     assert (
         report["counts"]
         == manifest.split.value_counts().reindex(["train", "valid", "test"], fill_value=0).to_dict()
     )
-    excluded = pd.read_csv(tmp_path / "data/mosei/excluded.tsv", sep="\t")
     assert "not in a standard fold" in set(excluded.reason)
     left_out = [e["clip_id"] for entries in report["left_out"].values() for e in entries]
     assert sorted(left_out) == sorted(excluded.clip_id)

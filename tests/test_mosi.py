@@ -14,6 +14,7 @@ from conftest import REALDATA, need, tiny_mp4
 from thne.cli import main as thne
 from thne.data.ingest import IngestError, ingest, normalise_text
 from thne.data.mosi import read_cmu_mosi
+from thne.data.splits import standard_folds
 
 
 def transcripts_by_video() -> dict[str, list[tuple[str, str]]]:
@@ -63,8 +64,10 @@ def test_real_annotations_give_table1_splits_and_real_text(mosi_copy, tmp_path):
     assert rejected == []
     counts = pd.Series([c.split for c in kept]).value_counts().to_dict()
     assert counts == {"train": 1284, "valid": 229, "test": 686}
+    folds = standard_folds("mosi")
+    assert all(c.split == folds[c.video_id] for c in kept)  # clip by clip, not only the sums
     truth = {}
-    with open(REALDATA / "mosi" / "transcripts.csv", newline="") as f:
+    with open(need(REALDATA / "mosi" / "transcripts.csv"), newline="") as f:
         for row in csv.reader(f):
             truth[row[0]] = normalise_text(row[1])
     assert {c.clip_id: c.text for c in kept} == truth

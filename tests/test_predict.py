@@ -89,7 +89,8 @@ def scored(trained):
     """One CLI call on a TSV: the test clips, talking_face (its first 6 s), a faceless clip
     with sound and a face without sound; with --explain and the work files kept."""
     root, test = trained
-    media = need(FIXTURES / "media")
+    talking = need(FIXTURES / "media" / "talking_face.mp4")
+    silent = need(FIXTURES / "media" / "astronaut_75frames.mp4")
     faceless = faceless_with_sound(root / "faceless.mp4")
     rows = [
         {"clip": c, "media": m, "text": t, "start": "", "end": ""}
@@ -98,7 +99,7 @@ def scored(trained):
     rows += [
         {
             "clip": "talking",
-            "media": str(media / "talking_face.mp4"),
+            "media": str(talking),
             "text": TALKING,
             "start": "0",
             "end": "6",
@@ -112,7 +113,7 @@ def scored(trained):
         },
         {
             "clip": "silent",
-            "media": str(media / "astronaut_75frames.mp4"),
+            "media": str(silent),
             "text": "a face and no sound",
             "start": "",
             "end": "",
@@ -319,12 +320,12 @@ def test_explain_figures_and_page(scored):
 
 def test_an_unreadable_video_is_an_error_or_an_exclusion(trained, tmp_path):
     root, _ = trained
-    media = need(FIXTURES / "media")
+    astronaut = need(FIXTURES / "media" / "astronaut_75frames.mp4")
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
     (tmp_path / "broken.txt").write_text("this file is not a video")
     good = tmp_path / "astronaut.mp4"
-    shutil.copy(media / "astronaut_75frames.mp4", good)
+    shutil.copy(astronaut, good)
     good.with_suffix(".txt").write_text("a face and no sound")
     run = str(root / "results/demo/runs/thne/seed1")
     out = tmp_path / "out.tsv"
@@ -386,7 +387,7 @@ def test_an_older_run_without_the_feature_config_says_what_to_retrain(trained, t
         "predict",
         "--run",
         str(run),
-        str(FIXTURES / "media/talking_face.mp4"),
+        str(need(FIXTURES / "media" / "talking_face.mp4")),
         "--text",
         "hello",
         "--out",

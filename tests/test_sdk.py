@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from feature_sets import ACOUSTIC_DIM, VISUAL_DIM, mosi_segments, write_sdk_set
 
+from conftest import need
 from thne.cli import build_parser
 from thne.data.ingest import IngestError, normalise_text
 from thne.data.sdk import label_clips, open_sequence, words_in, write_sequence
@@ -19,7 +20,7 @@ from thne.data.splits import NOT_IN_FOLD, standard_folds
 
 
 def test_real_labels_sequence_gives_the_standard_clips(realdata):
-    labels = open_sequence(realdata / "mosi/sdk/CMU_MOSI_Opinion_Labels.csd", "labels")
+    labels = open_sequence(need(realdata / "mosi/sdk/CMU_MOSI_Opinion_Labels.csd"), "labels")
     try:
         clips = label_clips(labels, standard_folds("mosi"))
     finally:
@@ -54,10 +55,11 @@ def test_real_words_spell_the_transcripts(realdata, tmp_path):
             for vid, rows in segments.items()
         },
     )
-    with open(realdata / "mosi/transcripts.csv", newline="") as f:
+    with open(need(realdata / "mosi/transcripts.csv"), newline="") as f:
         transcripts = {row[0]: row[1] for row in csv.reader(f)}
     labels = open_sequence(path, "labels")
-    words = open_sequence(realdata / "mosi/sdk/CMU_MOSI_ModifiedTimestampedWords.csd", "words")
+    words_csd = need(realdata / "mosi/sdk/CMU_MOSI_ModifiedTimestampedWords.csd")
+    words = open_sequence(words_csd, "words")
     try:
         clips = label_clips(labels, standard_folds("mosi"))
         equal = 0

@@ -1,6 +1,7 @@
 import os
 import sys
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,16 +21,39 @@ def clips_of(n_videos, per_video=3):
 
 
 def test_shards_partition_whole_videos():
+    """Every clip is in exactly one shard, and all clips of a video are in the same one, also
+    when videos have different numbers of clips and the manifest interleaves them.
+
+    Break caught: shards cut by clip count, which splits a video across two shards."""
     clips = clips_of(10)
     assert n_shards(clips, 4) == 3 and n_shards(clips, 100) == 1
     shards = [shard_clips(clips, k, 4) for k in range(3)]
     assert [len(s) for s in shards] == [12, 12, 6]
-    assert sorted(c.clip_id for s in shards for c in s) == sorted(c.clip_id for c in clips)
-    for s in shards:  # no video split across shards
-        assert all(c.video_id in video_ids(s) for c in s)
-    assert not set(video_ids(shards[0])) & set(video_ids(shards[1]))
+    assert [video_ids(s) for s in shards] == [
+        [f"v{v:04d}" for v in range(0, 4)],
+        [f"v{v:04d}" for v in range(4, 8)],
+        [f"v{v:04d}" for v in range(8, 10)],
+    ]
     with pytest.raises(ValueError, match="shard 3 does not exist"):
         shard_clips(clips, 3, 4)
+
+    # Uneven videos (1 to 5 clips), in an interleaved manifest order.
+    uneven = [
+        Clip(f"u{v}_{k}", f"u{v}", 0.0, 1.0, "train", 0.0, "t", f"u{v}.mp4")
+        for k in range(5)
+        for v in range(7)
+        if k <= v % 5
+    ]
+    shards = [shard_clips(uneven, k, 3) for k in range(n_shards(uneven, 3))]
+    assert len(shards) == 3
+    home: dict[str, int] = {}
+    for k, shard in enumerate(shards):
+        assert shard == [c for c in uneven if c in shard]  # manifest order kept
+        for c in shard:
+            assert home.setdefault(c.clip_id, k) == k, f"{c.clip_id} in two shards"
+    assert sorted(home) == sorted(c.clip_id for c in uneven)
+    for video in {c.video_id for c in uneven}:
+        assert len({home[c.clip_id] for c in uneven if c.video_id == video}) == 1, video
 
 
 def test_merge_joins_shards_and_refuses_mixtures(tmp_path):
@@ -56,6 +80,51 @@ def test_merge_joins_shards_and_refuses_mixtures(tmp_path):
     with pytest.raises(ValueError, match="another extractor or configuration"):
         merge_h5([a, c], tmp_path / "mixed.h5")
     assert not (tmp_path / "dup.h5").exists() and not (tmp_path / "mixed.h5").exists()
+
+
+def test_merge_keeps_every_frame_timestamp_and_exclusion(tmp_path):
+    """The merged file holds each clip's features and timestamps as its shard wrote them, with
+    both shards' exclusions and their reasons.
+
+    Break caught: a merge that drops a clip's last frame (or its timestamps, or exclusions)."""
+    clips = clips_of(6, per_video=1)
+
+    def extract(clip):
+        k = int(clip.video_id[1:])
+        if k in (1, 4):
+            raise ValueError(f"no audio stream in clip {k}")
+        n = 3 + k  # every clip its own length and values
+        feats = np.arange(n * 2, dtype=np.float32).reshape(n, 2) + 100 * k
+        return feats, np.arange(n, dtype=np.float32) / n  # n frames over the 1 s clip
+
+    parts = []
+    for k, part in enumerate((clips[:3], clips[3:])):
+        path = tmp_path / f"{k}.h5"
+        extract_to_h5(
+            part,
+            path,
+            extract,
+            feature_names=["a", "b"],
+            extractor="x",
+            config={},
+            on_bad_clip="exclude",
+        )
+        parts.append(path)
+    assert merge_h5(parts, tmp_path / "all.h5") == 4
+    merged = read_h5(tmp_path / "all.h5")
+    assert merged.feature_names == ["a", "b"] and merged.extractor == "x"
+    assert merged.excluded == [
+        {"clip_id": "v0001_0", "reason": "ValueError: no audio stream in clip 1"},
+        {"clip_id": "v0004_0", "reason": "ValueError: no audio stream in clip 4"},
+    ]
+    with h5py.File(tmp_path / "all.h5") as h5:
+        for clip in clips:
+            if clip.video_id in ("v0001", "v0004"):
+                assert clip.clip_id not in h5
+                continue
+            feats, stamps = extract(clip)
+            np.testing.assert_array_equal(h5[clip.clip_id]["features"][()], feats)
+            np.testing.assert_array_equal(h5[clip.clip_id]["timestamps"][()], stamps)
 
 
 def test_mosei_size_manifest_plans_few_jobs(tmp_path):

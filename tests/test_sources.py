@@ -14,7 +14,7 @@ from conftest import REALDATA, need, run_snakemake, tiny_mp4
 from thne.data.splits import standard_folds
 
 # Two videos of each standard fold.
-FOLDS = standard_folds("mosi") if (REALDATA / "mosi").exists() else {}
+FOLDS = standard_folds("mosi")
 VIDEOS = {
     split: [v for v in sorted(FOLDS) if FOLDS[v] == split][:2]
     for split in ("train", "valid", "test")
@@ -33,7 +33,7 @@ def small_cmu_mosi(root):
         if line.split(",")[2] in keep
     ]
     (raw / "Labels" / "OpinionLevelSentiment.csv").write_text("\n".join(rows) + "\n")
-    texts = pd.read_csv(REALDATA / "mosi" / "transcripts.csv", header=None, dtype=str)
+    texts = pd.read_csv(need(REALDATA / "mosi" / "transcripts.csv"), header=None, dtype=str)
     for vid in keep:
         lines = texts[texts[0].str.rsplit("_", n=1).str[0] == vid]
         body = "".join(
@@ -58,6 +58,8 @@ def check_outputs(workdir, n_rows):
     manifest = pd.read_csv(workdir / "data/mosi/manifest.tsv", sep="\t", dtype={"clip_id": str})
     assert len(manifest) == n_rows
     assert set(manifest.video_id) == {v for vids in VIDEOS.values() for v in vids}
+    # Each clip is in its video's standard fold.
+    assert (manifest.split == manifest.video_id.map(FOLDS)).all()
     report = json.loads((workdir / "data/mosi/splits.json").read_text())
     assert report["paper_table1"] == {"train": 1284, "valid": 229, "test": 686}
     assert report["difference"] == {

@@ -1,9 +1,11 @@
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from thne.data.manifest import Clip, write_manifest
 from thne.evaluate.aggregate import aggregate_runs, evaluate_predictions
@@ -12,13 +14,17 @@ from thne.features.store import Exclusion, extract_to_h5, read_h5
 from thne.text.tokenize import tokenize_manifest
 from thne.train.config import TrainConfig
 from thne.train.data import fit_length, load_dataset
-from thne.train.loop import train_run
+from thne.train.loop import CHECKPOINT, train_run
 
 WORDS = {1.0: "great", -1.0: "awful", 0.0: "okay"}
 
 
 @pytest.fixture
 def dataset(tmp_path):
+    return make_dataset(tmp_path)
+
+
+def make_dataset(tmp_path):
     """Twelve clips whose label is the text word plus a loudness cue: enough to train on."""
     rng = np.random.default_rng(0)
     clips = []
@@ -98,14 +104,36 @@ def test_normaliser_keeps_no_face_frames_zero():
     assert fit_length(x, 4)[:, 0].tolist() == [0, 3, 6, 9]
 
 
+def assert_standardised_with(data, raw, mean, std, modality="acoustic"):
+    """Every clip of every split is ``(raw - mean) / std``, frame for frame."""
+    for split in data.splits.values():
+        x, lengths = getattr(split, modality), getattr(split, f"{modality}_len")
+        for i, clip_id in enumerate(split.clip_ids):
+            expected = (raw[clip_id] - mean) / std
+            assert int(lengths[i]) == len(expected), clip_id
+            np.testing.assert_allclose(
+                x[i, : lengths[i]].numpy(), expected, rtol=1e-5, atol=1e-5, err_msg=clip_id
+            )
+            assert (x[i, lengths[i] :] == 0).all(), clip_id  # padding stays zero
+
+
 def test_load_dataset_normalises_on_train_only(dataset):
+    """Valid and test clips are standardised with the train split's statistics.
+
+    Break caught: valid and test clips z-scored each with their own statistics."""
     data = load(dataset)
     assert {s: len(t) for s, t in data.splits.items()} == {"train": 6, "valid": 3, "test": 3}
     train = data.splits["train"]
     frames = np.concatenate([train.acoustic[i, : train.acoustic_len[i]].numpy() for i in range(6)])
     assert np.allclose(frames.mean(0), 0, atol=1e-5) and np.allclose(frames.std(0), 1, atol=1e-4)
-    test = data.splits["test"]
-    assert (test.acoustic[0, test.acoustic_len[0] :] == 0).all()  # padding stays zero
+    for modality, name in (("acoustic", "audio"), ("visual", "visual")):
+        raw = read_h5(dataset / f"{name}.h5").features
+        train_frames = np.concatenate([raw[c].astype(np.float64) for c in train.clip_ids])
+        mean, std = train_frames.mean(0), train_frames.std(0)
+        assert_standardised_with(data, raw, mean, std, modality)
+        # The valid/test clips are not themselves standardised (their label cue shifts them).
+        test = getattr(data.splits["test"], modality)[0, :3].numpy()
+        assert not np.allclose(test, (raw["v3_9"][:3] - raw["v3_9"].mean(0)) / raw["v3_9"].std(0))
 
 
 def test_clip_missing_from_a_feature_file_is_left_out_with_reason(dataset, tmp_path):
@@ -201,20 +229,29 @@ def test_train_run_writes_run_directory(dataset, tmp_path):
     m = evaluate_predictions(out / "predictions.tsv", out / "metrics.json", seed=3)
     assert m["mae"] == pytest.approx(np.mean(np.abs(pred.prediction - pred.label)))
 
+    # A second run: predictions moved by 0.5, as seed 4.
+    (tmp_path / "run4").mkdir()
+    pred.assign(prediction=pred.prediction + 0.5).to_csv(
+        tmp_path / "run4" / "predictions.tsv", sep="\t", index=False
+    )
+    m4 = evaluate_predictions(tmp_path / "run4" / "predictions.tsv", tmp_path / "m4.json", seed=4)
+    assert m4["mae"] == pytest.approx(np.mean(np.abs(pred.prediction + 0.5 - pred.label)))
     agg = aggregate_runs(
-        [out / "metrics.json", out / "metrics.json"],
+        [out / "metrics.json", tmp_path / "m4.json"],
         tmp_path / "agg.json",
         dataset="t",
         variant="thne",
     )
-    assert (
-        agg["seeds"] == [3, 3]
-        and agg["std"]["mae"] == 0.0
-        and agg["mean"]["mae"] == pytest.approx(m["mae"], abs=1e-6)
-    )
+    assert agg["seeds"] == [3, 4] and m4["mae"] != pytest.approx(m["mae"])
+    for key in ("mae", "corr", "acc7"):
+        pair = [m[key], m4[key]]
+        assert agg["mean"][key] == pytest.approx((pair[0] + pair[1]) / 2, abs=1e-6)
+        # The sample standard deviation of two values is |a - b| / sqrt(2).
+        assert agg["std"][key] == pytest.approx(abs(pair[0] - pair[1]) / np.sqrt(2), abs=1e-6)
 
 
 def test_stats_come_from_train_clips_only(dataset, tmp_path):
+    """Break caught: valid and test clips z-scored each with their own statistics."""
     from thne.features.normalise import fit_stats
 
     norm = fit_stats(dataset / "manifest.tsv", dataset / "audio.h5", tmp_path / "audio.stats.json")
@@ -229,21 +266,197 @@ def test_stats_come_from_train_clips_only(dataset, tmp_path):
         Normaliser.load(tmp_path / "audio.stats.json", ["x"] * len(ff.feature_names))
     data = load(dataset, audio_stats=tmp_path / "audio.stats.json")
     assert np.array_equal(data.acoustic_norm.mean, norm.mean)
+    assert_standardised_with(data, ff.features, norm.mean, norm.std)
+    # Statistics given in a file are the ones applied, to every split.
+    shifted = Normaliser(norm.mean + 1.0, norm.std * 2.0)
+    shifted.save(tmp_path / "shifted.json", ff.feature_names)
+    data = load(dataset, audio_stats=tmp_path / "shifted.json")
+    assert_standardised_with(data, ff.features, shifted.mean, shifted.std)
 
 
 @pytest.mark.parametrize(
-    ("variant", "absent"),
-    [("no_deno2", {"l_tv", "l_ta"}), ("no_re", {"l_fv", "l_fa"}), ("text_only", {"l_tv", "l_fa"})],
+    ("variant", "kept"),
+    [
+        ("no_deno2", {"l_fv", "l_fa"}),
+        ("no_re", {"l_tv", "l_ta"}),
+        ("text_only", set()),
+        ("residual", {"l_tv", "l_ta", "l_fv", "l_fa"}),
+    ],
 )
-def test_variant_loss_terms_are_absent_from_history(dataset, tmp_path, variant, absent):
+def test_variant_loss_terms_in_history(dataset, tmp_path, variant, kept):
+    """A variant's history has exactly its own loss terms, each finite and positive."""
     data = load(dataset)
     cfg = TrainConfig.preset(variant, batch_size=4, max_epochs=1, patience=1)
     train_run(data, cfg, tmp_path / variant)
     hist = pd.read_csv(tmp_path / variant / "history.tsv", sep="\t")
-    assert not absent & set(hist.columns), hist.columns
-    assert {"task", "total"} <= set(hist.columns)
+    terms = {"task", "l_tv", "l_ta", "l_fv", "l_fa", "total"}
+    assert terms & set(hist.columns) == kept | {"task", "total"}, hist.columns
+    assert (hist[sorted(kept | {"task", "total"})] > 0).all().all()
     best = json.loads((tmp_path / variant / "valid_metrics.json").read_text())
     assert best["variant"] == variant
+
+
+def assert_same_weights(a, b):
+    """Two model.pt files hold bit-identical weights from the same epoch."""
+    import torch
+
+    x, y = torch.load(a, weights_only=False), torch.load(b, weights_only=False)
+    assert x["epoch"] == y["epoch"] and x["config"] == y["config"]
+    assert x["state_dict"].keys() == y["state_dict"].keys()
+    for name, value in x["state_dict"].items():
+        assert torch.equal(value, y["state_dict"][name]), name
+
+
+class Interrupted(Exception):
+    """Stands for a kill at a chosen point of a run."""
+
+
+def interrupt_after_epoch(monkeypatch, epoch):
+    """Stop train_run when it starts epoch ``epoch + 1``: epoch ``epoch``'s checkpoint is on
+    disk, as after a kill between the two epochs."""
+    from thne.train import loop
+
+    real, calls = loop.train_epoch, []
+
+    def train_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > epoch:
+            raise Interrupted
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_epoch", train_epoch)
+
+
+def run_history(out):
+    return pd.read_csv(out / "history.tsv", sep="\t")
+
+
+# Checkpoints at the end of every epoch, so that a kill between two epochs can be staged.
+EARLY = dict(seed=2, batch_size=4, lr=0.02, max_epochs=10, patience=2, checkpoint_every_s=0)
+
+
+@pytest.fixture(scope="module")
+def early(tmp_path_factory):
+    """A run with patience 2 that stops early: its dataset, config and run directory."""
+    root = tmp_path_factory.mktemp("early")
+    data = load(make_dataset(root))
+    cfg = TrainConfig(**EARLY)
+    train_run(data, cfg, root / "whole")
+    return data, cfg, root / "whole"
+
+
+def test_early_stopping_stops_patience_epochs_after_the_best(early):
+    """With patience 2 a run stops two epochs after its best validation MAE, long before
+    max_epochs, and keeps the best epoch's weights.
+
+    Break caught: no early stop (the run goes on to max_epochs)."""
+    _, cfg, run = early
+    valid = run_history(run).query("split == 'valid'").set_index("epoch")["mae"]
+    best = json.loads((run / "valid_metrics.json").read_text())
+    last = int(valid.index.max())
+    assert last < cfg.max_epochs, "the run was expected to stop early"
+    assert best["best_epoch"] == int(valid.idxmin()) and last == best["best_epoch"] + 2
+    assert best["epochs"] == last
+    # No epoch before the last was patience epochs past a best.
+    for epoch in valid.index[:-1]:
+        best_so_far = int(valid[:epoch].idxmin())
+        assert epoch - best_so_far < cfg.patience, epoch
+    saved = torch.load(run / "model.pt", weights_only=False)
+    assert saved["epoch"] == best["best_epoch"]
+
+
+def test_resume_after_a_non_improving_epoch_and_after_the_stop(early, tmp_path, monkeypatch):
+    """A run killed after an epoch that did not improve, then again after its last epoch (early
+    stopped, outputs not yet written), ends as the uninterrupted run: same history, same
+    predictions, bit-identical model.pt.
+
+    Breaks caught: a resumed run that forgets it had stopped and trains on; one that takes
+    the last epoch's weights for the best ones."""
+    from thne.train import loop
+
+    data, cfg, whole = early
+    valid = run_history(whole).query("split == 'valid'").set_index("epoch")["mae"]
+    # The first epoch whose validation MAE is not a new best, and the last one.
+    flat = next(e for e in valid.index[1:] if valid[e] >= valid[: e - 1].min())
+    last = int(valid.index.max())
+    assert 1 < flat < last
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        interrupt_after_epoch(m, flat)
+        with pytest.raises(Interrupted):
+            train_run(data, cfg, out)
+    assert torch.load(out / CHECKPOINT, weights_only=False)["epoch"] == flat
+
+    with monkeypatch.context() as m:
+        # Killed after the final checkpoint, before model.pt is written.
+        real = loop.atomic_path
+
+        def atomic_path(path):
+            if Path(path).name == "model.pt":
+                raise Interrupted
+            return real(path)
+
+        m.setattr(loop, "atomic_path", atomic_path)
+        with pytest.raises(Interrupted):
+            train_run(data, cfg, out)
+    assert torch.load(out / CHECKPOINT, weights_only=False)["epoch"] == last
+    assert not (out / "model.pt").exists()
+
+    train_run(data, cfg, out)
+    for file in ("history.tsv", "predictions.tsv", "valid_metrics.json"):
+        assert (out / file).read_text() == (whole / file).read_text(), file
+    assert_same_weights(whole / "model.pt", out / "model.pt")
+    assert not (out / CHECKPOINT).exists()
+
+
+def test_frame_cap_and_empty_sequences(dataset, tmp_path):
+    """max_frames keeps evenly spaced frames from first to last; a clip with no frames at all
+    becomes one zero step, and a model trains on it."""
+    data = load(dataset, max_frames=4)
+    raw = read_h5(dataset / "audio.h5").features
+    norm = data.acoustic_norm
+    for split in data.splits.values():
+        for i, clip_id in enumerate(split.clip_ids):
+            n = len(raw[clip_id])
+            keep = np.linspace(0, n - 1, 4).round().astype(int)
+            assert int(split.acoustic_len[i]) == 4 and keep[0] == 0 and keep[-1] == n - 1
+            np.testing.assert_allclose(
+                split.acoustic[i].numpy(), norm(raw[clip_id])[keep], rtol=1e-6, atol=1e-6
+            )
+        assert split.acoustic.shape[1] == 4
+
+    # A visual file where one train clip has an empty sequence, as a feature file made
+    # elsewhere may hold (extraction itself refuses frames that stop short of the clip's end).
+    from thne.data.manifest import read_manifest
+
+    def extract(clip):
+        k = float(clip.clip_id.split("_")[1])
+        return np.full((5, 3), k, np.float32), np.linspace(
+            0, 2, 5, endpoint=False, dtype=np.float32
+        )
+
+    extract_to_h5(
+        read_manifest(dataset / "manifest.tsv"),
+        tmp_path / "empty.h5",
+        extract,
+        feature_names=["a", "b", "c"],
+        extractor="t",
+        config={},
+    )
+    with h5py.File(tmp_path / "empty.h5", "a") as h5:
+        del h5["v0_1"]
+        h5.create_dataset("v0_1/features", data=np.zeros((0, 3), np.float32))
+        h5.create_dataset("v0_1/timestamps", data=np.zeros(0, np.float32))
+    files = [dataset / n for n in ("manifest.tsv", "text.h5", "audio.h5")]
+    data = load_dataset(*files, tmp_path / "empty.h5")
+    train = data.splits["train"]
+    row = train.clip_ids.index("v0_1")
+    assert int(train.visual_len[row]) == 1 and (train.visual[row] == 0).all()
+    assert data.dropped == []
+    cfg = TrainConfig(batch_size=12, max_epochs=1, patience=1)
+    metrics = train_run(data, cfg, tmp_path / "run")
+    assert np.isfinite(metrics["mae"])
 
 
 def _train_cli(dataset, out, *extra):
@@ -253,7 +466,7 @@ def _train_cli(dataset, out, *extra):
     cmd += ["--manifest", str(dataset / "manifest.tsv"), "--text", str(dataset / "text.h5")]
     cmd += ["--audio", str(dataset / "audio.h5"), "--visual", str(dataset / "visual.h5")]
     cmd += ["--out-dir", str(out), "--variant", "thne", "--seed", "5", "--batch-size", "4"]
-    cmd += ["--max-epochs", "8", "--patience", "8", "--device", "cpu", "--threads", "1", *extra]
+    cmd += ["--max-epochs", "4", "--patience", "4", "--device", "cpu", "--threads", "1", *extra]
     return cmd
 
 
@@ -281,7 +494,7 @@ def test_killed_run_resumes_to_the_same_result(dataset, tmp_path, capfd):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     epoch = torch.load(killed / "checkpoint.pt", weights_only=False)["epoch"]
-    assert 1 <= epoch < 8 and not (killed / "predictions.tsv").exists()
+    assert 1 <= epoch < 4 and not (killed / "predictions.tsv").exists()
 
     # A checkpoint written for another config is not resumed.
     other = tmp_path / "other"
@@ -300,6 +513,7 @@ def test_killed_run_resumes_to_the_same_result(dataset, tmp_path, capfd):
     a = json.loads((whole / "valid_metrics.json").read_text())
     b = json.loads((killed / "valid_metrics.json").read_text())
     assert a == b
+    assert_same_weights(whole / "model.pt", killed / "model.pt")
     assert not (killed / "checkpoint.pt").exists()
 
 

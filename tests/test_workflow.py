@@ -65,18 +65,45 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
+def test_a_variant_may_set_its_own_loss_weights(tmp_path):
+    """The shipped residual variant trains with alpha 0.05 (paper section 5.2), the others with
+    the dataset's alpha; a variant's beta likewise replaces the dataset's."""
+    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert base["variants"]["residual"] == {"residual": True, "alpha": 0.05}
+    cfg = write_config(tmp_path / "c.yaml", REPO / "resources" / "demo", alpha=0.3, beta=0.1)
+    variants = {**base["variants"], "light": {"beta": 0.02}}
+    cfg.write_text(yaml.safe_dump({**yaml.safe_load(cfg.read_text()), "variants": variants}))
+    runs = {v: f"results/demo/runs/{v}/seed1/model.pt" for v in ("thne", "residual", "light")}
+    proc = run_snakemake(tmp_path, "--configfile", str(cfg), "-n", "-p", *runs.values())
+    commands = {
+        v: next(line for line in proc.stdout.splitlines() if f"--variant {v} " in line)
+        for v in runs
+    }
+    weights = {v: re.search(r"--alpha (\S+) --beta (\S+)", c).groups() for v, c in commands.items()}
+    assert weights == {
+        "thne": ("0.3", "0.1"),
+        "residual": ("0.05", "0.1"),
+        "light": ("0.3", "0.02"),
+    }
+    assert "--residual " in commands["residual"] and "--no-residual" in commands["light"]
+
+
 @pytest.mark.slow
 def test_demo_subset_end_to_end(tmp_path):
     raw = demo_subset(tmp_path / "raw", {"train": 6, "valid": 3, "test": 3})
     cfg = write_config(tmp_path / "cfg.yaml", raw)
     run_snakemake(tmp_path, "--configfile", str(cfg), "--cores", "2", "results/demo/metrics.json")
 
-    manifest = pd.read_csv(tmp_path / "data/demo/manifest.tsv", sep="\t")
+    manifest = pd.read_csv(tmp_path / "data/demo/manifest.tsv", sep="\t", dtype=str)
     assert len(manifest) == 12 and manifest.split.value_counts().to_dict() == {
         "train": 6,
         "valid": 3,
         "test": 3,
     }
+    # Clip by clip: each clip in the split label.csv gives it.
+    labels = pd.read_csv(raw / "label.csv", dtype=str)
+    mode = dict(zip(labels.video_id + "_" + labels.clip_id, labels["mode"], strict=True))
+    assert dict(zip(manifest.clip_id, manifest.split, strict=True)) == mode
     report = json.loads((tmp_path / "data/demo/splits.json").read_text())
     assert report["counts"] == {"train": 6, "valid": 3, "test": 3} and report["layout"] == "mmsa"
     assert "paper_table1" not in report  # the demo has no row in paper Table 1
@@ -252,6 +279,9 @@ def test_missing_clip_fails_or_is_excluded(tmp_path):
     assert proc.returncode != 0
     log = (tmp_path / "logs/demo/ingest.log").read_text()
     assert f"{labels.video_id[0]}_{labels.clip_id[0]}" in log and str(gone) in log
+    # One message naming the clip and its file once, with no traceback.
+    line = next(li for li in log.splitlines() if f"{labels.video_id[0]}_{labels.clip_id[0]}" in li)
+    assert line.count(str(gone)) == 1 and "Traceback" not in log
     assert not (tmp_path / "data/demo/manifest.tsv").exists()
 
     spec = yaml.safe_load(cfg.read_text())

@@ -1,11 +1,16 @@
 """MMIM, MultiModal InfoMax (Han, Chen and Poria, EMNLP 2021, arXiv 2109.00412): the model
 t-HNE builds on, as a baseline on the same features, splits, seeds and checkpoint rule.
 
-Reading guide, top to bottom: the variational q(y|x) of the input-level BA bound (MMIM §3.3),
-the entropy estimate H(Y) with its memory of past batches (§3.3), the model itself (encoders
-§3.2, fusion-level CPC §3.4) and its losses (§3.5). The two-stage optimisation of §3.5 lives in
-``thne/train/two_stage.py``. Equations are marked with their MMIM section; where t-HNE's paper
-writes the same equation, its t-HNE number is given too.
+Reading guide, top to bottom: the variational q(y|x) of MMIM's inter-modality (input-level)
+BA bound, the entropy estimate H(Y) with its memory of past batches, the model itself
+(modality encoding, fusion, fusion-level CPC) and its losses (L_task, L_CPC, L_BA, L_main).
+MMIM's two-stage training lives in ``thne/train/two_stage.py``.
+
+How equations are marked: each mark names the MMIM quantity it computes (I_BA, q(y|x),
+H(Y), L_CPC, L_main) and, where t-HNE's paper writes the same equation, gives its t-HNE
+number (Eq. 1 encoders, Eq. 3 BA bound, Eq. 6-7 CPC score and NCE loss, Eq. 8 task loss).
+MMIM's own equation numbers are not given: they have not been checked against the MMIM
+paper's method section.
 
 What is shared with t-HNE, and why:
 - The encoders (BERT [CLS], unidirectional LSTMs over the visual and acoustic sequences), the
@@ -22,13 +27,24 @@ Where MMIM is open to reading we read it as follows:
   (labels > 0 and < 0; clips labelled exactly 0 belong to neither). Each component's mean and
   covariance are the sample estimates over the current batch and a memory of the last
   ``memory`` training batches, across epoch boundaries (detached; only the current batch
-  carries gradient). H(Y) is the upper
-  bound of a mixture's entropy, sum_c w_c (-log w_c + H(N(mu_c, Sigma_c))), with w_c the
-  share of samples in component c. A component is estimated only from more samples than Y has
-  dimensions (else its covariance is singular); a small ridge keeps log det finite.
-- The reported hyper-parameter pairs (alpha, beta) are applied as MMIM's public code applies
-  them: alpha weights the CPC terms, beta the BA bound. In t-HNE's Eq. 9 alpha weights its MI
-  terms and beta its CPC terms.
+  carries gradient). H(Y) is the upper bound of a mixture's entropy,
+  sum_c w_c (-log w_c + H(N(mu_c, Sigma_c))), with w_c the share of samples in component c.
+  A component is estimated only from more samples than Y has dimensions (else its
+  covariance is singular); a small ridge keeps log det finite.
+- The config's (alpha, beta) are applied as MMIM's public code applies them: alpha weights
+  the CPC terms, beta the BA bound (L_main in ``total_loss``). In t-HNE's Eq. 9 alpha
+  weights its MI terms and beta its CPC terms.
+
+Where this differs from MMIM's public code (declare-lab/Multimodal-Infomax), for whoever
+compares numbers with it:
+- its log q(y|x) keeps only the squared error over the variance (no log-variance term);
+- its H(Y) is taken on a projection of Y to a quarter of its size (linear, tanh) that stays
+  at its initialisation (it sits with the estimators, whose stage never uses it), as
+  1/4 (log det Sigma_pos + log det Sigma_neg): equal component weights, constants dropped,
+  the current batch plus one past batch, the memory emptied at each epoch;
+- its first stage sees only half the training batches on MOSEI;
+- its optimisers use weight decay 1e-4 and a gradient clip of 1.0 by default; here both are
+  the dataset's ``weight_decay`` and ``grad_clip``, shared with t-HNE.
 """
 
 from __future__ import annotations
@@ -50,7 +66,8 @@ LOG_2PI_E = math.log(2 * math.pi * math.e)
 
 
 class GaussianEstimator(nn.Module):
-    """MMIM §3.3: q(y|x) = N(y | mu(x), diag sigma^2(x)), mean and log-variance from two MLPs."""
+    """MMIM's variational q(y|x) of the BA bound: N(y | mu(x), diag sigma^2(x)), mean and
+    log-variance from two MLPs."""
 
     def __init__(self, d_x: int, d_y: int) -> None:
         super().__init__()
@@ -79,7 +96,7 @@ def gaussian_entropy(samples: torch.Tensor) -> torch.Tensor:
 
 
 def mixture_entropy(components: list[torch.Tensor]) -> torch.Tensor | None:
-    """MMIM §3.3: H(Y) of a Gaussian mixture, bounded above by
+    """MMIM's entropy estimate: H(Y) of a Gaussian mixture, bounded above by
     sum_c w_c (-log w_c + H(N(mu_c, Sigma_c))), w_c = n_c / sum n. Only components with more
     samples than dimensions take part; None when none has enough."""
     usable = [c for c in components if c.shape[0] > c.shape[1]]
@@ -94,7 +111,7 @@ def mixture_entropy(components: list[torch.Tensor]) -> torch.Tensor | None:
 
 
 class EntropyMemory:
-    """MMIM §3.3's history of embeddings: for each modality pair, the positive and negative
+    """MMIM's history of embeddings for H(Y): for each modality pair, the positive and negative
     samples of Y from the last ``size`` training batches, detached, oldest dropped first."""
 
     def __init__(self, size: int) -> None:
@@ -142,8 +159,9 @@ class EntropyMemory:
 
 
 class MMIM(THNE):
-    """MMIM §3.2 encoders and fusion (t-HNE's, without attention), §3.3 BA bounds between text
-    and each of visual and acoustic, §3.4 CPC between F and each of h_t, h_v, h_a."""
+    """MMIM: modality encoding and fusion (t-HNE's Eq. 1 encoders, without attention), BA
+    bounds between text and each of visual and acoustic, CPC between F and each of h_t, h_v,
+    h_a."""
 
     def __init__(
         self,
@@ -191,8 +209,8 @@ class MMIM(THNE):
         }
 
     def estimator_loss(self, out: Output) -> torch.Tensor:
-        """MMIM §3.5, stage one: the negative log-likelihood of q on the batch's (detached) pairs;
-        it trains the estimators only."""
+        """MMIM's first training stage: -E log q(y|x), the negative of I_BA's first term, on the
+        batch's (detached) pairs; it trains the estimators only."""
         detached = Output(
             pred=out.pred,
             h_t=out.h_t.detach(),
@@ -206,14 +224,15 @@ class MMIM(THNE):
     def losses(
         self, out: Output, label: torch.Tensor, memory: EntropyMemory | None = None
     ) -> dict[str, torch.Tensor]:
-        """Every term of MMIM's main loss (§3.5). The entropy terms h_tv, h_ta need the training
+        """Every term of MMIM's main loss L_main. The entropy terms h_tv, h_ta need the training
         memory: without one (evaluation) they are left out."""
+        # L_task: the MAE of the prediction (t-HNE Eq. 8).
         terms = {"task": F.l1_loss(out.pred.float(), label.float())}
-        # §3.4: for each F^i, pick its own h_m^i among the batch's (t-HNE Eq. 6-7's form).
+        # L_CPC: for each F^i, pick its own h_m^i among the batch's (t-HNE Eq. 6-7's form).
         terms["l_ft"] = info_nce(self.cpc_t.logits(out.fused, out.h_t))
         terms["l_fv"] = info_nce(self.cpc_v.logits(out.fused, out.h_v))
         terms["l_fa"] = info_nce(self.cpc_a.logits(out.fused, out.h_a))
-        # §3.3: I_BA = E log q(y|x) + H(Y) (t-HNE Eq. 3), for (t, v) and (t, a).
+        # L_BA: I_BA = E log q(y|x) + H(Y) (t-HNE Eq. 3), for (t, v) and (t, a).
         terms.update(self.log_likelihoods(out))
         if memory is not None:
             for pair, y in (("tv", out.h_v), ("ta", out.h_a)):
@@ -228,7 +247,7 @@ class MMIM(THNE):
         memory.push("ta", out.h_a, label)
 
     def total_loss(self, terms: dict[str, torch.Tensor], alpha: float, beta: float) -> torch.Tensor:
-        """MMIM §3.5: L_main = L_task + alpha L_CPC - beta L_BA, with L_CPC = l_ft + l_fv + l_fa
+        """MMIM's L_main = L_task + alpha L_CPC - beta L_BA, with L_CPC = l_ft + l_fv + l_fa
         and L_BA = sum over (t, v), (t, a) of E log q(y|x) + H(Y), over the terms present."""
         loss = terms["task"]
         for name in ("l_ft", "l_fv", "l_fa"):
@@ -240,7 +259,7 @@ class MMIM(THNE):
 
     @torch.no_grad()
     def cpc_scores(self, out: Output) -> dict[str, torch.Tensor]:
-        """s(F^i, h_m^i) of §3.4 for each clip, all three from trained CPC heads."""
+        """The CPC score s(F^i, h_m^i) (t-HNE Eq. 6) for each clip, all three from trained heads."""
         return {
             "s_ft": self.cpc_t.own_pair(out.fused, out.h_t).exp(),
             "s_fv": self.cpc_v.own_pair(out.fused, out.h_v).exp(),

@@ -30,6 +30,18 @@ def add_bad_clip_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_table_flags(parser: argparse.ArgumentParser) -> None:
+    """What a results table names beside its numbers: the features, the encoder, the paper."""
+    parser.add_argument("--visual", required=True, help="visual.h5 the runs used")
+    parser.add_argument("--audio", required=True, help="audio.h5 the runs used")
+    parser.add_argument("--encoder", required=True, help="the text encoder the runs used")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument(
+        "--paper", default=None, help="the paper's rows of this dataset (default --dataset)"
+    )
+
+
 def add_dataclass_flags(
     parser: argparse.ArgumentParser, cls: type, skip: Sequence[str] = ()
 ) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from thne.stages._args import add_table_flags
+
 COMMAND = "table"
 HELP = "t-HNE beside the paper's Table 3 -> table.md"
 
@@ -13,14 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--variants-json", help="variants.json: MMIM's row and each variant's difference"
     )
-    parser.add_argument("--visual", required=True, help="visual.h5 the runs used")
-    parser.add_argument("--audio", required=True, help="audio.h5 the runs used")
-    parser.add_argument("--encoder", required=True, help="the text encoder the runs used")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument(
-        "--paper", default=None, help="the paper's rows of this dataset (default --dataset)"
-    )
+    add_table_flags(parser)
 
 
 def run(args: argparse.Namespace) -> None:

@@ -124,30 +124,18 @@ def build_model(
     """t-HNE (one of its variants), or MMIM when ``cfg.model`` says so. ``encoder`` is the
     text encoder and its width; by default ``cfg.encoder``'s pretrained weights."""
     encoder, d_t = encoder or load_encoder(cfg.encoder)
+    sizes = {
+        "visual_hidden": cfg.visual_hidden,
+        "acoustic_hidden": cfg.acoustic_hidden,
+        "fusion_dim": cfg.fusion_dim,
+        "dropout": cfg.dropout,
+    }
+    dims = (encoder, d_t, visual_dim, acoustic_dim)
     if cfg.model == "mmim":
         from thne.model.mmim import MMIM
 
-        return MMIM(
-            encoder,
-            d_t,
-            visual_dim,
-            acoustic_dim,
-            visual_hidden=cfg.visual_hidden,
-            acoustic_hidden=cfg.acoustic_hidden,
-            fusion_dim=cfg.fusion_dim,
-            dropout=cfg.dropout,
-        )
-    return THNE(
-        encoder,
-        d_t,
-        visual_dim,
-        acoustic_dim,
-        visual_hidden=cfg.visual_hidden,
-        acoustic_hidden=cfg.acoustic_hidden,
-        fusion_dim=cfg.fusion_dim,
-        dropout=cfg.dropout,
-        variant=cfg.components,
-    )
+        return MMIM(*dims, **sizes)
+    return THNE(*dims, **sizes, variant=cfg.components)
 
 
 def make_optimizer(model: THNE, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -1,4 +1,5 @@
-"""MMIM's two-stage optimisation (MMIM paper §3.5), one epoch at a time.
+"""MMIM's two-stage optimisation, one epoch at a time (MMIM's training procedure; the MMIM
+paper's equation and algorithm numbers are not given, see ``thne/model/mmim.py``).
 
 Stage one fits the MI estimators q(y|x) on their likelihood, with their own optimiser, over
 the training split; the encoders' outputs are detached, so nothing else moves. Stage two
@@ -75,7 +76,8 @@ def estimator_step(
     cfg: TrainConfig,
     device: torch.device | None = None,
 ) -> torch.Tensor:
-    """Stage one on one batch: one step of the estimators on -log q(y|x). Returns the loss."""
+    """Stage one on one batch: one step of the estimators on -E log q(y|x), the negative of
+    the first term of I_BA (t-HNE Eq. 3). Returns the loss."""
     with torch.no_grad(), autocast(cfg, device or batch["label"].device):
         out = model(**model_inputs(batch))  # no graph through the encoders: they stay put
     loss = model.estimator_loss(out)
@@ -96,7 +98,8 @@ def main_step(
     memory: EntropyMemory,
     device: torch.device | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Stage two on one batch: one step of the network on L_main; the batch then joins the
+    """Stage two on one batch: one step of the network on MMIM's
+    L_main = L_task + alpha L_CPC - beta L_BA (``MMIM.total_loss``); the batch then joins the
     entropy memory. Returns the loss terms and their weighted total (detached)."""
     with autocast(cfg, device or batch["label"].device):
         out = model(**model_inputs(batch))

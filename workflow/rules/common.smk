@@ -77,6 +77,7 @@ except WorkflowError as _error:
 
 DATASETS = sorted(config["datasets"])
 SWITCHES = ("deno1", "deno2", "recovery", "residual", "multimodal")
+LOSS_WEIGHTS = ("alpha", "beta")  # Eq. 9's weights, which a variant may set too
 
 for _ds in DATASETS:
     _unknown = sorted(
@@ -401,17 +402,22 @@ TRAIN_FLAGS = (
 
 
 def train_flags(wildcards):
-    train = ds_config(wildcards, "train")
-    flags = [
-        f"--{key.replace('_', '-')} {train[key]}" for key in TRAIN_FLAGS if key in train
-    ]
-    flags.append("--bf16" if train.get("bf16", True) else "--no-bf16")
     if wildcards.variant not in config["variants"]:
         raise ValueError(
             f"variant {wildcards.variant!r} is not defined under variants: in the config"
         )
     entry = dict(config["variants"][wildcards.variant] or {})
     model = entry.pop("model", "thne")
+    # The dataset's loss weights, unless the variant sets its own (paper section 5.2 lowers
+    # alpha for its Eq. 10 model).
+    train = {
+        **ds_config(wildcards, "train"),
+        **{k: entry.pop(k) for k in LOSS_WEIGHTS if k in entry},
+    }
+    flags = [
+        f"--{key.replace('_', '-')} {train[key]}" for key in TRAIN_FLAGS if key in train
+    ]
+    flags.append("--bf16" if train.get("bf16", True) else "--no-bf16")
     # The model's own switches (t-HNE's; MMIM has neither DeNo1 nor DeNo2), overridden by
     # the variant's entry.
     switches = {**dict.fromkeys(SWITCHES, True), "residual": False}
