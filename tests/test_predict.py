@@ -428,8 +428,11 @@ def test_workflow_target_scores_a_folder_and_a_second_run_does_nothing(trained):
     cfg["predict"] = {"mine": {"dataset": "demo", "input": str(folder), "seeds": [1]}}
     (root / "cfg_predict.yaml").write_text(yaml.safe_dump(cfg))
     target = "results/demo/predict/mine/predictions.tsv"
+    explain = root / "results/demo/predict/mine/explain"
     args = ("--configfile", str(root / "cfg_predict.yaml"))
-    run_snakemake(root, target, *args, "--cores", "2")
+    run_snakemake(root, target, str(explain.relative_to(root)), *args, "--cores", "2")
+    assert {p.name for p in explain.glob("*.png")} == {f"{c}.png" for c in test.clip_id}
+    assert "Where the text looked" in (explain / "index.html").read_text()
     pred = pd.read_csv(root / target, sep="\t", dtype={"clip": str}).set_index("clip")
     own = run_predictions(root, 1)
     assert sorted(pred.index) == sorted(test.clip_id)
