@@ -16,6 +16,7 @@ include: "workflow/rules/text.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/predict.smk"
 
 
 # Seconds of work each: on a cluster they run on the submitting host, not as jobs.

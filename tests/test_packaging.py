@@ -29,6 +29,8 @@ COMMANDS = (
     "cases",
     "report-pages",
     "import-features",
+    "predict-clips",
+    "predict",
 )
 
 

@@ -37,6 +37,8 @@ STAGE_MODULES: tuple[str, ...] = (
     "cases",
     "report_pages",
     "import_features",
+    "predict_clips",
+    "predict",
 )
 
 

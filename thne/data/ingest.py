@@ -105,6 +105,14 @@ def check_clip(clip: Clip, probe_media=probe) -> Clip | Rejected:
         return Rejected(clip, f"unknown split {clip.split!r} (expected one of {SPLITS})")
     if not math.isfinite(clip.label) or not -3.0 <= clip.label <= 3.0:
         return Rejected(clip, f"label {clip.label!r} is not a number in [-3, 3]")
+    checked = check_media(clip, probe_media)
+    return checked if isinstance(checked, Rejected) else replace(checked, split=split)
+
+
+def check_media(clip: Clip, probe_media=probe) -> Clip | Rejected:
+    """Check a clip's transcript and media, whatever its split and label: the text is
+    normalised, the end filled in from the media when unknown, and a clip the media cannot
+    cover (unreadable, truncated, an empty interval) is rejected with the reason."""
     text = normalise_text(clip.text)
     if not text:
         return Rejected(clip, "empty transcript")
@@ -127,7 +135,7 @@ def check_clip(clip: Clip, probe_media=probe) -> Clip | Rejected:
             f"{info.short_stream} stream ends at {info.covered:.2f} s of the "
             f"{info.duration:.2f} s its container declares): the file is truncated",
         )
-    return replace(clip, split=split, text=text, end=round(end, 4))
+    return replace(clip, text=text, end=round(end, 4))
 
 
 def ingest(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
 from thne.stages._args import add_bad_clip_flag, add_shard_flags, csv
@@ -36,10 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from importlib.metadata import version
-
     from thne.data.shards import read_shard
-    from thne.features.audio import AudioConfig, extract_audio_features, feature_names
+    from thne.features.audio import AudioConfig
+    from thne.features.extractors import audio_extractor
     from thne.features.store import extract_to_h5
 
     groups = {"groups": args.groups} if args.groups else {}
@@ -53,13 +51,14 @@ def run(args: argparse.Namespace) -> None:
         f0_resolution=args.f0_resolution,
         **groups,
     )
+    extractor = audio_extractor(cfg)
     excluded = extract_to_h5(
         read_shard(args.manifest, args.shard, args.shard_size),
         args.out,
-        lambda c: extract_audio_features(c.media, c.start, c.end, cfg),
-        feature_names=feature_names(cfg),
-        extractor=f"librosa {version('librosa')}",
-        config=dataclasses.asdict(cfg),
+        extractor.extract,
+        feature_names=extractor.feature_names,
+        extractor=extractor.name,
+        config=extractor.config,
         on_bad_clip=args.on_bad_clip,
         desc="audio",
         workers=args.threads,

@@ -48,22 +48,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from thne.data.shards import read_shard
+    from thne.features.extractors import landmark_extractor, openface_extractor
     from thne.features.store import extract_to_h5
 
     clips = read_shard(args.manifest, args.shard, args.shard_size)
     if args.extractor == "openface":
-        names, extract, extractor, cfg = _openface_extractor(args, clips)
+        # With --openface-run the run is read from there (the workflow runs OpenFace in its own
+        # rule, possibly inside a container); otherwise OpenFace is run here first.
+        if args.openface_run and not args.openface_plan:
+            sys.exit("thne visual: --openface-run needs --openface-plan")
+        extractor = openface_extractor(
+            clips,
+            args.openface_groups,
+            args.openface_run or args.openface_dir or Path(args.out).with_suffix(".openface"),
+            run=not args.openface_run,
+            plan=args.openface_plan,
+            binary=args.openface_bin,
+            threads=args.threads,
+            log=args.openface_log,
+        )
     elif args.extractor == "landmarks":
-        names, extract, extractor, cfg = _landmark_extractor(args)
+        extractor = landmark_extractor(args.detect_every)
     else:
         sys.exit(f"thne visual: unknown extractor {args.extractor!r}; use openface or landmarks")
     excluded = extract_to_h5(
         clips,
         args.out,
-        extract,
-        feature_names=names,
-        extractor=extractor,
-        config=cfg,
+        extractor.extract,
+        feature_names=extractor.feature_names,
+        extractor=extractor.name,
+        config=extractor.config,
         on_bad_clip=args.on_bad_clip,
         desc="visual",
         # OpenFace used its threads already; reading its CSVs is quick.
@@ -82,59 +96,3 @@ def _faceless(path: str) -> int:
     features = read_h5(path)
     column = features.feature_names.index("face_detected")
     return sum(not f[:, column].any() for f in features.features.values())
-
-
-def _landmark_extractor(args: argparse.Namespace):
-    """dlib landmarks, head pose and geometric measures; return what extract_to_h5 needs."""
-    from importlib.metadata import version
-
-    from thne.features.landmarks import FEATURE_NAMES, LandmarkExtractor
-    from thne.features.landmarks import extract_landmark_features as landmarks
-
-    model = LandmarkExtractor()
-
-    def extract(clip):
-        r = landmarks(
-            clip.media, clip.start, clip.end, detect_every=args.detect_every, extractor=model
-        )
-        return r.features, r.timestamps
-
-    cfg = {"extractor": "landmarks", "detect_every": args.detect_every}
-    return list(FEATURE_NAMES), extract, f"dlib-landmarks {version('dlib-bin')}", cfg
-
-
-def _openface_extractor(args: argparse.Namespace, clips: list):
-    """OpenFace features of the clips' media; return what extract_to_h5 needs.
-
-    With --openface-run the run is read from there (the workflow runs OpenFace in its own rule,
-    possibly inside a container); otherwise OpenFace is run here first.
-    """
-    from thne.features.openface import (
-        extract_openface_clips,
-        feature_names,
-        plan_inputs,
-        run_openface,
-        write_plan,
-    )
-    from thne.media import MediaError
-
-    if args.openface_run:
-        if not args.openface_plan:
-            sys.exit("thne visual: --openface-run needs --openface-plan")
-        plan, work = Path(args.openface_plan), Path(args.openface_run)
-    else:
-        work = Path(args.openface_dir or Path(args.out).with_suffix(".openface"))
-        plan = work / "plan.tsv"
-        work.mkdir(parents=True, exist_ok=True)
-        write_plan(plan_inputs(c.media for c in clips), plan)
-        run_openface(plan, work, binary=args.openface_bin, threads=args.threads)
-    results = extract_openface_clips(clips, plan, work, args.openface_groups, log=args.openface_log)
-
-    def extract(clip):
-        result = results[clip.clip_id]
-        if isinstance(result, MediaError):
-            raise result
-        return result
-
-    cfg = {"extractor": "openface", "groups": list(args.openface_groups)}
-    return feature_names(args.openface_groups), extract, "OpenFace FeatureExtraction", cfg

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 from pathlib import Path
 
 from torch import nn
@@ -50,3 +51,27 @@ def load_encoder(name: str, *, pretrained: bool = True) -> tuple[nn.Module, int]
     except (OSError, ValueError) as exc:
         raise RuntimeError(f"cannot load text encoder {name!r} offline: {exc}") from exc
     return model, int(model.config.hidden_size)
+
+
+def encoder_files(name: str) -> dict[str, bytes]:
+    """The tokenizer's files and the encoder's config, by file name: with the weights of a
+    trained model, all it takes to rebuild its text branch on a machine that lacks ``name``."""
+    tokenizer = load_tokenizer(name)
+    config = AutoConfig.from_pretrained(resolve_encoder(name), local_files_only=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(tmp)
+        config.save_pretrained(tmp)
+        return {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
+
+
+def encoder_from_files(
+    files: dict[str, bytes],
+) -> tuple[PreTrainedTokenizerBase, nn.Module, int]:
+    """Tokenizer, encoder (random weights, to be loaded from a state dict) and its width, from
+    what :func:`encoder_files` saved."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in files.items():
+            Path(tmp, name).write_bytes(data)
+        tokenizer = AutoTokenizer.from_pretrained(tmp, local_files_only=True)
+        model = AutoModel.from_config(AutoConfig.from_pretrained(tmp, local_files_only=True))
+    return tokenizer, model, int(model.config.hidden_size)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import h5py
 import numpy as np
@@ -78,6 +79,40 @@ def _pad(seqs: list[np.ndarray], dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(out), torch.tensor(lengths, dtype=torch.int64)
 
 
+def split_tensors(
+    clip_ids: list[str],
+    texts: list[str],
+    labels: Sequence[float],
+    input_ids: np.ndarray,
+    attention_mask: np.ndarray,
+    visual: list[np.ndarray],
+    acoustic: list[np.ndarray],
+    *,
+    visual_norm: Normaliser,
+    acoustic_norm: Normaliser,
+    max_frames: int,
+) -> SplitTensors:
+    """Clips as the model sees them: features standardised, capped at ``max_frames`` steps
+    and zero-padded; tokens as given (one row per clip). Training and ``thne predict`` both
+    build their tensors here, so a clip scored later goes through exactly what it would have
+    in training."""
+    v, vl = _pad([fit_length(visual_norm(x), max_frames) for x in visual], len(visual_norm.mean))
+    a, al = _pad(
+        [fit_length(acoustic_norm(x), max_frames) for x in acoustic], len(acoustic_norm.mean)
+    )
+    return SplitTensors(
+        clip_ids=list(clip_ids),
+        texts=list(texts),
+        label=torch.tensor(list(labels), dtype=torch.float32),
+        input_ids=torch.from_numpy(np.asarray(input_ids).astype(np.int64)),
+        attention_mask=torch.from_numpy(np.asarray(attention_mask).astype(np.int64)),
+        visual=v,
+        visual_len=vl,
+        acoustic=a,
+        acoustic_len=al,
+    )
+
+
 @dataclass
 class Dataset:
     splits: dict[str, SplitTensors]
@@ -86,6 +121,10 @@ class Dataset:
     visual_names: list[str]
     acoustic_names: list[str]
     dropped: list[dict]  # clips of the manifest missing from a feature file, with the reason
+    # How the inputs were made: each feature file's extractor, config and feature names, the
+    # tokenizer and its max_length, and max_frames. Saved in model.pt, so that new media can
+    # be scored later through exactly the same extraction (thne predict).
+    provenance: dict = field(default_factory=dict)
 
 
 def load_dataset(
@@ -110,6 +149,7 @@ def load_dataset(
         row = {c: i for i, c in enumerate(text_ids)}
         input_ids = h5["input_ids"][()]
         attention_mask = h5["attention_mask"][()]
+        text_attrs = {k: _plain(v) for k, v in h5.attrs.items()}
 
     reasons = {}
     for name, store in (("audio", audio), ("visual", visual)):
@@ -141,28 +181,47 @@ def load_dataset(
 
     def build(split_clips: list[Clip]) -> SplitTensors:
         rows = [row[c.clip_id] for c in split_clips]
-        v, vl = _pad(
-            [fit_length(v_norm(visual.features[c.clip_id]), max_frames) for c in split_clips],
-            len(visual.feature_names),
-        )
-        a, al = _pad(
-            [fit_length(a_norm(audio.features[c.clip_id]), max_frames) for c in split_clips],
-            len(audio.feature_names),
-        )
-        return SplitTensors(
-            clip_ids=[c.clip_id for c in split_clips],
-            texts=[c.text for c in split_clips],
-            label=torch.tensor([c.label for c in split_clips], dtype=torch.float32),
-            input_ids=torch.from_numpy(input_ids[rows].astype(np.int64)),
-            attention_mask=torch.from_numpy(attention_mask[rows].astype(np.int64)),
-            visual=v,
-            visual_len=vl,
-            acoustic=a,
-            acoustic_len=al,
+        return split_tensors(
+            [c.clip_id for c in split_clips],
+            [c.text for c in split_clips],
+            [c.label for c in split_clips],
+            input_ids[rows],
+            attention_mask[rows],
+            [visual.features[c.clip_id] for c in split_clips],
+            [audio.features[c.clip_id] for c in split_clips],
+            visual_norm=v_norm,
+            acoustic_norm=a_norm,
+            max_frames=max_frames,
         )
 
     splits = {s: build([c for c in usable if c.split == s]) for s in SPLITS}
     for s, t in splits.items():
         if len(t) == 0:
             raise ValueError(f"{manifest}: no usable clips in split {s}")
-    return Dataset(splits, v_norm, a_norm, visual.feature_names, audio.feature_names, dropped)
+    provenance = {
+        "visual": _feature_provenance(visual),
+        "acoustic": _feature_provenance(audio),
+        "text": {
+            "encoder": text_attrs.get("tokenizer"),
+            "max_length": text_attrs.get("max_length"),
+        },
+        "max_frames": max_frames,
+    }
+    return Dataset(
+        splits, v_norm, a_norm, visual.feature_names, audio.feature_names, dropped, provenance
+    )
+
+
+def _feature_provenance(store) -> dict:
+    return {
+        "extractor": store.extractor,
+        "config": store.config,
+        "feature_names": list(store.feature_names),
+    }
+
+
+def _plain(value):
+    """An HDF5 attribute as a plain Python value (numpy scalars and bytes are not)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    return value.item() if isinstance(value, np.generic) else value

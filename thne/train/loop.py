@@ -34,7 +34,7 @@ import torch
 from thne.evaluate.metrics import regression_metrics
 from thne.io import atomic_path, write_json
 from thne.model.thne import THNE, total_loss
-from thne.text.encoder import load_encoder
+from thne.text.encoder import encoder_files, load_encoder
 from thne.train.config import TrainConfig
 from thne.train.data import Dataset, SplitTensors
 from thne.train.forward import autocast, model_inputs
@@ -115,16 +115,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_model(cfg: TrainConfig, data: Dataset) -> THNE:
-    """t-HNE (one of its variants), or MMIM when ``cfg.model`` says so."""
-    encoder, d_t = load_encoder(cfg.encoder)
+def build_model(
+    cfg: TrainConfig,
+    visual_dim: int,
+    acoustic_dim: int,
+    encoder: tuple[torch.nn.Module, int] | None = None,
+) -> THNE:
+    """t-HNE (one of its variants), or MMIM when ``cfg.model`` says so. ``encoder`` is the
+    text encoder and its width; by default ``cfg.encoder``'s pretrained weights."""
+    encoder, d_t = encoder or load_encoder(cfg.encoder)
     sizes = {
         "visual_hidden": cfg.visual_hidden,
         "acoustic_hidden": cfg.acoustic_hidden,
         "fusion_dim": cfg.fusion_dim,
         "dropout": cfg.dropout,
     }
-    dims = (encoder, d_t, len(data.visual_names), len(data.acoustic_names))
+    dims = (encoder, d_t, visual_dim, acoustic_dim)
     if cfg.model == "mmim":
         from thne.model.mmim import MMIM
 
@@ -353,7 +359,7 @@ def _fresh_start(
 ) -> tuple[THNE, torch.optim.Optimizer, torch.Generator]:
     """Model, optimiser and batch-order generator as the first epoch of a run sees them."""
     seed_everything(cfg.seed)
-    model = build_model(cfg, data).to(dev)
+    model = build_model(cfg, len(data.visual_names), len(data.acoustic_names)).to(dev)
     return model, make_optimizer(model, cfg), torch.Generator().manual_seed(cfg.seed)
 
 
@@ -495,6 +501,11 @@ def train_run(
                 "acoustic_norm": asdict(data.acoustic_norm),
                 "visual_names": data.visual_names,
                 "acoustic_names": data.acoustic_names,
+                # What thne predict needs to score new media as these clips were: how their
+                # features and tokens were made, and the tokenizer's and encoder's config files
+                # (the weights are in state_dict), so the run loads on any machine.
+                "provenance": data.provenance,
+                "encoder_files": encoder_files(cfg.encoder),
             },
             tmp,
         )

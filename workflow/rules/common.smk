@@ -480,3 +480,97 @@ def import_flags(wildcards, input):
 
 
 fill_sdk_sources()
+
+
+# New media to score (predict.smk).
+def predict_entry(wildcards):
+    entry = config.get("predict", {}).get(wildcards.name)
+    if entry is None:
+        raise ValueError(
+            f"predict.{wildcards.name}: no such entry in the config's predict:"
+        )
+    if entry["dataset"] != wildcards.ds:
+        raise ValueError(
+            f"predict.{wildcards.name} is scored by dataset {entry['dataset']!r}: ask for "
+            f"results/{entry['dataset']}/predict/{wildcards.name}/predictions.tsv"
+        )
+    return entry
+
+
+def predict_inputs(wildcards):
+    entry = predict_entry(wildcards)
+    return [entry["input"]] if isinstance(entry["input"], str) else entry["input"]
+
+
+def predict_sources(wildcards):
+    """The files that say what to score: a folder's media and transcripts, or the TSV."""
+    files = []
+    for item in predict_inputs(wildcards):
+        if os.path.isdir(item):
+            for folder, dirs, names in sorted(os.walk(item)):
+                dirs.sort()
+                files += [
+                    os.path.join(folder, n)
+                    for n in sorted(names)
+                    if n.lower().endswith((*MEDIA_SUFFIXES, ".txt"))
+                ]
+        else:
+            files.append(item)
+    return files
+
+
+def predict_manifest(wildcards):
+    return checkpoints.predict_clips.get(
+        ds=wildcards.ds, name=wildcards.name
+    ).output.manifest
+
+
+def predict_shard_media(wildcards):
+    """As shard_media, for a shard of the clips to score."""
+    from thne.data.shards import shard_clips
+
+    manifest = predict_manifest(wildcards)
+    clips = shard_clips(
+        manifest_clips(manifest, os.stat(manifest).st_mtime_ns),
+        int(wildcards.shard),
+        config["datasets"][wildcards.ds]["shard_size"],
+    )
+    digest = hashlib.sha256()
+    for clip in clips:
+        row = (clip.clip_id, clip.start, clip.end, clip.media, media_stamp(clip.media))
+        digest.update("\t".join(map(str, row)).encode() + b"\n")
+    return digest.hexdigest()[:16]
+
+
+def predict_shard_files(wildcards):
+    from thne.data.manifest import read_manifest
+    from thne.data.shards import n_shards
+
+    size = config["datasets"][wildcards.ds]["shard_size"]
+    n = n_shards(read_manifest(predict_manifest(wildcards)), size)
+    return expand(
+        "features/{ds}/predict/{name}/shards/{modality}/{shard}.h5",
+        ds=wildcards.ds,
+        name=wildcards.name,
+        modality=wildcards.modality,
+        shard=range(n),
+    )
+
+
+def predict_models(wildcards):
+    entry = predict_entry(wildcards)
+    seeds = entry.get("seeds") or ds_config(wildcards, "train")["seeds"]
+    return expand(
+        "results/{ds}/runs/{variant}/seed{seed}/model.pt",
+        ds=wildcards.ds,
+        variant=entry.get("variant", "thne"),
+        seed=seeds,
+    )
+
+
+def predict_flags(wildcards, input):
+    runs = " ".join(f"--run {shlex.quote(os.path.dirname(m))}" for m in input.models)
+    return (
+        f"{runs} --manifest {input.manifest} --audio {input.audio}"
+        f" --visual {input.visual}"
+    )
