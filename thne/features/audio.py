@@ -7,12 +7,15 @@ columns line up in time.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
+from importlib.metadata import version
 
 import librosa
 import numpy as np
 
+from thne.features.store import Extractor
 from thne.media import decode_audio
 
 AUDIO_GROUPS = ("mfcc", "rms", "zcr", "centroid", "f0", "voicing")
@@ -121,3 +124,21 @@ def extract_audio_features(
         feats = np.concatenate([body, np.ones((body.shape[0], 1), np.float32)], axis=1)
     timestamps = (np.arange(feats.shape[0]) * cfg.hop_seconds).astype(np.float32)
     return feats, timestamps
+
+
+def audio_extractor(cfg: AudioConfig) -> Extractor:
+    """librosa's acoustic features (:mod:`thne.features.audio`)."""
+    return Extractor(
+        feature_names(cfg),
+        lambda c: extract_audio_features(c.media, c.start, c.end, cfg),
+        f"librosa {version('librosa')}",
+        dataclasses.asdict(cfg),
+    )
+
+
+def audio_config(config: dict) -> AudioConfig:
+    """The :class:`AudioConfig` a feature file's ``config`` attribute records."""
+    values = dict(config)
+    if "groups" in values:
+        values["groups"] = tuple(values["groups"])
+    return AudioConfig(**values)

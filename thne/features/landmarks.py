@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from importlib.metadata import version
 
 import numpy as np
 
+from thne.data.clips import Clip
 from thne.features.face_geometry import GEOM_NAMES, geometry
 from thne.features.face_tracking import FaceModels, FaceTracker, default_predictor_path
 from thne.features.head_pose import POSE_NAMES, euler_xyz, solve_pose
+from thne.features.store import Extractor
 from thne.media import MediaError, gray_frames
 
 __all__ = [
@@ -155,3 +158,21 @@ def _fill_row(row: np.ndarray, landmarks: np.ndarray, pose: tuple[np.ndarray, np
     row[_COL_X:_COL_Y] = landmarks[:, 0]
     row[_COL_Y:_COL_GEOM] = landmarks[:, 1]
     row[_COL_GEOM:] = geometry(landmarks)
+
+
+def landmark_extractor(detect_every: int) -> Extractor:
+    """dlib landmarks, head pose and geometric measures (:mod:`thne.features.landmarks`)."""
+    model = LandmarkExtractor()
+
+    def extract(clip: Clip):
+        r = extract_landmark_features(
+            clip.media, clip.start, clip.end, detect_every=detect_every, extractor=model
+        )
+        return r.features, r.timestamps
+
+    return Extractor(
+        list(FEATURE_NAMES),
+        extract,
+        f"dlib-landmarks {version('dlib-bin')}",
+        {"extractor": "landmarks", "detect_every": detect_every},
+    )

@@ -41,6 +41,7 @@ import pandas as pd
 
 from thne.data.clips import Clip
 from thne.errors import InputError
+from thne.features.store import Extractor
 from thne.io import atomic_path
 from thne.media import MediaError
 
@@ -438,3 +439,38 @@ def extract_openface_clips(
             continue
         results.update(slice_clips(frames, media_clips, media))
     return {clip.clip_id: results[clip.clip_id] for clip in clips}
+
+
+def openface_extractor(
+    clips: Sequence[Clip],
+    groups: Sequence[str],
+    work: str | os.PathLike,
+    *,
+    run: bool = True,
+    plan: str | os.PathLike | None = None,
+    binary: str | None = None,
+    threads: int = 1,
+    log: str | None = None,
+) -> Extractor:
+    """OpenFace features of the clips' media. With ``run`` OpenFace is run first, in ``work``;
+    otherwise ``work`` is a finished run and ``plan`` its plan."""
+    work = Path(work)
+    if run:
+        plan = work / "plan.tsv"
+        work.mkdir(parents=True, exist_ok=True)
+        write_plan(plan_inputs(c.media for c in clips), plan)
+        run_openface(plan, work, binary=binary, threads=threads)
+    results = extract_openface_clips(clips, plan, work, groups, log=log)
+
+    def extract(clip: Clip):
+        result = results[clip.clip_id]
+        if isinstance(result, MediaError):
+            raise result
+        return result
+
+    return Extractor(
+        feature_names(groups),
+        extract,
+        "OpenFace FeatureExtraction",
+        {"extractor": "openface", "groups": list(groups)},
+    )

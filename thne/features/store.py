@@ -37,6 +37,21 @@ class Exclusion:
 
 ClipExtractor = Callable[[Clip], tuple[np.ndarray, np.ndarray]]
 
+
+@dataclass
+class Extractor:
+    """A per-clip extractor with what a feature file records about it: the feature names, the
+    function, the extractor's name and version, and its config. The audio and visual stages
+    and ``thne predict`` build theirs with the same builders (``audio_extractor`` in
+    :mod:`thne.features.audio`, ``landmark_extractor`` and ``openface_extractor``), so scored
+    media go through exactly the extraction a run's training clips did."""
+
+    feature_names: list[str]
+    extract: ClipExtractor
+    name: str
+    config: dict
+
+
 # The extractor and clips, in each forked worker only (set by its initializer): extractors
 # holding loaded models or closures are inherited through fork, never pickled.
 _WORKER_JOB: tuple[ClipExtractor, list[Clip]] | None = None

@@ -1,9 +1,10 @@
 """Features of the clips to score, made exactly as the run's training clips' were.
 
 The run's ``model.pt`` records each feature file's extractor, config and feature names; the
-extractors are rebuilt from them (:mod:`thne.features.extractors`, as the audio and visual
-stages build theirs) and run through :func:`thne.features.store.extract_to_h5`, so decoding,
-face and audio problems end in the same errors and exclusions as in the pipeline.
+extractors are rebuilt from them with the builders the audio and visual stages use (in
+:mod:`thne.features.audio`, :mod:`thne.features.landmarks` and :mod:`thne.features.openface`)
+and run through :func:`thne.features.store.extract_to_h5`, so decoding, face and audio problems
+end in the same errors and exclusions as in the pipeline.
 """
 
 from __future__ import annotations
@@ -15,14 +16,10 @@ from pathlib import Path
 
 from thne.data.clips import Clip
 from thne.errors import InputError
-from thne.features.extractors import (
-    Extractor,
-    audio_config,
-    audio_extractor,
-    landmark_extractor,
-    openface_extractor,
-)
-from thne.features.store import Exclusion, extract_to_h5
+from thne.features.audio import audio_config, audio_extractor
+from thne.features.landmarks import landmark_extractor
+from thne.features.openface import openface_extractor
+from thne.features.store import Exclusion, Extractor, extract_to_h5
 
 
 class FeatureConfigError(InputError):

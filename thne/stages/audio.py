@@ -36,8 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from thne.data.shards import read_shard
-    from thne.features.audio import AudioConfig
-    from thne.features.extractors import audio_extractor
+    from thne.features.audio import AudioConfig, audio_extractor
     from thne.features.store import extract_to_h5
 
     groups = {"groups": args.groups} if args.groups else {}

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from thne.data.clips import BAD_CLIP_POLICIES
 from thne.data.feature_import import IMPORT_LAYOUTS
+from thne.stages._args import add_bad_clip_flag
 
 COMMAND = "import-features"
 HELP = "a published feature set -> manifest, excluded, splits, audio.h5 and visual.h5"
@@ -33,12 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--splits", required=True)
     parser.add_argument("--audio", required=True, help="the acoustic feature file to write")
     parser.add_argument("--visual", required=True, help="the visual feature file to write")
-    parser.add_argument(
-        "--on-bad-clip",
-        choices=BAD_CLIP_POLICIES,
-        default="fail",
-        help="stop at an unusable clip, or exclude and record it",
-    )
+    add_bad_clip_flag(parser)
 
 
 def run(args: argparse.Namespace) -> None:

@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from thne.data.shards import read_shard
-    from thne.features.extractors import landmark_extractor, openface_extractor
+    from thne.features.landmarks import landmark_extractor
+    from thne.features.openface import openface_extractor
     from thne.features.store import extract_to_h5
 
     clips = read_shard(args.manifest, args.shard, args.shard_size)
