@@ -3,6 +3,7 @@
 import functools
 import http.server
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -199,7 +200,8 @@ def test_a_replaced_or_restored_media_file_reruns_its_shards_and_nothing_else(tm
 def test_every_extraction_shard_carries_its_media_fingerprint():
     """The test above runs the acoustic shards; the visual and OpenFace ones must carry the
     same fingerprint and read the manifest as ancient(), or a changed video reruns nothing."""
-    rules = (REPO / "workflow" / "rules" / "features.smk").read_text().split("\nrule ")
+    text = (REPO / "workflow" / "rules" / "features.smk").read_text()
+    rules = re.split(r"^rule ", text, flags=re.M)
     for name in ("audio_shard", "visual_shard", "openface_shard"):
         [body] = [r for r in rules if r.startswith(f"{name}:")]
         assert "media=shard_media," in body, name
