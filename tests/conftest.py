@@ -81,3 +81,29 @@ def tiny_mp4(path: Path, seconds: float = 1.0) -> Path:
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return path
+
+
+def render_page(url: str, shot: Path, size: tuple[int, int], min_colours: int) -> str:
+    """Open ``url`` in headless Chromium: a screenshot of ``size`` that must not be blank (at
+    least ``min_colours`` colours), and the page's DOM after its scripts ran, returned."""
+    import shutil
+
+    from PIL import Image
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "headless Chromium is needed (.ci/run installs Debian's chromium)"
+    common = [chromium, "--headless", "--no-sandbox", "--disable-gpu"]
+    common += ["--hide-scrollbars", "--virtual-time-budget=5000"]
+    window = f"--window-size={size[0]},{size[1]}"
+    subprocess.run(
+        [*common, window, f"--screenshot={shot}", url],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    with Image.open(shot) as image:
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert image.size == size and len(colours) > min_colours, f"{shot} looks blank"
+    return subprocess.run(
+        [*common, "--dump-dom", url], check=True, capture_output=True, text=True, timeout=120
+    ).stdout

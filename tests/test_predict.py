@@ -17,7 +17,7 @@ import pytest
 import torch
 from test_workflow import demo_subset, write_config
 
-from conftest import BIN, FIXTURES, need, run_snakemake, tiny_mp4
+from conftest import BIN, FIXTURES, need, render_page, run_snakemake, tiny_mp4
 
 SEEDS = (1, 2)
 TALKING = "if you ask me this is quite a good video and i enjoyed it"
@@ -282,38 +282,8 @@ def test_explain_figures_and_page(scored):
         assert image.size[0] >= 500 and pixels.std() > 10, f"{clip}.png looks blank"
     page = (explain / "index.html").read_text()
     assert all(f"src='{c}.png'" in page for c in clips) and TALKING in page
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "headless Chromium is needed (.ci/run installs Debian's chromium)"
     shot = root / "scored/index_shot.png"
-    common = [
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--hide-scrollbars",
-        "--virtual-time-budget=5000",
-    ]
-    subprocess.run(
-        [
-            *common,
-            "--window-size=1200,1600",
-            f"--screenshot={shot}",
-            (explain / "index.html").as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    with Image.open(shot) as image:
-        colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
-    assert image.size == (1200, 1600) and len(colours) > 50, f"{shot} looks blank"
-    dom = subprocess.run(
-        [*common, "--dump-dom", (explain / "index.html").as_uri()],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    dom = render_page((explain / "index.html").as_uri(), shot, (1200, 1600), 50)
     # Every figure loaded: the page's images have their natural size once decoded.
     assert dom.count("<figure") == len(clips) and "Where the text looked" in dom
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import BIN, REPO, SNAKEMAKE, run_snakemake
+from conftest import BIN, REPO, SNAKEMAKE, render_page, run_snakemake
 from thne.evaluate.metrics import METRIC_KEYS
 
 
@@ -197,8 +197,6 @@ def embedded_results(report: Path) -> dict[str, bytes]:
 
 def check_report(report: Path, shots: Path) -> None:
     """Open the report in headless Chromium at each page and check what it shows."""
-    from PIL import Image
-
     results = embedded_results(report)
     for name in ("table", "ablation", "cases", "splits", "excluded", "config"):
         assert f"results/demo/report/{name}.html" in results, sorted(results)
@@ -209,8 +207,6 @@ def check_report(report: Path, shots: Path) -> None:
     assert results["results/demo/figures/loss_curves.png"][:8] == b"\x89PNG\r\n\x1a\n"
     text = report.read_text()
     assert "Test results of t-HNE on" in text  # a caption from workflow/report/
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "headless Chromium is needed (.ci/run installs Debian's chromium)"
     shots.mkdir(parents=True, exist_ok=True)
     for path in ("results/demo/report/table.html", "results/demo/figures/loss_curves.png"):
         # The report is one page app: open it on this result, as a click in it would.
@@ -227,40 +223,7 @@ def check_report(report: Path, shots: Path) -> None:
             + tail
         )
         shot = shots / (Path(path).stem + ".png")
-        subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--hide-scrollbars",
-                "--virtual-time-budget=5000",
-                "--window-size=1400,1000",
-                f"--screenshot={shot}",
-                opened.as_uri(),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        with Image.open(shot) as image:
-            colours = image.convert("RGB").getcolors(maxcolors=1 << 20)
-        assert image.size == (1400, 1000) and len(colours) > 20, f"{shot} looks blank"
-        dom = subprocess.run(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--virtual-time-budget=5000",
-                "--dump-dom",
-                opened.as_uri(),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        ).stdout
+        dom = render_page(opened.as_uri(), shot, (1400, 1000), 20)
         # The app rendered its menu, and shows the result's own embedded file.
         uri = json_results(text)[path]["data_uri"]
         assert "Results" in dom and uri[:200] in dom, f"{path} is not shown"
