@@ -4,9 +4,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
-
-
+# No configfile: directive. common.smk merges config/config.yaml under the user's values
+# itself, so that a section a user gives whole (a dataset's source:) replaces the shipped one;
+# the directive would deep-merge the shipped source into the user's first.
 include: "workflow/rules/common.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/ingest.smk"

@@ -46,20 +46,38 @@ def realdata() -> Path:
 
 
 BIN = Path(sys.executable).parent
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+# What a clone's root holds that a workflow run reads: run_snakemake links these into a test's
+# folder and runs there, so every test takes the user's path (the repository root as working
+# directory, no --directory, no --snakefile) and writes only under its own folder.
+ROOT_ENTRIES = ("Snakefile", "workflow", "config", "profiles", "thne", "resources", "environment.yml")
+
+
+def repository_root(folder: Path, source: Path = REPO) -> Path:
+    """``folder`` laid out as a clone's root: links to ``source``'s workflow, config, profiles,
+    package and resources (a copy of the repository, when a test edits code)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ROOT_ENTRIES:
+        link = folder / name
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to(source / name)
+    return folder
 
 
 def run_snakemake(
-    workdir: Path, *args: str, check: bool = True, snakefile: Path | None = None
+    root: Path, *args: str, check: bool = True, source: Path = REPO
 ) -> subprocess.CompletedProcess:
+    """``snakemake *args`` as the README runs it: from the repository root ``root`` (made one
+    with links to ``source`` where it is not a copy already)."""
+    if root.resolve() != source.resolve():
+        repository_root(root, source)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    command = SNAKEMAKE if snakefile is None else [*SNAKEMAKE[:-1], str(snakefile)]
     proc = subprocess.run(
-        [*command, "--directory", str(workdir), *args],
+        [*SNAKEMAKE, *args],
         capture_output=True,
         text=True,
         env=env,
-        cwd=workdir,
+        cwd=root,
     )
     if check and proc.returncode != 0:
         raise AssertionError(

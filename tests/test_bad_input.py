@@ -225,13 +225,23 @@ def test_config_error_names_the_key_path_first(tmp_path):
 
 
 def test_a_users_source_replaces_the_shipped_one(tmp_path):
-    """Before: the shipped raw_dir (resources/demo) was merged under the user's url and won,
-    so the demo's own clips were trained on and nothing was downloaded."""
+    """From the repository root, as the README runs it: a demo url plans the download and
+    unpacking, a raw_dir plans neither. Checked by hand: with the Snakefile's former
+    ``configfile: "config/config.yaml"`` line back, Snakemake deep-merged the shipped raw_dir
+    (resources/demo) under the user's url, planned no download and ingested the shipped clips
+    (an earlier version of this test ran with --directory, where the line read nothing)."""
     cfg = demo_source(tmp_path / "c.yaml", layout="mmsa", url="http://127.0.0.1:9/demo.zip")
     proc = run_snakemake(tmp_path, "--configfile", str(cfg), "-n", "data/demo/manifest.tsv")
     plan = proc.stdout + proc.stderr
     assert "download_archive" in plan and "unpack_archive" in plan
-    assert "resources/demo" not in plan
+    assert "resources/demo" not in plan and "--raw-dir data/demo/raw" in plan
+
+    raw = demo_subset(tmp_path / "mine", {"train": 1, "valid": 1, "test": 1})
+    cfg = demo_source(tmp_path / "d.yaml", layout="mmsa", raw_dir=str(raw))
+    proc = run_snakemake(tmp_path, "--configfile", str(cfg), "-n", "data/demo/manifest.tsv")
+    plan = proc.stdout + proc.stderr
+    assert "download_archive" not in plan and "unpack_archive" not in plan
+    assert f"--raw-dir {raw}" in plan
 
 
 # Downloads and archives

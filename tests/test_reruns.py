@@ -1,8 +1,8 @@
 """Only what a change touches runs again: `snakemake -n` after a real run of a demo subset.
 
-The workflow runs from a copy of the repository's workflow files and package sources, so the
-test can edit code, docs and tests in the copy; the code fingerprints read the copy, exactly as
-they read the repository in normal use.
+The workflow runs from the root of a copy of the repository's workflow files and package
+sources, as a user runs it from a clone, so the test can edit code, docs and tests in the copy;
+the code fingerprints read the copy, exactly as they read the repository in normal use.
 """
 
 import re
@@ -19,10 +19,8 @@ AFTER_FEATURES = {"train", "evaluate", "aggregate"}
 TARGET = "results/demo/metrics.json"
 
 
-def planned(work: Path, snakefile: Path, cfg: Path) -> dict[str, int]:
-    proc = run_snakemake(
-        work, TARGET, "--configfile", str(cfg), "-n", "--quiet", "rules", snakefile=snakefile
-    )
+def planned(root: Path, cfg: Path, target: str = TARGET) -> dict[str, int]:
+    proc = run_snakemake(root, target, "--configfile", str(cfg), "-n", "--quiet", "rules")
     out = proc.stdout + proc.stderr
     if "Nothing to be done" in out:
         return {}
@@ -33,34 +31,35 @@ def planned(work: Path, snakefile: Path, cfg: Path) -> dict[str, int]:
     }
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A copy of the workflow, and a finished demo-subset run made with it."""
-    root = tmp_path_factory.mktemp("reruns")
-    wf = root / "wf"
+def copy_repository(dest: Path) -> Path:
+    """A copy of the repository's workflow, config, package, tests and docs at ``dest``."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in ("workflow", "config", "profiles", "thne", "tests"):
-        shutil.copytree(REPO / name, wf / name, ignore=ignore)
+        shutil.copytree(REPO / name, dest / name, ignore=ignore)
     for name in ("Snakefile", "README.md", "environment.yml"):
-        shutil.copy(REPO / name, wf / name)
+        shutil.copy(REPO / name, dest / name)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A copy of the repository, and a finished demo-subset run made from its root."""
+    root = tmp_path_factory.mktemp("reruns")
+    wf = copy_repository(root / "wf")
     raw = demo_subset(root / "raw", {"train": 4, "valid": 2, "test": 2})
     cfg = write_config(root / "cfg.yaml", raw)
-    work = root / "work"
-    work.mkdir()
-    run_snakemake(
-        work, TARGET, "--configfile", str(cfg), "--cores", "2", snakefile=wf / "Snakefile"
-    )
-    assert planned(work, wf / "Snakefile", cfg) == {}
-    return wf, work, raw
+    run_snakemake(wf, TARGET, "--configfile", str(cfg), "--cores", "2", source=wf)
+    assert planned(wf, cfg) == {}
+    return wf, raw
 
 
 def test_acoustic_parameter_reruns_acoustic_features_and_what_follows(finished, tmp_path):
-    wf, work, raw = finished
+    wf, raw = finished
     cfg = write_config(tmp_path / "cfg.yaml", raw)
     text = cfg.read_text().replace("n_mfcc: 20", "n_mfcc: 13")
     assert text != cfg.read_text()
     cfg.write_text(text)
-    jobs = planned(work, wf / "Snakefile", cfg)
+    jobs = planned(wf, cfg)
     assert set(jobs) == FEATURE_RULES | AFTER_FEATURES, jobs
     # One merge and one statistics job: the acoustic ones; the visual features stay.
     assert jobs["merge_features"] == 1 and jobs["feature_stats"] == 1
@@ -68,19 +67,19 @@ def test_acoustic_parameter_reruns_acoustic_features_and_what_follows(finished, 
 
 
 def test_training_parameter_reruns_training_and_what_follows(finished, tmp_path):
-    wf, work, raw = finished
+    wf, raw = finished
     cfg = write_config(tmp_path / "cfg.yaml", raw, alpha=0.2)
-    assert set(planned(work, wf / "Snakefile", cfg)) == AFTER_FEATURES
+    assert set(planned(wf, cfg)) == AFTER_FEATURES
 
 
 def test_editing_the_acoustic_code_acts_like_a_parameter_change(finished, tmp_path):
-    wf, work, raw = finished
+    wf, raw = finished
     cfg = write_config(tmp_path / "cfg.yaml", raw)
     module = wf / "thne" / "features" / "audio.py"
     original = module.read_text()
     try:
         module.write_text(original + "\n\nDEFAULT_HOP_SECONDS = 0.02\n")
-        jobs = planned(work, wf / "Snakefile", cfg)
+        jobs = planned(wf, cfg)
     finally:
         module.write_text(original)
     assert set(jobs) == FEATURE_RULES | AFTER_FEATURES, jobs
@@ -88,18 +87,18 @@ def test_editing_the_acoustic_code_acts_like_a_parameter_change(finished, tmp_pa
 
 
 def _planned_after_edit(finished, cfg, module: Path, edit) -> dict[str, int]:
-    wf, work, _ = finished
+    wf, _ = finished
     original = module.read_text()
     try:
         module.write_text(edit(original))
         assert module.read_text() != original
-        return planned(work, wf / "Snakefile", cfg)
+        return planned(wf, cfg)
     finally:
         module.write_text(original)
 
 
 def test_editing_a_stage_module_reruns_that_stage_and_what_follows(finished, tmp_path):
-    wf, _, raw = finished
+    wf, raw = finished
     cfg = write_config(tmp_path / "cfg.yaml", raw)
     stage = wf / "thne" / "stages" / "stats.py"
     jobs = _planned_after_edit(finished, cfg, stage, lambda s: s + "\n\nMIN_CLIPS = 1\n")
@@ -111,7 +110,7 @@ def test_editing_a_stage_module_reruns_that_stage_and_what_follows(finished, tmp
 def test_editing_a_module_only_training_imports_reruns_training_and_what_follows(
     finished, tmp_path
 ):
-    wf, _, raw = finished
+    wf, raw = finished
     cfg = write_config(tmp_path / "cfg.yaml", raw)
     model = wf / "thne" / "model" / "thne.py"
     jobs = _planned_after_edit(finished, cfg, model, lambda s: s + "\n\nLOG_EVERY = 10\n")
@@ -121,13 +120,11 @@ def test_editing_a_module_only_training_imports_reruns_training_and_what_follows
 def test_a_module_newly_imported_by_training_is_followed_without_a_rule_edit(finished, tmp_path):
     """Add a module, import it from the training loop, run, then edit only that module: the
     fingerprint follows the new import, although no rule names the module."""
-    wf, work, raw = finished
-    wf2, work2 = tmp_path / "wf", tmp_path / "work"
-    shutil.copytree(wf, wf2)
-    # The finished run, outputs and Snakemake's records, with their dates.
-    shutil.copytree(work, work2, symlinks=True)
+    wf, raw = finished
+    # The copy with its finished run, outputs and Snakemake's records, with their dates.
+    wf2 = tmp_path / "wf"
+    shutil.copytree(wf, wf2, symlinks=True)
     cfg = write_config(tmp_path / "cfg.yaml", raw)
-    snakefile = wf2 / "Snakefile"
     rules = "".join(p.read_text() for p in (wf2 / "workflow" / "rules").glob("*.smk"))
     assert "schedule.py" not in rules and "train.schedule" not in rules
 
@@ -140,17 +137,17 @@ def test_a_module_newly_imported_by_training_is_followed_without_a_rule_edit(fin
     loop.write_text(
         text.replace(anchor, anchor + "from thne.train.schedule import WARMUP_EPOCHS\n")
     )
-    assert set(planned(work2, snakefile, cfg)) == AFTER_FEATURES
+    assert set(planned(wf2, cfg)) == AFTER_FEATURES
 
-    run_snakemake(work2, TARGET, "--configfile", str(cfg), "--cores", "2", snakefile=snakefile)
-    assert planned(work2, snakefile, cfg) == {}
+    run_snakemake(wf2, TARGET, "--configfile", str(cfg), "--cores", "2", source=wf2)
+    assert planned(wf2, cfg) == {}
 
     new.write_text(new.read_text().replace("WARMUP_EPOCHS = 0", "WARMUP_EPOCHS = 2"))
-    assert set(planned(work2, snakefile, cfg)) == AFTER_FEATURES
+    assert set(planned(wf2, cfg)) == AFTER_FEATURES
 
 
 def test_docs_tests_and_comments_rerun_nothing(finished, tmp_path):
-    wf, work, raw = finished
+    wf, raw = finished
     cfg = write_config(tmp_path / "cfg.yaml", raw)
     edits = {
         wf / "README.md": lambda s: s + "\nA line a user added.\n",
@@ -166,7 +163,7 @@ def test_docs_tests_and_comments_rerun_nothing(finished, tmp_path):
         for path, edit in edits.items():
             path.write_text(edit(originals[path]))
             assert path.read_text() != originals[path]
-        assert planned(work, wf / "Snakefile", cfg) == {}
+        assert planned(wf, cfg) == {}
     finally:
         for path, text in originals.items():
             path.write_text(text)

@@ -21,10 +21,11 @@ WHOLE_SECTIONS = ("source",)
 def fill_defaults(user, defaults):
     """Deep-merge the shipped defaults under the user's values, in place.
 
-    The Snakefile's configfile path is relative to the working directory, so a run elsewhere
-    (--directory) would lack the defaults; merging them here keeps a user's file as short as
-    the keys it changes (e.g. only datasets.mosi.train.seeds). A ``source:`` the user gives
-    replaces the shipped one whole.
+    This is the only place the shipped config is read (the Snakefile has no configfile:
+    directive, which would deep-merge it into the user's before this runs), so a ``source:``
+    the user gives replaces the shipped one whole, from the repository root as with
+    --directory. A user's file stays as short as the keys it changes (e.g. only
+    datasets.mosi.train.seeds).
     """
     for key, value in defaults.items():
         if key not in user:
