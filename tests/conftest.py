@@ -50,7 +50,15 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 # What a clone's root holds that a workflow run reads: run_snakemake links these into a test's
 # folder and runs there, so every test takes the user's path (the repository root as working
 # directory, no --directory, no --snakefile) and writes only under its own folder.
-ROOT_ENTRIES = ("Snakefile", "workflow", "config", "profiles", "thne", "resources", "environment.yml")
+ROOT_ENTRIES = (
+    "Snakefile",
+    "workflow",
+    "config",
+    "profiles",
+    "thne",
+    "resources",
+    "environment.yml",
+)
 
 
 def repository_root(folder: Path, source: Path = REPO) -> Path:

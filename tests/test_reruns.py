@@ -5,14 +5,20 @@ sources, as a user runs it from a clone, so the test can edit code, docs and tes
 the code fingerprints read the copy, exactly as they read the repository in normal use.
 """
 
+import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from test_workflow import demo_subset, write_config
 
-from conftest import REPO, run_snakemake
+from conftest import BIN, REPO, SNAKEMAKE, run_snakemake
 
 FEATURE_RULES = {"audio_shard", "merge_features", "feature_stats"}
 AFTER_FEATURES = {"train", "evaluate", "aggregate"}
@@ -167,3 +173,126 @@ def test_docs_tests_and_comments_rerun_nothing(finished, tmp_path):
     finally:
         for path, text in originals.items():
             path.write_text(text)
+
+
+# Interrupted retrains. A training job cut off part-way (SLURM's time limit sends SIGTERM; a
+# crash or an out-of-memory kill is SIGKILL) has had its outputs deleted by Snakemake and may
+# have left checkpoint.pt; the evaluate, aggregate and later files of the previous config are
+# still there.
+RUN = "results/demo/runs/thne/seed1"
+
+
+def _train_process(root: Path) -> int | None:
+    """The pid of the ``thne train`` job writing into ``root``'s run folder."""
+    out_dir = f"--out-dir {RUN}"
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if " train " in cmd and out_dir in cmd and "thne" in cmd and cwd == str(root):
+            if "/bin/sh" not in cmd and "bash" not in cmd:
+                return int(proc.name)
+    return None
+
+
+def _interrupt_training(root: Path, cfg: Path, signum: int, env: dict) -> str:
+    """Start the workflow, and once the training job has written its first checkpoint send
+    it ``signum``; return the workflow's output."""
+    checkpoint = root / RUN / "checkpoint.pt"
+    assert not checkpoint.exists()
+    proc = subprocess.Popen(
+        [*SNAKEMAKE, TARGET, "--configfile", str(cfg), "--cores", "2"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not checkpoint.exists():
+            assert proc.poll() is None, (
+                f"the workflow ended before a checkpoint:\n{proc.stdout.read()}"
+            )
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.05)
+        pid = _train_process(root)
+        assert pid is not None, "the training job's process was not found"
+        os.kill(pid, signum)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0, out
+    return out
+
+
+def _rerun_resumes(root: Path, cfg: Path, env: dict, epochs: int) -> pd.DataFrame:
+    """After the interruption, the workflow plans the training again; the run resumes and its
+    files (and the dataset's metrics) come from the new run."""
+    started = time.time()
+    assert not (root / RUN / "model.pt").exists() and (root / RUN / "metrics.json").exists()
+    assert set(planned(root, cfg)) == AFTER_FEATURES
+    proc = subprocess.run(
+        [*SNAKEMAKE, TARGET, "--configfile", str(cfg), "--cores", "2"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = (root / "logs/demo/train/thne/seed1.log").read_text()
+    assert "resuming after epoch" in log, log
+    history = pd.read_csv(root / RUN / "history.tsv", sep="\t")
+    assert sorted(set(history.epoch)) == list(range(1, epochs + 1))
+    valid = json.loads((root / RUN / "valid_metrics.json").read_text())
+    assert valid["epochs"] == epochs
+    # Written again from this run (the best epoch, and so the numbers, may be the same).
+    for path in (RUN + "/metrics.json", TARGET):
+        assert (root / path).stat().st_mtime > started
+    assert planned(root, cfg) == {}
+    return history
+
+
+def test_an_interrupted_retrain_resumes_and_replaces_the_old_results(finished, tmp_path):
+    """Change a training value, start, cut the training job off after its first checkpoint
+    (SIGTERM, then SIGKILL), and run again: training resumes, and history.tsv, metrics.json
+    and the dataset's metrics come from the new config. Then the same after an edit of the
+    training code. Checked by hand: without the lineage params (evaluate and aggregate
+    carrying only their own code), the run after each interruption said "Nothing to be done"
+    and kept the old config's metrics."""
+    wf, raw = finished
+    root = tmp_path / "wf"
+    shutil.copytree(wf, root, symlinks=True)
+    # The copy's own code runs, so that an edit to it changes what the job does.
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(root),
+    }
+    train = {"checkpoint_every_s": 0, "patience": 50}
+
+    cfg = write_config(tmp_path / "a.yaml", raw, max_epochs=5, **train)
+    _interrupt_training(root, cfg, signal.SIGTERM, env)
+    assert "got SIGTERM" in (root / "logs/demo/train/thne/seed1.log").read_text()
+    _rerun_resumes(root, cfg, env, epochs=5)
+
+    cfg = write_config(tmp_path / "b.yaml", raw, max_epochs=6, **train)
+    _interrupt_training(root, cfg, signal.SIGKILL, env)
+    _rerun_resumes(root, cfg, env, epochs=6)
+
+    loop = root / "thne" / "train" / "loop.py"
+    text = loop.read_text()
+    anchor = '{"epoch": epoch, "split": "valid", **valid_losses'
+    assert text.count(anchor) == 1
+    loop.write_text(
+        text.replace(anchor, '{"epoch": epoch, "split": "valid", "edited": 1, **valid_losses')
+    )
+    _interrupt_training(root, cfg, signal.SIGTERM, env)
+    history = _rerun_resumes(root, cfg, env, epochs=6)
+    # Every epoch ran with the edited code: a checkpoint of the code before is not resumed.
+    assert (history.loc[history.split == "valid", "edited"] == 1).all()

@@ -13,6 +13,7 @@ import yaml
 
 from conftest import BIN, REPO, SNAKEMAKE, render_page, run_snakemake
 from thne.evaluate.metrics import METRIC_KEYS
+from thne.variants import SHIPPED_VARIANTS
 
 
 def demo_subset(dest: Path, per_split: dict[str, int]) -> Path:
@@ -68,10 +69,9 @@ def test_bad_config_stops_before_any_job(tmp_path):
 def test_a_variant_may_set_its_own_loss_weights(tmp_path):
     """The shipped residual variant trains with alpha 0.05 (paper section 5.2), the others with
     the dataset's alpha; a variant's beta likewise replaces the dataset's."""
-    base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    assert base["variants"]["residual"] == {"residual": True, "alpha": 0.05}
+    assert SHIPPED_VARIANTS["residual"] == {"residual": True, "alpha": 0.05}
     cfg = write_config(tmp_path / "c.yaml", REPO / "resources" / "demo", alpha=0.3, beta=0.1)
-    variants = {**base["variants"], "light": {"beta": 0.02}}
+    variants = {"light": {"beta": 0.02}}
     cfg.write_text(yaml.safe_dump({**yaml.safe_load(cfg.read_text()), "variants": variants}))
     runs = {v: f"results/demo/runs/{v}/seed1/model.pt" for v in ("thne", "residual", "light")}
     proc = run_snakemake(tmp_path, "--configfile", str(cfg), "-n", "-p", *runs.values())

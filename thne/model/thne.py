@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from thne.variants import LOSS_WEIGHTS, SHIPPED_VARIANTS
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -47,13 +49,11 @@ class Variant:
             )
 
 
+# The switches of the shipped t-HNE variants (thne/variants.py, where their loss weights are too).
 VARIANTS: dict[str, Variant] = {
-    "thne": Variant(),
-    "no_deno1": Variant(deno1=False),
-    "no_deno2": Variant(deno2=False),
-    "no_re": Variant(recovery=False),
-    "residual": Variant(residual=True),
-    "text_only": Variant(deno1=False, deno2=False, recovery=False, multimodal=False),
+    name: Variant(**{k: v for k, v in entry.items() if k not in LOSS_WEIGHTS})
+    for name, entry in SHIPPED_VARIANTS.items()
+    if entry.get("model", "thne") == "thne"
 }
 
 

@@ -61,7 +61,7 @@ def add_dataclass_flags(
                 help=f"(default: the variant's, else {f.default})",
             )
             continue
-        parser.add_argument(flag, type=kind, default=f.default, help=f"(default: {f.default})")
+        parser.add_argument(flag, type=kind, default=None, help=f"(default: {f.default})")
 
 
 def dataclass_from_args(cls: type, args: argparse.Namespace, **extra: Any) -> Any:

@@ -58,10 +58,12 @@ def run(args: argparse.Namespace) -> None:
 
 
 def train_config(args: argparse.Namespace):
-    """TrainConfig from the flags; switches not given come from the variant's preset when the
-    variant is one of the named ones, else from TrainConfig's defaults."""
+    """TrainConfig from the flags; switches and loss weights not given come from the variant's
+    preset when the variant is one of the shipped ones (thne/variants.py: ``residual`` trains
+    with alpha 0.05, as the workflow runs it), else from TrainConfig's defaults."""
     from thne.model.thne import VARIANTS, Variant
     from thne.train.config import TrainConfig
+    from thne.variants import LOSS_WEIGHTS, SHIPPED_VARIANTS
 
     switches = [f.name for f in dataclasses.fields(Variant)]
     if args.model == "mmim":
@@ -75,6 +77,8 @@ def train_config(args: argparse.Namespace):
         )
     else:
         preset = dataclasses.asdict(VARIANTS.get(args.variant, Variant()))
+    shipped = SHIPPED_VARIANTS.get(args.variant, {})
+    preset.update({k: shipped[k] for k in LOSS_WEIGHTS if k in shipped})
     for f in dataclasses.fields(TrainConfig):
         if getattr(args, f.name, None) is None:
             setattr(args, f.name, preset.get(f.name, f.default))

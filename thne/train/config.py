@@ -47,6 +47,10 @@ class TrainConfig:
     # Seconds between checkpoints of the training state (0: at the end of every epoch). How a
     # run is carried out, not what it computes: a checkpoint resumes under any value.
     checkpoint_every_s: float = 600.0
+    # The workflow's fingerprint of the config and code behind this run and its inputs (its
+    # lineage param). Part of the run's fingerprint, so a checkpoint written by other code is
+    # not resumed by this one.
+    lineage: str = ""
 
     def __post_init__(self) -> None:
         from thne.model.thne import VARIANTS

@@ -1,6 +1,7 @@
 import copy
 import functools
 import hashlib
+import json
 import os
 import shlex
 from pathlib import Path
@@ -12,6 +13,7 @@ from snakemake.utils import validate
 
 from thne.devices import visible_gpus
 from thne.imports import PackageCode
+from thne.variants import LOSS_WEIGHTS, with_shipped
 
 # Sections a user's config replaces as a whole: a dataset's source. Merged key by key, the
 # shipped raw_dir would sit beside a user's url or archive and win over it.
@@ -65,6 +67,7 @@ fill_defaults(
     config, yaml.safe_load(Path(workflow.basedir, "config/config.yaml").read_text())
 )
 inherit_bases(config["datasets"])
+config["variants"] = with_shipped(config.get("variants"))
 try:
     validate(config, schema="../schemas/config.schema.yaml")
 except WorkflowError as _error:
@@ -78,7 +81,6 @@ except WorkflowError as _error:
 
 DATASETS = sorted(config["datasets"])
 SWITCHES = ("deno1", "deno2", "recovery", "residual", "multimodal")
-LOSS_WEIGHTS = ("alpha", "beta")  # Eq. 9's weights, which a variant may set too
 
 for _ds in DATASETS:
     _unknown = sorted(
@@ -398,8 +400,14 @@ def figure_histories(wildcards):
 TRAIN_FLAGS = (
     "batch_size lr bert_lr alpha beta visual_hidden acoustic_hidden fusion_dim dropout"
     " grad_clip weight_decay max_epochs patience max_frames device mi_lr mi_memory"
-    " checkpoint_every_s"
 ).split()
+
+
+def checkpoint_every_s(wildcards):
+    """How often a training job saves its state: how a job is carried out, not what it
+    computes, so it is a resource of the job, which Snakemake never takes as a reason to
+    rerun, and not a param, which it does."""
+    return ds_config(wildcards, "train").get("checkpoint_every_s", 600)
 
 
 def train_flags(wildcards):
@@ -428,6 +436,159 @@ def train_flags(wildcards):
     flags.append(f"--model {model}")
     flags += [f"--{name}" if on else f"--no-{name}" for name, on in switches.items()]
     return " ".join(flags)
+
+
+# Lineage: each result's params carry a fingerprint of the config values and code of its own
+# rule and of every rule upstream of it. Snakemake reruns a job whose params changed, and then
+# the jobs it needs, even where the files in between are missing. Without it, a retrain cut
+# off by a time limit (its outputs deleted, the checkpoint kept) leaves the old config's
+# metrics.json looking current: the missing model is not rebuilt while the files after it
+# exist and their own params are unchanged.
+#
+# Only config and code are followed. Data reaches downstream through file dates, and the shard
+# rules take the manifest as ancient() with a fingerprint of their own clips and media, so a
+# change to one video reruns its shard, not every shard (that is why no shard's lineage holds
+# ingest's). Where a file is downloaded from is not in any lineage: a new download is seen by
+# its date.
+FETCH_KEYS = ("url", "mirrors")
+
+
+def _digest(*parts):
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def source_identity(ds):
+    """The source keys that say which data a dataset is, without where it is fetched from."""
+    return {
+        key: value
+        for key, value in config["datasets"][ds]["source"].items()
+        if key not in FETCH_KEYS and not key.endswith("sha256") and not is_url(value)
+    }
+
+
+def _train_values(ds, variant):
+    """The training values a run of ``variant`` computes with: the dataset's, its variant
+    entry's, and the encoder; not seeds or the variant list (other runs), nor threads and the
+    checkpoint interval (how the job runs)."""
+    train = ds_config_of(ds, "train")
+    values = {
+        k: v
+        for k, v in train.items()
+        if k not in ("seeds", "variants", "threads", "checkpoint_every_s")
+    }
+    return {
+        **values,
+        "variant": config["variants"].get(variant),
+        "encoder": ds_config_of(ds, "text")["encoder"],
+    }
+
+
+def ds_config_of(ds, section):
+    return config["datasets"][ds][section]
+
+
+@functools.cache
+def lineage(ds, step, variant=None):
+    """Fingerprint of the config and code behind ``step``'s result for dataset ``ds``.
+
+    Steps: ``data`` (manifest, splits; for an imported feature set also its features),
+    ``shards/<modality>``, ``features/<modality>``, ``stats/<modality>``, ``text``, ``run``
+    and ``metrics`` (of ``variant``), ``aggregate``, ``variants``, ``table``, ``ablation``,
+    ``loss_curves``, ``cases``, ``report``.
+    """
+    section = config["datasets"][ds]
+    kind, _, modality = step.partition("/")
+    imported = section["source"]["layout"] in IMPORT_LAYOUTS
+    if kind == "data":
+        if imported:
+            own = [stage_code("import_features"), source_identity(ds)]
+        else:
+            own = [stage_code("ingest"), source_identity(ds)]
+            if not section["source"].get("raw_dir"):
+                own.append(stage_code("unpack"))
+        return _digest(own, section["on_bad_clip"], section.get("base"))
+    if kind == "shards":
+        # Its clips and media are the shard's own param (shard_media), not ingest's lineage.
+        own = [stage_code(modality), section[modality], section["shard_size"]]
+        if modality == "visual" and section["visual"]["extractor"] == "openface":
+            own += [
+                file_code("thne/features/openface_run.sh"),
+                stage_code("openface_plan"),
+            ]
+        return _digest(own, section["on_bad_clip"])
+    if kind == "features":
+        if imported:
+            return lineage(ds, "data")
+        return _digest(stage_code("merge"), lineage(ds, f"shards/{modality}"))
+    if kind == "stats":
+        return _digest(
+            stage_code("stats"),
+            lineage(ds, "data"),
+            lineage(ds, f"features/{modality}"),
+        )
+    if kind == "text":
+        return _digest(stage_code("text"), section["text"], lineage(ds, "data"))
+    if kind == "run":
+        upstream = [lineage(ds, step) for step in ("data", "text")]
+        upstream += [
+            lineage(ds, f"{kind}/{m}")
+            for kind in ("features", "stats")
+            for m in ("audio", "visual")
+        ]
+        return _digest(stage_code("train"), _train_values(ds, variant), upstream)
+    if kind == "metrics":
+        return _digest(stage_code("evaluate"), lineage(ds, "run", variant))
+    trained = section["train"]
+    if kind == "aggregate":
+        return _digest(
+            stage_code("aggregate"), trained["seeds"], lineage(ds, "metrics", "thne")
+        )
+    runs = [lineage(ds, "metrics", v) for v in trained["variants"]]
+    if kind == "variants":
+        return _digest(stage_code("variants"), trained["seeds"], runs)
+    features = [lineage(ds, f"features/{m}") for m in ("audio", "visual")]
+    if kind == "table":
+        return _digest(
+            stage_code("table"),
+            lineage(ds, "aggregate"),
+            lineage(ds, "variants"),
+            features,
+        )
+    if kind == "ablation":
+        return _digest(stage_code("ablation"), lineage(ds, "variants"), features)
+    if kind == "loss_curves":
+        shown = [v for v in ("thne", "residual") if v in trained["variants"]] or [
+            "thne"
+        ]
+        return _digest(
+            stage_code("loss_curves"),
+            trained["seeds"],
+            [lineage(ds, "run", v) for v in shown],
+        )
+    if kind == "cases":
+        return _digest(
+            stage_code("cases"),
+            trained["seeds"],
+            lineage(ds, "run", "thne"),
+            lineage(ds, "data"),
+        )
+    if kind == "report":
+        parts = [
+            lineage(ds, s)
+            for s in ("table", "ablation", "cases", "loss_curves", "data")
+        ]
+        return _digest(stage_code("report_pages"), parts, features)
+    raise ValueError(f"no lineage for step {step!r}")
+
+
+def lineage_of(step, variant=False):
+    """A params function: the lineage of ``step`` for the job's dataset (and variant)."""
+    if "{modality}" in step:
+        return lambda wc: lineage(
+            wc.ds, step.format(modality=wc.modality), wc.variant if variant else None
+        )
+    return lambda wc: lineage(wc.ds, step, wc.variant if variant else None)
 
 
 # Published feature sets (import.smk).
@@ -566,6 +727,16 @@ def predict_models(wildcards):
         ds=wildcards.ds,
         variant=entry.get("variant", "thne"),
         seed=seeds,
+    )
+
+
+def predict_lineage(wildcards):
+    """The lineage of the runs that score, and of the features they score."""
+    entry = predict_entry(wildcards)
+    return _digest(
+        lineage(wildcards.ds, "run", entry.get("variant", "thne")),
+        entry.get("seeds") or ds_config(wildcards, "train")["seeds"],
+        [lineage(wildcards.ds, f"features/{m}") for m in ("audio", "visual")],
     )
 
 

@@ -11,6 +11,7 @@ rule evaluate:
         "../../environment.yml"
     params:
         code=stage_code("evaluate"),
+        lineage=lineage_of("metrics", variant=True),
     shell:
         "thne evaluate --predictions {input} --out {output} --variant {wildcards.variant}"
         " --seed {wildcards.seed} > {log} 2>&1"
@@ -29,6 +30,7 @@ rule aggregate:
         "../../environment.yml"
     params:
         code=stage_code("aggregate"),
+        lineage=lineage_of("aggregate"),
     shell:
         "thne aggregate --runs {input} --out {output} --dataset {wildcards.ds}"
         " --variant thne > {log} 2>&1"

@@ -113,6 +113,7 @@ rule merge_features:
         "../../environment.yml"
     params:
         code=stage_code("merge"),
+        lineage=lineage_of("features/{modality}"),
     shell:
         "thne merge --inputs {input} --out {output} > {log} 2>&1"
 
@@ -131,6 +132,7 @@ rule feature_stats:
         "../../environment.yml"
     params:
         code=stage_code("stats"),
+        lineage=lineage_of("stats/{modality}"),
     shell:
         "thne stats --manifest {input.manifest} --features {input.features}"
         " --out {output} > {log} 2>&1"

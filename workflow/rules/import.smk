@@ -25,6 +25,7 @@ rule import_features:
         flags=import_flags,
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
         code=stage_code("import_features"),
+        lineage=lineage_of("data"),
     shell:
         "thne import-features --layout {params.layout} --dataset {params.dataset}"
         " {params.flags} --manifest {output.manifest} --excluded {output.excluded}"

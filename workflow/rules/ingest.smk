@@ -19,6 +19,7 @@ checkpoint ingest:
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
         media=ingest_media,
         code=stage_code("ingest"),
+        lineage=lineage_of("data"),
     shell:
         "thne ingest {params.flags} --raw-dir {input.raw:q}"
         " --manifest {output.manifest} --excluded {output.excluded} --splits {output.splits}"

@@ -94,6 +94,7 @@ rule predict_merge:
         "../../environment.yml"
     params:
         code=stage_code("merge"),
+        lineage=lineage_of("features/{modality}"),
     shell:
         "thne merge --inputs {input} --out {output} > {log} 2>&1"
 
@@ -116,6 +117,7 @@ rule predict:
     params:
         flags=predict_flags,
         code=stage_code("predict"),
+        lineage=predict_lineage,
     shell:
         "thne predict {params.flags} --out {output.predictions}"
         " --excluded {output.excluded} > {log} 2>&1"
@@ -136,6 +138,7 @@ rule predict_explain:
     params:
         flags=predict_flags,
         code=stage_code("predict"),
+        lineage=predict_lineage,
     shell:
         "thne predict {params.flags} --out {output}/predictions.tsv"
         " --explain {output} > {log} 2>&1"

@@ -12,6 +12,7 @@ rule variants:
     params:
         variants=lambda wc: ",".join(ds_config(wc, "train")["variants"]),
         code=stage_code("variants"),
+        lineage=lineage_of("variants"),
     shell:
         "thne variants --runs {input.runs} --predictions {input.predictions}"
         " --variants {params.variants} --out {output} --dataset {wildcards.ds} > {log} 2>&1"
@@ -33,6 +34,7 @@ rule table:
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
         paper=paper_dataset,
         code=stage_code("table"),
+        lineage=lineage_of("table"),
     shell:
         "thne table --metrics {input.metrics} --variants-json {input.variants}"
         " --visual {input.visual} --audio {input.audio} --encoder {params.encoder:q}"
@@ -54,6 +56,7 @@ rule ablation:
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
         paper=paper_dataset,
         code=stage_code("ablation"),
+        lineage=lineage_of("ablation"),
     shell:
         "thne ablation --variants-json {input.variants} --visual {input.visual}"
         " --audio {input.audio} --encoder {params.encoder:q} --out {output}"
@@ -77,6 +80,7 @@ rule loss_curves:
         "../../environment.yml"
     params:
         code=stage_code("loss_curves"),
+        lineage=lineage_of("loss_curves"),
     shell:
         "thne loss-curves --histories {input} --out {output}"
         " --title 'Loss terms per epoch on {wildcards.ds} (mean over seeds, band: ±1 std)'"
@@ -95,6 +99,7 @@ rule cases:
         "../../environment.yml"
     params:
         code=stage_code("cases"),
+        lineage=lineage_of("cases"),
     shell:
         "thne cases --predictions {input.predictions} --manifest {input.manifest}"
         " --out {output} --dataset {wildcards.ds} > {log} 2>&1"
@@ -165,6 +170,7 @@ rule report_pages:
             sort_keys=False,
         ),
         code=stage_code("report_pages"),
+        lineage=lineage_of("report"),
     shell:
         "thne report-pages --table {input.table} --ablation {input.ablation}"
         " --cases {input.cases} --figure {input.figure} --splits {input.splits}"

@@ -22,14 +22,17 @@ rule train:
         # One GPU per training job; the workflow profile caps the gpu resource at the GPUs
         # present, so as many train at once as there are GPUs.
         gpu=train_gpus,
+        checkpoint_every_s=checkpoint_every_s,
     params:
         flags=train_flags,
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
         outdir=subpath(output.model, parent=True),
         code=stage_code("train"),
+        lineage=lineage_of("run", variant=True),
     shell:
         "thne train --manifest {input.manifest} --text {input.text} --audio {input.audio}"
         " --visual {input.visual} --out-dir {params.outdir}"
         " --audio-stats {input.audio_stats} --visual-stats {input.visual_stats} --variant {wildcards.variant}"
         " --seed {wildcards.seed} --encoder {params.encoder:q} {params.flags}"
+        " --checkpoint-every-s {resources.checkpoint_every_s} --lineage {params.lineage}"
         " --threads {threads} > {log} 2>&1"

@@ -1,0 +1,33 @@
+"""The shipped variants, defined once: the workflow's ``variants:`` and ``thne train --variant``
+both read them.
+
+A variant is a set of switches over one model (t-HNE's, :class:`thne.model.thne.Variant`), or
+``model: mmim``, and may set Eq. 9's loss weights ``alpha`` and ``beta``, which then replace the
+dataset's. The config's ``variants:`` adds variants of a user's own, or replaces one of these.
+This module imports nothing heavy: every Snakemake parse reads it.
+"""
+
+from __future__ import annotations
+
+LOSS_WEIGHTS = ("alpha", "beta")
+
+# The paper's Table 4 ablations, its Eq. 10 variant, the text-only baseline, and MMIM (Han et
+# al., 2021), the model t-HNE builds on (thne/model/mmim.py).
+SHIPPED_VARIANTS: dict[str, dict] = {
+    "thne": {},
+    "no_deno1": {"deno1": False},
+    "no_deno2": {"deno2": False},
+    "no_re": {"recovery": False},
+    # Paper section 5.2: "To address this issue, we first reduced the weight of l_tm in the L
+    # (alpha : 0.1 -> 0.05). Then, to further minimize the influence of the textual modality on
+    # the visual and acoustic modalities, we added the original features h_m of the visual and
+    # acoustic modalities back into h_mt" (Eq. 10).
+    "residual": {"residual": True, "alpha": 0.05},
+    "text_only": {"deno1": False, "deno2": False, "recovery": False, "multimodal": False},
+    "mmim": {"model": "mmim"},
+}
+
+
+def with_shipped(variants: dict | None) -> dict[str, dict]:
+    """The shipped variants, then ``variants`` (a config's), which add to or replace them."""
+    return {**SHIPPED_VARIANTS, **{k: dict(v or {}) for k, v in (variants or {}).items()}}
