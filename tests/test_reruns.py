@@ -263,7 +263,7 @@ def test_an_interrupted_retrain_resumes_and_replaces_the_old_results(finished, t
     (SIGTERM, then SIGKILL), and run again: training resumes, and history.tsv, metrics.json
     and the dataset's metrics come from the new config. Then the same after an edit of the
     training code. Checked by hand: without the lineage params (evaluate and aggregate
-    carrying only their own code), the run after each interruption said "Nothing to be done"
+    carrying only their own code), the run after the first interruption said "Nothing to be done"
     and kept the old config's metrics."""
     wf, raw = finished
     root = tmp_path / "wf"

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from thne.errors import InputError
-from thne.io import remove_stale
+from thne.io import DiskFull, is_disk_full, remove_stale
 
 # The stage modules under thne/stages, in workflow order: the order of ``thne --help``.
 STAGE_MODULES: tuple[str, ...] = (
@@ -61,12 +61,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         for stale in remove_stale(path):
             print(f"removed {stale}, left by an interrupted run", file=sys.stderr)
     try:
-        args.func(args)
+        try:
+            args.func(args)
+        except OSError as exc:
+            # A full disk met outside thne's own writers (a library's cache, a temporary file).
+            if exc.filename is None or not is_disk_full(exc):
+                raise
+            raise DiskFull(exc.filename) from exc
     except InputError as exc:
         if os.environ.get("THNE_DEBUG"):
             raise
         print(f"thne {args.stage}: error: {exc}", file=sys.stderr)
-        print("(set THNE_DEBUG=1 for the traceback)", file=sys.stderr)
+        if not isinstance(exc, DiskFull):  # a full disk is told whole in its one line
+            print("(set THNE_DEBUG=1 for the traceback)", file=sys.stderr)
         raise SystemExit(1) from None
 
 

@@ -1,14 +1,70 @@
-"""Atomic file writing: an interrupted run never leaves a half-written output behind."""
+"""Atomic file writing: an interrupted run never leaves a half-written output behind, and a
+full disk is told in one line that names the file."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from thne.errors import InputError
+
+# A write that failed for want of room: the disk is full, or the user's quota is spent.
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+NO_SPACE_WORDS = ("no space left on device", "disk quota exceeded", "errno = 28", "errno = 122")
+# torch's writer reports a short write without its errno ("unexpected pos 982528 vs 982422",
+# "PytorchStreamWriter failed writing file"); a disk with less than this left is taken as why.
+NEARLY_FULL_BYTES = 4 << 20
+
+
+class DiskFull(InputError):
+    """A write failed because the filesystem (or the user's quota) had no room left."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        free = free_bytes(self.path.parent)
+        top = self.path.parts[0] if not self.path.is_absolute() else str(self.path.parent)
+        super().__init__(
+            f"no space left on device while writing {self.path} ({free / 1e6:.0f} MB free); "
+            f"free space or move {top.rstrip('/')}/ to a disk with room (a link to it works)"
+        )
+
+
+def free_bytes(folder: str | os.PathLike) -> int:
+    """Bytes free to this user on the filesystem of ``folder`` (or of its nearest parent)."""
+    where = Path(folder).absolute()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    return shutil.disk_usage(where).free
+
+
+def is_disk_full(exc: BaseException, folder: str | os.PathLike | None = None) -> bool:
+    """Whether ``exc`` is a write that failed for want of room, by its errno, its words (HDF5
+    puts the errno in the message), or, for torch's writer, which hides the errno, by the free
+    space left on ``folder``'s filesystem."""
+    if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
+        return True
+    text = str(exc).lower()
+    if any(words in text for words in NO_SPACE_WORDS):
+        return True
+    torch_writer = isinstance(exc, RuntimeError) and (
+        "unexpected pos" in text or "pytorchstreamwriter" in text or "file write failed" in text
+    )
+    return torch_writer and folder is not None and free_bytes(folder) < NEARLY_FULL_BYTES
+
+
+def ensure_room(path: str | os.PathLike, nbytes: int) -> None:
+    """Raise ``ENOSPC`` for ``path`` unless its filesystem has room for ``nbytes`` more and a
+    margin. HDF5 needs this check before it writes: on a full disk it raises nothing where the
+    write is made, then prints a traceback for every object it frees and may crash at exit."""
+    if free_bytes(Path(path).parent) < nbytes + NEARLY_FULL_BYTES:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
 
 @contextlib.contextmanager
@@ -17,17 +73,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     The temporary name sits in the same directory, so the final rename is atomic on POSIX
     filesystems, and a killed process leaves only a ``.tmp`` file that no rule takes as output.
+    A write that fails for want of room removes the temporary file and raises
+    :class:`DiskFull`, which names ``path``.
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(final)
     tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    full: BaseException | None = None
     try:
         yield tmp
         os.replace(tmp, final)
+    except DiskFull:
+        raise  # named already, by an atomic_path inside this one
+    except Exception as exc:
+        if not is_disk_full(exc, final.parent):
+            raise
+        full = exc
     finally:
         if tmp.exists():
             tmp.unlink()
+    if full is not None:
+        raise DiskFull(final) from full
 
 
 def remove_stale(path: str | os.PathLike) -> list[Path]:

@@ -28,7 +28,7 @@ from thne.data.clips import BAD_CLIP_POLICIES, Clip, IngestError
 from thne.data.ingest import normalise_text
 from thne.data.manifest import SPLITS, split_counts, write_excluded, write_manifest
 from thne.data.splits import NOT_IN_FOLD, write_splits_report
-from thne.io import atomic_path
+from thne.io import atomic_path, ensure_room
 
 IMPORT_LAYOUTS: tuple[str, ...] = ("sdk", "mmim", "mmsa_pkl")
 NONFINITE_POLICY = "replaced by 0"
@@ -116,6 +116,7 @@ def write_import(
         h5py.File(visual_tmp, "w") as visual_h5,
     ):
         files = {"audio": audio_h5, "visual": visual_h5}
+        tmps = {"audio": audio_tmp, "visual": visual_tmp}
         for item in tqdm(items, total=total, desc="import", unit="clip", mininterval=2.0):
             clip = item.clip
             if clip.clip_id in seen:
@@ -134,9 +135,11 @@ def write_import(
                     feats = np.where(bad, np.float32(0), feats)
                     touched[modality][0] += n_bad
                     touched[modality][1] += 1
+                ts = np.asarray(ts, np.float32)
+                ensure_room(tmps[modality], feats.nbytes + ts.nbytes)
                 group = files[modality].create_group(clip.clip_id)
                 group.create_dataset("features", data=feats)
-                group.create_dataset("timestamps", data=np.asarray(ts, np.float32))
+                group.create_dataset("timestamps", data=ts)
             kept.append(replace(clip, text=normalise_text(clip.text)))
 
         failing = [(c, r) for c, r in rejected if r != NOT_IN_FOLD]

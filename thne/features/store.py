@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from thne.data.clips import BAD_CLIP_POLICIES, Clip, clip_problem
 from thne.errors import InputError
-from thne.io import atomic_path
+from thne.io import atomic_path, ensure_room
 from thne.media import STREAM_END_SLACK_S, MediaError
 
 
@@ -175,9 +175,11 @@ def extract_to_h5(
                     f"clip {clip.clip_id} ({clip.media}): features have shape {feats.shape}, "
                     f"expected [T, {len(feature_names)}]"
                 )
+            feats, ts = np.asarray(feats, np.float32), np.asarray(ts, np.float32)
+            ensure_room(tmp, feats.nbytes + ts.nbytes)
             group = h5.create_group(clip.clip_id)
-            group.create_dataset("features", data=np.asarray(feats, np.float32))
-            group.create_dataset("timestamps", data=np.asarray(ts, np.float32))
+            group.create_dataset("features", data=feats)
+            group.create_dataset("timestamps", data=ts)
         h5.attrs["excluded"] = json.dumps([e.__dict__ for e in excluded])
     return excluded
 
@@ -235,6 +237,7 @@ def merge_h5(parts: Sequence[str | os.PathLike], out_path: str | os.PathLike) ->
                 for clip_id in h5:
                     if clip_id in out:
                         raise ValueError(f"{part}: clip {clip_id} is in another shard too")
+                    ensure_room(tmp, sum(d.nbytes for d in h5[clip_id].values()))
                     h5.copy(h5[clip_id], out, name=clip_id)
                     n += 1
                 excluded += json.loads(h5.attrs.get("excluded", "[]"))

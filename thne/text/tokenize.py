@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 
 from thne.data.manifest import read_manifest
-from thne.io import atomic_path
+from thne.io import atomic_path, ensure_room
 from thne.text.encoder import load_tokenizer
 
 
@@ -28,13 +28,15 @@ def tokenize_manifest(
     )
     full = tokenizer(texts, truncation=False)["input_ids"]
     truncated = sum(len(ids) > max_length for ids in full)
-    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.create_dataset(
-            "clip_ids", data=np.array([c.clip_id for c in clips], dtype=h5py.string_dtype())
-        )
-        h5.create_dataset("input_ids", data=enc["input_ids"].astype(np.int32))
-        h5.create_dataset("attention_mask", data=enc["attention_mask"].astype(np.int8))
-        h5.attrs["tokenizer"] = encoder
-        h5.attrs["max_length"] = max_length
-        h5.attrs["truncated"] = truncated
+    with atomic_path(out_path) as tmp:
+        ensure_room(tmp, enc["input_ids"].size * 5 + 64 * len(clips))
+        with h5py.File(tmp, "w") as h5:
+            h5.create_dataset(
+                "clip_ids", data=np.array([c.clip_id for c in clips], dtype=h5py.string_dtype())
+            )
+            h5.create_dataset("input_ids", data=enc["input_ids"].astype(np.int32))
+            h5.create_dataset("attention_mask", data=enc["attention_mask"].astype(np.int8))
+            h5.attrs["tokenizer"] = encoder
+            h5.attrs["max_length"] = max_length
+            h5.attrs["truncated"] = truncated
     return truncated
