@@ -76,3 +76,68 @@ def test_pure_tone_pitch_and_loudness():
     assert np.median(fq[5:-5, f0]) == pytest.approx(150, rel=0.03)
     assert np.median(fl[5:-5, f0]) == pytest.approx(300, rel=0.03)
     assert np.median(fl[:, rms]) > 5 * np.median(fq[:, rms])
+
+
+# librosa's compiled code: every job its own numba cache (thne/features/numba_cache.py).
+
+
+def _shard_job(manifest, out, shard, cache_root, workers=1):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "THNE_CACHE_DIR": str(cache_root)}
+    env.pop("NUMBA_CACHE_DIR", None)
+    cmd = [sys.executable, "-m", "thne.cli", "audio", "--manifest", str(manifest)]
+    cmd += ["--out", str(out), "--threads", str(workers)]
+    if shard is not None:
+        cmd += ["--shard", str(shard), "--shard-size", "1"]
+    return subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+
+
+def _features(paths):
+    import h5py
+
+    out = {}
+    for path in paths:
+        with h5py.File(path, "r") as h5:
+            for clip in h5:
+                out[clip] = h5[clip]["features"][()].tobytes()
+    return out
+
+
+def test_four_shard_jobs_on_a_cold_cache_equal_a_sequential_run(tmp_path):
+    """Four audio shard jobs started at once on a cold cache, then the same shards one after
+    another on the cache they published, then one job with 2 workers: byte-identical features.
+    Checked by hand: with the jobs sharing one cache folder (NUMBA_CACHE_DIR set to the same
+    folder for all), as they shared the one in the installed package before, the four wrote its
+    files at the same time."""
+    from conftest import REPO
+    from thne.data.manifest import Clip, write_manifest
+    from thne.features.numba_cache import cache_key
+
+    clips = [
+        Clip(f"demo0{v}_1", f"demo0{v}", 0.0, 2.0, "train", 0.0, "x", str(need(media)))
+        for v in (1, 2, 3, 4)
+        if (media := REPO / f"resources/demo/Raw/demo0{v}/1.mp4")
+    ]
+    manifest = tmp_path / "manifest.tsv"
+    write_manifest(manifest, clips)
+    cache = tmp_path / "cache"
+
+    at_once = [_shard_job(manifest, tmp_path / f"a{s}.h5", s, cache) for s in range(4)]
+    for job in at_once:
+        assert job.wait(timeout=600) == 0, job.stderr.read()
+    # Published once, by one atomic rename, and no job's private folder left behind.
+    assert [p.name for p in (cache / "numba").iterdir()] == [cache_key()]
+
+    for s in range(4):
+        job = _shard_job(manifest, tmp_path / f"b{s}.h5", s, cache)
+        assert job.wait(timeout=600) == 0, job.stderr.read()
+    both = _shard_job(manifest, tmp_path / "c.h5", None, cache, workers=2)
+    assert both.wait(timeout=600) == 0, both.stderr.read()
+
+    cold = _features(tmp_path / f"a{s}.h5" for s in range(4))
+    assert len(cold) == 4
+    assert _features(tmp_path / f"b{s}.h5" for s in range(4)) == cold
+    assert _features([tmp_path / "c.h5"]) == cold

@@ -35,6 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from thne.features.numba_cache import private_numba_cache
+
+    # Before librosa is imported: numba reads where its cache is when librosa's code loads.
+    with private_numba_cache():
+        _extract(args)
+
+
+def _extract(args: argparse.Namespace) -> None:
     from thne.data.shards import read_shard
     from thne.features.audio import AudioConfig, audio_extractor
     from thne.features.store import extract_to_h5

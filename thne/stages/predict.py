@@ -54,6 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from thne.features.numba_cache import private_numba_cache
+
+    # Before librosa is imported (by the pipeline): see thne/features/numba_cache.py.
+    with private_numba_cache():
+        _predict(args)
+
+
+def _predict(args: argparse.Namespace) -> None:
     from thne.predict.pipeline import predict
 
     if args.manifest and args.inputs:
