@@ -122,7 +122,9 @@ def test_existing_dest_with_wrong_checksum_is_fetched_again(site, tmp_path):
     assert dest.read_bytes() == PAYLOAD
 
 
-def test_cut_transfer_resumes_with_range(site, tmp_path):
+def test_cut_transfer_resumes_with_range(site, tmp_path, capsys):
+    """The retry and the resume are told in plain words (before: nothing, and a failure named
+    the internal exception class _Transient)."""
     site.cut["/data.bin"] = 120_000
     dest = tmp_path / "data.bin"
     fetch([site.url("/data.bin")], dest, sha256=GOOD_SHA)
@@ -131,6 +133,11 @@ def test_cut_transfer_resumes_with_range(site, tmp_path):
         ("GET", "/data.bin", None),
         ("GET", "/data.bin", "bytes=120000-"),
     ]
+    log = capsys.readouterr().err
+    assert f"download from {site.url('/data.bin')} failed (connection ended after 120000 of " in log
+    assert "trying again in" in log and "(attempt 2 of" in log
+    assert "resuming data.bin from byte 120000 (0.1 MB already here)" in log
+    assert "_Transient" not in log
 
 
 def test_server_ignoring_range_restarts_from_zero(site, tmp_path):

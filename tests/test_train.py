@@ -554,3 +554,24 @@ def test_each_job_claims_its_own_gpu(tmp_path, monkeypatch):
     assert visible_gpus() == 0
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,-1,1")
     assert visible_gpus() == 1
+
+
+def test_thne_train_by_hand_takes_the_shipped_variants_loss_weights():
+    """`thne train --variant residual` without --alpha trains with the alpha the workflow
+    gives it (0.05, paper section 5.2), from thne/variants.py; a flag still wins. Before:
+    TrainConfig's 0.3."""
+    from thne.cli import build_parser
+    from thne.stages.train import train_config
+
+    def cfg(*flags):
+        args = build_parser().parse_args(
+            ["train", "--manifest", "m", "--text", "t", "--audio", "a", "--visual", "v"]
+            + ["--out-dir", "o", *flags]
+        )
+        return train_config(args)
+
+    assert cfg("--variant", "residual").alpha == 0.05
+    assert cfg("--variant", "residual").residual is True
+    assert cfg("--variant", "residual", "--alpha", "0.2").alpha == 0.2
+    assert cfg("--variant", "thne").alpha == TrainConfig().alpha
+    assert cfg("--variant", "no_re").recovery is False

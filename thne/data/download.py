@@ -121,7 +121,9 @@ def download(
     dest.parent.mkdir(parents=True, exist_ok=True)
     job = _Job(dest, partial_path(dest), timeout, chunk_size, progress)
     failures: list[str] = []
-    for url in urls:
+    for n, url in enumerate(urls):
+        if n:
+            print(f"trying mirror {n} of {len(urls) - 1}: {url}", file=sys.stderr, flush=True)
         try:
             _fetch_with_retries(url, job, retries, backoff)
             _verify_checksum(job, expected)
@@ -144,7 +146,14 @@ def _fetch_with_retries(url: str, job: _Job, retries: int, backoff: float) -> No
     last: BaseException | None = None
     for attempt in range(retries):
         if attempt:
-            time.sleep(backoff * 2 ** (attempt - 1))
+            wait = backoff * 2 ** (attempt - 1)
+            print(
+                f"download from {url} failed ({_describe(last)}); trying again in {wait:g} s "
+                f"(attempt {attempt + 1} of {retries})",
+                file=sys.stderr,
+                flush=True,
+            )
+            time.sleep(wait)
         try:
             _fetch_once(request, job)
             return
@@ -158,6 +167,8 @@ def _fetch_with_retries(url: str, job: _Job, retries: int, backoff: float) -> No
 
 
 def _describe(exc: BaseException | None) -> str:
+    if isinstance(exc, _Transient):
+        return str(exc)
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):
@@ -171,6 +182,11 @@ def _fetch_once(request: urllib.request.Request, job: _Job) -> None:
     request.remove_header("Range")
     if offset:
         request.add_header("Range", f"bytes={offset}-")
+        print(
+            f"resuming {job.dest.name} from byte {offset} ({offset / 1e6:.1f} MB already here)",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         response = urllib.request.urlopen(request, timeout=job.timeout)
     except urllib.error.HTTPError as exc:
