@@ -109,9 +109,10 @@ def _features(paths):
 def test_four_shard_jobs_on_a_cold_cache_equal_a_sequential_run(tmp_path):
     """Four audio shard jobs started at once on a cold cache, then the same shards one after
     another on the cache they published, then one job with 2 workers: byte-identical features.
-    Checked by hand: with the jobs sharing one cache folder (NUMBA_CACHE_DIR set to the same
-    folder for all), as they shared the one in the installed package before, the four wrote its
-    files at the same time."""
+    Checked by hand: with the private caches removed (the four jobs writing the installed
+    package's cache at once, as before), the published-copy check fails. The byte comparison
+    alone cannot be relied on to catch the race, which depends on timing; it guards that a
+    cache copied from another job gives the same features as compiling afresh."""
     from conftest import REPO
     from thne.data.manifest import Clip, write_manifest
     from thne.features.numba_cache import cache_key
