@@ -88,9 +88,9 @@ class TrainingState:
         return self.model.state_dict() if self.best_weights is None else self.best_weights
 
     def snapshot(self, device: torch.device) -> dict:
-        """Everything as ``checkpoint.pt`` holds it (on the CPU, nothing shared with the live
-        objects' future values)."""
-        model = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        """Everything as ``checkpoint.pt`` holds it, for saving at once (on the CPU the
+        tensors are the live ones)."""
+        model = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         progress = self.progress
         record = {
             "epoch": self.epoch,
