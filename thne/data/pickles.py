@@ -20,6 +20,7 @@ feature files' config says so).
 from __future__ import annotations
 
 import builtins
+import importlib
 import importlib.util
 import os
 import pickle
@@ -56,14 +57,12 @@ def _numpy_global(name: str) -> Callable[[], object]:
 
 def _numpy_core(name: str) -> Callable[[], object]:
     # numpy 2 moved numpy.core to numpy._core; either name of a pickle reaches the installed one.
-    def find() -> object:
-        try:
-            from numpy._core import multiarray
-        except ImportError:  # numpy 1.x before 1.26
-            from numpy.core import multiarray
-        return getattr(multiarray, name)
-
-    return find
+    module = (
+        "numpy._core.multiarray"
+        if np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+        else "numpy.core.multiarray"
+    )
+    return lambda: getattr(importlib.import_module(module), name)
 
 
 # Everything the feature-set pickles of these formats hold besides the containers and scalars
