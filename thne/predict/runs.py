@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
@@ -78,7 +78,15 @@ def save_run(
     acoustic_names: list[str],
     provenance: dict,
 ) -> None:
-    """Write the run files into ``out``; ``model.safetensors`` last, as the sign it is whole."""
+    """Write the run files into ``out``: ``model.safetensors`` first (the largest, so that a
+    full disk stops the run before anything else is written), then ``encoder/`` and
+    ``run.json``."""
+    # Serialised in memory and written by Python, so that a failed write (a full disk) is the
+    # OSError that atomic_path reports, as for every other output.
+    weights = save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()})
+    with atomic_path(out / MODEL_FILE) as tmp:
+        tmp.write_bytes(weights)
+    del weights
     files = encoder_files(cfg.encoder)
     for name, data in files.items():
         with atomic_path(out / ENCODER_DIR / name) as tmp:
@@ -99,8 +107,6 @@ def save_run(
             "encoder_files": sorted(files),
         },
     )
-    with atomic_path(out / MODEL_FILE) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}, tmp)
 
 
 def _plain_norm(norm: Normaliser) -> dict:
