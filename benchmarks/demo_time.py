@@ -10,7 +10,7 @@ workflow runs there with that copy's ``thne`` first on the import path. Printed:
   child processes) and bytes written by all of them (the kernel's block-output count).
 
 Snakemake samples a job's counters every few seconds, so a stage's bytes written miss what
-its jobs write just before they end (a training job's ``model.pt``): read them as lower
+its jobs write just before they end (a training job's ``model.safetensors``): read them as lower
 bounds, and the whole run's figure as the total.
 
 Wall time depends on what else the machine runs; CPU time and bytes written much less so:
@@ -126,8 +126,8 @@ def main() -> None:
     )
     print(
         "per-stage MB come from Snakemake's sampling of each job, which misses what a job "
-        "writes in its last seconds (a training job's model.pt); the whole run's MB are the "
-        "kernel's count"
+        "writes in its last seconds (a training job's model.safetensors); the whole run's MB are "
+        "the kernel's count"
     )
     if args.keep:
         print(f"kept {work}")

@@ -9,7 +9,7 @@ per clip for each step.
         [--video ../shared/fixtures/media/talking_face.mp4] [--clips 6] [--seconds 3]
 
 The run must come from this thne (make one with
-``snakemake results/demo/runs/thne/seed1/model.pt``).
+``snakemake results/demo/runs/thne/seed1/model.safetensors``).
 """
 
 from __future__ import annotations

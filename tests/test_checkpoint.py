@@ -1,5 +1,6 @@
 """Checkpoints by time and on a stop signal, and resuming from them."""
 
+import json
 import os
 import signal
 import subprocess
@@ -7,11 +8,12 @@ import time
 
 import pytest
 import torch
-from test_train import _train_cli, load, make_dataset
+from test_train import _train_cli, assert_same_weights, checkpoint_record, load, make_dataset
 
 import thne.train.loop as loop
+from thne.train.checkpoint import CHECKPOINT, TrainingStopped
 from thne.train.config import TrainConfig
-from thne.train.loop import CHECKPOINT, TrainingStopped, train_run
+from thne.train.loop import train_run
 
 CFG = dict(seed=5, batch_size=2, max_epochs=3, patience=8)
 OUTPUTS = ("history.tsv", "predictions.tsv", "valid_metrics.json")
@@ -50,33 +52,31 @@ def reference(data_dir, tmp_path_factory):
 def _same_outputs(a, b) -> None:
     for name in OUTPUTS:
         assert (a / name).read_text() == (b / name).read_text(), name
-    ma, mb = (torch.load(d / "model.pt", weights_only=False) for d in (a, b))
-    assert ma["epoch"] == mb["epoch"]
-    assert ma["state_dict"].keys() == mb["state_dict"].keys()
-    for k, v in ma["state_dict"].items():
-        assert torch.equal(v, mb["state_dict"][k]), k
+    assert_same_weights(a, b)
 
 
 def test_interval_decides_when_checkpoints_are_written(data_dir, reference, tmp_path, monkeypatch):
-    """0: one checkpoint per epoch; a large interval: none in a short run, same model.pt. And
+    """0: one checkpoint per epoch; a large interval: none in a short run, same weights. And
     nothing is stored twice: where the best weights are the current ones, the checkpoint
     holds them once."""
     never, written_never = reference
     written = _checkpoint_writes(monkeypatch)
     train_run(load(data_dir), TrainConfig(**CFG, checkpoint_every_s=0), tmp_path / "every")
-    assert [w["epoch"] for w in written] == [1, 2, 3]
-    assert all(w["best_is_model"] == (w["best_state"] is None) for w in written)
-    assert any(w["best_is_model"] for w in written)
+    records = [json.loads(w["record"]) for w in written]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    best_is_model = [r["best_epoch"] == r["epoch"] for r in records]
+    assert [w["best_rows"] is None for w in written] == best_is_model
+    assert any(best_is_model)
     assert written_never == []
     assert not (never / CHECKPOINT).exists()
     _same_outputs(tmp_path / "every", never)
-    # model.pt holds the best-validation epoch's weights.
+    # The run holds the best-validation epoch's weights.
     import pandas as pd
 
     hist = pd.read_csv(never / "history.tsv", sep="\t")
     valid = hist[hist.split == "valid"]
     best_epoch = int(valid.loc[valid["mae"].idxmin(), "epoch"])
-    assert torch.load(never / "model.pt", weights_only=False)["epoch"] == best_epoch
+    assert json.loads((never / "run.json").read_text())["epoch"] == best_epoch
 
 
 def test_sigterm_mid_epoch_checkpoints_and_resumes_exactly(
@@ -102,11 +102,12 @@ def test_sigterm_mid_epoch_checkpoints_and_resumes_exactly(
     assert stopped.value.code == 128 + signal.SIGTERM
     assert len(calls) == 5, "stopped right after the batch the signal came in"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "handler restored"
-    state = torch.load(out / CHECKPOINT, weights_only=False)
-    assert state["epoch"] == 1 and state["progress"]["next_start"] == 4
-    # Nothing twice: the best weights (epoch 1's) differ from the current ones and are kept.
-    assert not state["best_is_model"] and state["best_state"] is not None
-    assert not (out / "model.pt").exists()
+    state = torch.load(out / CHECKPOINT, weights_only=True)
+    record = json.loads(state["record"])
+    assert record["epoch"] == 1 and record["next_start"] == 4
+    # The best weights (epoch 1's) differ from the current ones and are kept.
+    assert record["best_epoch"] == 1 and state["best_rows"] is not None
+    assert not (out / "model.safetensors").exists()
 
     monkeypatch.setattr(loop, "train_step", real_step)
     train_run(data, cfg, out)
@@ -136,9 +137,8 @@ def test_sigterm_to_a_training_process(data_dir, tmp_path):
     rest = proc.stderr.read()
     assert proc.wait(timeout=60) == 128 + signal.SIGTERM, "".join(lines) + rest
     assert "got SIGTERM" in rest and (stopped / CHECKPOINT).is_file(), rest
-    assert not (stopped / "model.pt").exists()
-    state = torch.load(stopped / CHECKPOINT, weights_only=False)
-    assert state["epoch"] >= 1
+    assert not (stopped / "model.safetensors").exists()
+    assert checkpoint_record(stopped / CHECKPOINT)["epoch"] >= 1
 
     run = subprocess.run(
         _train_cli(data_dir, stopped, *extra), check=True, capture_output=True, text=True
@@ -146,3 +146,26 @@ def test_sigterm_to_a_training_process(data_dir, tmp_path):
     assert "resuming " in run.stderr, run.stderr
     _same_outputs(whole, stopped)
     assert not (stopped / CHECKPOINT).exists()
+
+
+def test_a_checkpoint_that_would_run_code_is_not_resumed(data_dir, tmp_path, capfd):
+    """A checkpoint.pt planted in a run folder whose unpickling runs a command: it is not
+    loaded, the command does not run, and training starts from the beginning.
+
+    Break checked by hand: torch.load(weights_only=False) in load_checkpoint makes the marker
+    file appear (and this test fail)."""
+    from payload import RunsCode
+
+    from thne.train.loop import run_fingerprint
+
+    data, cfg = load(data_dir), TrainConfig(**{**CFG, "max_epochs": 1})
+    out, marker = tmp_path / "run", tmp_path / "marker"
+    out.mkdir()
+    planted = {"fingerprint": run_fingerprint(cfg, data), "format": 2, "record": RunsCode(marker)}
+    torch.save(planted, out / CHECKPOINT)
+    train_run(data, cfg, out)
+    err = capfd.readouterr().err
+    assert "cannot be resumed" in err and "posix.system" in err, err
+    assert "training from the start" in err and "resuming" not in err, err
+    assert not marker.exists(), "the checkpoint's code ran"
+    assert json.loads((out / "valid_metrics.json").read_text())["epochs"] == 1

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
 from feature_sets import mmim_entries, write_mmim, write_mmsa_pkl
+from payload import RunsCode
 
+from conftest import need
 from thne.cli import build_parser
 from thne.data.ingest import IngestError
-from thne.data.pickles import read_pickles
+from thne.data.pickles import FeatureSetUnpickler, read_pickles
 
 
 def main(argv):
@@ -50,8 +53,8 @@ def test_mmim_rows_are_words_and_text_drops_pauses(tmp_path):
         np.testing.assert_array_equal(h5[segment]["timestamps"][()], np.arange(len(words)))
 
 
-def test_mmim_unaligned_entries_drop_their_padding(tmp_path):
-    folder = tmp_path / "mmim"
+def write_mmim_unaligned(folder):
+    """MMIM's unaligned entries: 6-item features, padded sequences and their lengths."""
     rng = np.random.default_rng(0)
     for name in ("train", "dev", "test"):
         entries = []
@@ -67,6 +70,11 @@ def test_mmim_unaligned_entries_drop_their_padding(tmp_path):
             )
         folder.mkdir(exist_ok=True)
         (folder / f"{name}.pkl").write_bytes(pickle.dumps(entries))
+    return folder
+
+
+def test_mmim_unaligned_entries_drop_their_padding(tmp_path):
+    folder = write_mmim_unaligned(tmp_path / "mmim")
     run_import("mmim", folder, tmp_path / "out")
     manifest = pd.read_csv(tmp_path / "out/manifest.tsv", sep="\t").set_index("clip_id")
     assert manifest.loc["devV[2]"].label == 1.0 and manifest.loc["devV[2]"].text == "so good"
@@ -131,3 +139,119 @@ def test_bad_labels_and_nonfinite_values_in_pickles(tmp_path):
     with h5py.File(tmp_path / "out/audio.h5") as h5:
         assert h5.attrs["nonfinite_values"] == 5 and h5.attrs["nonfinite_clips"] == 1
         assert json.loads(h5.attrs["excluded"])[0]["clip_id"] == "trainVid0_3"
+
+
+REFUSED = (
+    "asks to load posix.system, which no feature set holds; refusing to load it, because "
+    "unpickling it would run code"
+)
+
+
+def test_a_malicious_mmim_pickle_is_refused_and_runs_nothing(tmp_path):
+    """A train.pkl whose entry unpickles as os.system(...): the import stops naming the file
+    and the global, and the command never runs.
+
+    Break checked by hand: pickle.load(f, encoding="latin1") in _load, as before, makes the
+    marker file appear (and this test fail)."""
+    folder = write_mmim(tmp_path / "mmim")
+    marker = tmp_path / "marker"
+    entries = mmim_entries(4, 0, "v")
+    entries[2] = (entries[2][0], RunsCode(marker), entries[2][2])
+    (folder / "train.pkl").write_bytes(pickle.dumps(entries))
+    with pytest.raises(IngestError, match=re.escape(f"{folder / 'train.pkl'} {REFUSED}")):
+        run_import("mmim", folder, tmp_path / "out")
+    assert not marker.exists(), "the pickle's code ran"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_malicious_mmsa_pickle_is_refused_and_runs_nothing(tmp_path):
+    """The same inside an MMSA aligned_50.pkl, deep in the valid split's dict.
+
+    Break checked by hand: pickle.load in _load makes the marker file appear."""
+    pkl = write_mmsa_pkl(tmp_path / "aligned_50.pkl", aligned=True)
+    marker = tmp_path / "marker"
+    data = pickle.loads(pkl.read_bytes())
+    data["valid"]["raw_text"] = RunsCode(marker)
+    pkl.write_bytes(pickle.dumps(data, protocol=2))
+    with pytest.raises(IngestError, match=re.escape(f"aligned_50.pkl {REFUSED}")):
+        run_import("mmsa_pkl", pkl, tmp_path / "out")
+    assert not marker.exists(), "the pickle's code ran"
+
+
+def test_a_pickle_naming_a_module_not_installed_is_one_line(tmp_path):
+    folder = write_mmim(tmp_path / "mmim")
+    # A pickle of a class from a package this machine lacks (protocol 2: GLOBAL, NEWOBJ).
+    (folder / "dev.pkl").write_bytes(b"\x80\x02cno_such_package_thne.data\nClip\n)\x81.")
+    with pytest.raises(IngestError) as info:
+        read_pickles("mmim", folder)
+    assert str(info.value) == (
+        f"{folder / 'dev.pkl'} asks to load no_such_package_thne.data.Clip, from a module that "
+        "is not installed and that no feature set needs; refusing to load it"
+    )
+
+
+def recorded_globals(path) -> set[str]:
+    """The globals a pickle asks for, as numpy 1.x names them (numpy 2 writes _core)."""
+    asked: set[str] = set()
+
+    class Recorder(FeatureSetUnpickler):
+        def find_class(self, module, name):
+            asked.add(f"{module}.{name}".replace("numpy._core.", "numpy.core."))
+            return super().find_class(module, name)
+
+    with open(path, "rb") as f:
+        Recorder(f, path).load()
+    return asked
+
+
+ARRAYS = {"numpy.core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype"}
+
+
+def test_each_format_needs_exactly_these_globals(tmp_path, realdata):
+    """What every supported format holds besides plain containers: numpy arrays and dtypes,
+    nothing else; each is on the allow-list. The MISA pickle is a real one (CMU-MOSI dev
+    split as MISA ships it)."""
+    mmim, unaligned = write_mmim(tmp_path / "mmim"), write_mmim_unaligned(tmp_path / "unaligned")
+    files = {
+        "MMIM aligned": mmim / "train.pkl",
+        "MMIM unaligned": unaligned / "train.pkl",
+        "MISA": need(realdata / "mosi" / "misa" / "dev.pkl"),
+        "MMSA aligned_50": write_mmsa_pkl(tmp_path / "aligned_50.pkl", aligned=True),
+        "MMSA unaligned_50": write_mmsa_pkl(tmp_path / "unaligned_50.pkl", aligned=False),
+    }
+    found = {name: recorded_globals(path) for name, path in files.items()}
+    assert found == {name: ARRAYS for name in files}
+
+
+def test_the_real_misa_pickle_reads_as_pickle_reads_it(realdata):
+    """The restricted reader builds the very objects pickle.load builds, for the real file."""
+    path = need(realdata / "mosi" / "misa" / "dev.pkl")
+    with open(path, "rb") as f:
+        ours = FeatureSetUnpickler(f, path).load()
+    plain = pickle.loads(path.read_bytes(), encoding="latin1")  # a known file, trusted here
+    assert len(ours) == len(plain) > 0
+    for (features, label, segment), (want_f, want_l, want_s) in zip(ours, plain, strict=True):
+        assert segment == want_s
+        np.testing.assert_array_equal(label, want_l)
+        for got, want in zip(features, want_f, strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+# What Python 2 wrote for [np.array([1.5, -2.0], np.float32), "word", set([1])] (protocol 2):
+# byte strings (SHORT_BINSTRING) for text and for the array's data, __builtin__ for builtins.
+PY2_PICKLE = (
+    b"\x80\x02]q\x00(cnumpy.core.multiarray\n_reconstruct\nq\x01cnumpy\nndarray\nq\x02K\x00"
+    b"\x85q\x03U\x01bq\x04\x87q\x05Rq\x06(K\x01K\x02\x85q\x07cnumpy\ndtype\nq\x08U\x02f4q\tK"
+    b"\x00K\x01\x87q\nRq\x0b(K\x03U\x01<q\x0cNNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tq\rb"
+    b"\x89U\x08\x00\x00\xc0?\x00\x00\x00\xc0q\x0etq\x0fbU\x04wordq\x10c__builtin__\nset\nq\x11]q"
+    b"\x12K\x01a\x85q\x13Rq\x14e."
+)
+
+
+def test_python2_pickles_still_load(tmp_path):
+    path = tmp_path / "py2.pkl"
+    path.write_bytes(PY2_PICKLE)
+    with open(path, "rb") as f:
+        array, word, numbers = FeatureSetUnpickler(f, path).load()
+    np.testing.assert_array_equal(array, np.array([1.5, -2.0], np.float32))
+    assert array.dtype == np.float32 and word == "word" and numbers == {1}

@@ -6,6 +6,7 @@ predictions of its test clips' media, scored again from the media, must equal th
 
 import contextlib
 import io
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -77,7 +78,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
     raw = demo_subset(root / "raw", {"train": 4, "valid": 2, "test": 2})
     cfg = write_config(root / "cfg.yaml", raw, seeds=list(SEEDS))
-    targets = [f"results/demo/runs/thne/seed{s}/model.pt" for s in SEEDS]
+    targets = [f"results/demo/runs/thne/seed{s}/model.safetensors" for s in SEEDS]
     run_snakemake(root, "--configfile", str(cfg), "--cores", "2", *targets)
     manifest = pd.read_csv(root / "data/demo/manifest.tsv", sep="\t", dtype={"clip_id": str})
     test = manifest[manifest.split == "test"]
@@ -142,9 +143,10 @@ def run_predictions(root: Path, seed: int) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype={"clip_id": str}).set_index("clip_id")
 
 
-def test_model_pt_records_how_features_and_tokens_were_made(trained):
+def test_run_records_how_features_and_tokens_were_made(trained):
     root, _ = trained
-    saved = torch.load(root / "results/demo/runs/thne/seed1/model.pt", weights_only=False)
+    run = root / "results/demo/runs/thne/seed1"
+    saved = json.loads((run / "run.json").read_text())
     prov = saved["provenance"]
     assert prov["acoustic"]["extractor"].startswith("librosa ")
     assert prov["acoustic"]["config"]["n_mfcc"] == 20
@@ -160,10 +162,10 @@ def test_model_pt_records_how_features_and_tokens_were_made(trained):
     assert prov["visual"]["feature_names"] == saved["visual_names"]
     assert prov["text"] == {"encoder": "all-MiniLM-L6-v2", "max_length": 50}
     assert prov["max_frames"] == 500
-    assert (
-        "tokenizer_config.json" in saved["encoder_files"]
-        and "config.json" in saved["encoder_files"]
-    )
+    assert {"tokenizer_config.json", "config.json"} <= set(saved["encoder_files"])
+    assert {p.name for p in (run / "encoder").iterdir()} == set(saved["encoder_files"])
+    # Nothing in a run directory is a pickle.
+    assert not list(run.rglob("*.pt")) and not list(run.rglob("*.pkl"))
 
 
 def test_predictions_equal_the_runs_own_on_its_test_clips(scored):
@@ -325,17 +327,18 @@ def test_a_folder_video_without_a_transcript_is_named(trained, tmp_path):
 
 
 def test_a_run_loads_without_its_encoder_on_the_machine(scored, tmp_path):
-    """model.pt alone suffices: the run's encoder name pointing nowhere changes nothing."""
+    """The run directory alone suffices: the run's encoder name pointing nowhere changes
+    nothing."""
     from thne.data.manifest import read_manifest
     from thne.predict.runs import load_run
     from thne.predict.score import read_features, score_run
 
     root, test, _ = scored
     moved = tmp_path / "elsewhere" / "seed1"
-    moved.mkdir(parents=True)
-    saved = torch.load(root / "results/demo/runs/thne/seed1/model.pt", weights_only=False)
+    shutil.copytree(root / "results/demo/runs/thne/seed1", moved)
+    saved = json.loads((moved / "run.json").read_text())
     saved["config"]["encoder"] = str(tmp_path / "no-such-encoder")
-    torch.save(saved, moved / "model.pt")
+    (moved / "run.json").write_text(json.dumps(saved))
     work = root / "scored/work"
     data = read_features(
         read_manifest(work / "manifest.tsv"), work / "audio.h5", work / "visual.h5"
@@ -346,13 +349,19 @@ def test_a_run_loads_without_its_encoder_on_the_machine(scored, tmp_path):
         assert scores[clip] == pytest.approx(own.loc[clip, "prediction"], abs=1e-5)
 
 
-def test_an_older_run_without_the_feature_config_says_what_to_retrain(trained, tmp_path):
-    root, _ = trained
+def test_an_older_run_says_what_to_retrain_and_is_never_unpickled(tmp_path):
+    """A run directory of an older thne holds only a pickled model.pt; one handed over may
+    carry code that runs when it is unpickled. thne predict says to retrain it, and the code
+    does not run.
+
+    Break checked by hand: torch.load(model.pt, weights_only=False) in read_run before the
+    retrain error makes the marker file appear (and this test fail)."""
+    from payload import RunsCode
+
     run = tmp_path / "results/demo/runs/thne/seed1"
     run.mkdir(parents=True)
-    saved = torch.load(root / "results/demo/runs/thne/seed1/model.pt", weights_only=False)
-    del saved["provenance"], saved["encoder_files"]
-    torch.save(saved, run / "model.pt")
+    marker = tmp_path / "marker"
+    torch.save({"state_dict": {}, "config": RunsCode(marker)}, run / "model.pt")
     proc = thne_here(
         "predict",
         "--run",
@@ -366,7 +375,8 @@ def test_an_older_run_without_the_feature_config_says_what_to_retrain(trained, t
     )
     assert proc.returncode == 1
     assert "older thne" in proc.stderr and "results/demo/runs/thne/seed1/model.pt" in proc.stderr
-    assert "retrain" in proc.stderr
+    assert "retrain" in proc.stderr and "seed1/model.safetensors" in proc.stderr
+    assert not marker.exists(), "the old run's pickle was loaded and its code ran"
 
 
 def test_explain_needs_a_variant_with_attention(trained, tmp_path):
@@ -374,12 +384,15 @@ def test_explain_needs_a_variant_with_attention(trained, tmp_path):
     from thne.predict.pipeline import predict
 
     root, test = trained
+    from safetensors.torch import load_file, save_file
+
     run = tmp_path / "seed1"
-    run.mkdir()
-    saved = torch.load(root / "results/demo/runs/thne/seed1/model.pt", weights_only=False)
+    shutil.copytree(root / "results/demo/runs/thne/seed1", run)
+    saved = json.loads((run / "run.json").read_text())
     saved["config"].update(variant="no_deno1", deno1=False)
-    saved["state_dict"] = {k: v for k, v in saved["state_dict"].items() if "attend_" not in k}
-    torch.save(saved, run / "model.pt")
+    (run / "run.json").write_text(json.dumps(saved))
+    weights = load_file(run / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if "attend_" not in k}, run / "model.safetensors")
     with pytest.raises(NoAttention, match="no_deno1"):
         predict([test.media.iloc[0]], tmp_path / "o.tsv", run=run, text="x", explain=tmp_path / "e")
 

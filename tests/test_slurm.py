@@ -88,7 +88,7 @@ def test_demo_subset_through_slurm(slurm, tmp_path):
     # Everything before training ran as SLURM jobs, the extraction shards grouped.
     assert (work / "features/demo/audio.h5").exists() and (work / "features/demo/text.h5").exists()
     assert (logs / "group_audio_audio_shard").is_dir() and (logs / "rule_ingest").is_dir()
-    assert not (work / "results/demo/runs/thne/seed1/model.pt").exists()
+    assert not (work / "results/demo/runs/thne/seed1/model.safetensors").exists()
 
     # The documented CPU fallback: THNE_SLURM_GPUS=0 trains on the CPU nodes.
     proc = run_on_slurm(work, cfg, target, gpus=0)

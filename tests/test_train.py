@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -12,9 +11,10 @@ from thne.evaluate.aggregate import aggregate_runs, evaluate_predictions
 from thne.features.normalise import Normaliser
 from thne.features.store import Exclusion, extract_to_h5, read_h5
 from thne.text.tokenize import tokenize_manifest
+from thne.train.checkpoint import CHECKPOINT
 from thne.train.config import TrainConfig
 from thne.train.data import fit_length, load_dataset
-from thne.train.loop import CHECKPOINT, train_run
+from thne.train.loop import train_run
 
 WORDS = {1.0: "great", -1.0: "awful", 0.0: "okay"}
 
@@ -192,7 +192,9 @@ def test_train_run_writes_run_directory(dataset, tmp_path):
     out = tmp_path / "run"
     valid = train_run(data, cfg, out)
     assert set(p.name for p in out.iterdir()) == {
-        "model.pt",
+        "model.safetensors",
+        "run.json",
+        "encoder",
         "history.tsv",
         "predictions.tsv",
         "valid_metrics.json",
@@ -296,15 +298,25 @@ def test_variant_loss_terms_in_history(dataset, tmp_path, variant, kept):
     assert best["variant"] == variant
 
 
-def assert_same_weights(a, b):
-    """Two model.pt files hold bit-identical weights from the same epoch."""
-    import torch
+def checkpoint_record(path):
+    """The plain part of a checkpoint (epochs, history), read as training reads it."""
+    return json.loads(torch.load(path, weights_only=True)["record"])
 
-    x, y = torch.load(a, weights_only=False), torch.load(b, weights_only=False)
+
+def assert_same_weights(a, b):
+    """Two run directories hold bit-identical weights from the same epoch and config (but for
+    how it was carried out: the checkpoint interval)."""
+    from thne.predict.runs import read_run
+    from thne.train.loop import NOT_FINGERPRINTED
+
+    (x, wx), (y, wy) = read_run(a), read_run(b)
+    for info in (x, y):
+        for key in NOT_FINGERPRINTED:
+            del info["config"][key]
     assert x["epoch"] == y["epoch"] and x["config"] == y["config"]
-    assert x["state_dict"].keys() == y["state_dict"].keys()
-    for name, value in x["state_dict"].items():
-        assert torch.equal(value, y["state_dict"][name]), name
+    assert wx.keys() == wy.keys()
+    for name, value in wx.items():
+        assert torch.equal(value, wy[name]), name
 
 
 class Interrupted(Exception):
@@ -361,14 +373,14 @@ def test_early_stopping_stops_patience_epochs_after_the_best(early):
     for epoch in valid.index[:-1]:
         best_so_far = int(valid[:epoch].idxmin())
         assert epoch - best_so_far < cfg.patience, epoch
-    saved = torch.load(run / "model.pt", weights_only=False)
+    saved = json.loads((run / "run.json").read_text())
     assert saved["epoch"] == best["best_epoch"]
 
 
 def test_resume_after_a_non_improving_epoch_and_after_the_stop(early, tmp_path, monkeypatch):
     """A run killed after an epoch that did not improve, then again after its last epoch (early
     stopped, outputs not yet written), ends as the uninterrupted run: same history, same
-    predictions, bit-identical model.pt.
+    predictions, bit-identical weights.
 
     Breaks caught: a resumed run that forgets it had stopped and trains on; one that takes
     the last epoch's weights for the best ones."""
@@ -386,27 +398,23 @@ def test_resume_after_a_non_improving_epoch_and_after_the_stop(early, tmp_path, 
         interrupt_after_epoch(m, flat)
         with pytest.raises(Interrupted):
             train_run(data, cfg, out)
-    assert torch.load(out / CHECKPOINT, weights_only=False)["epoch"] == flat
+    assert checkpoint_record(out / CHECKPOINT)["epoch"] == flat
 
     with monkeypatch.context() as m:
-        # Killed after the final checkpoint, before model.pt is written.
-        real = loop.atomic_path
+        # Killed after the final checkpoint, before the run's files are written.
+        def save_run(*args, **kwargs):
+            raise Interrupted
 
-        def atomic_path(path):
-            if Path(path).name == "model.pt":
-                raise Interrupted
-            return real(path)
-
-        m.setattr(loop, "atomic_path", atomic_path)
+        m.setattr(loop, "save_run", save_run)
         with pytest.raises(Interrupted):
             train_run(data, cfg, out)
-    assert torch.load(out / CHECKPOINT, weights_only=False)["epoch"] == last
-    assert not (out / "model.pt").exists()
+    assert checkpoint_record(out / CHECKPOINT)["epoch"] == last
+    assert not (out / "model.safetensors").exists()
 
     train_run(data, cfg, out)
     for file in ("history.tsv", "predictions.tsv", "valid_metrics.json"):
         assert (out / file).read_text() == (whole / file).read_text(), file
-    assert_same_weights(whole / "model.pt", out / "model.pt")
+    assert_same_weights(whole, out)
     assert not (out / CHECKPOINT).exists()
 
 
@@ -477,7 +485,6 @@ def test_killed_run_resumes_to_the_same_result(dataset, tmp_path, capfd):
     import subprocess
     import time
 
-    import torch
 
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     subprocess.run(_train_cli(dataset, whole), check=True, capture_output=True)
@@ -493,7 +500,7 @@ def test_killed_run_resumes_to_the_same_result(dataset, tmp_path, capfd):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    epoch = torch.load(killed / "checkpoint.pt", weights_only=False)["epoch"]
+    epoch = checkpoint_record(killed / "checkpoint.pt")["epoch"]
     assert 1 <= epoch < 4 and not (killed / "predictions.tsv").exists()
 
     # A checkpoint written for another config is not resumed.
@@ -513,7 +520,7 @@ def test_killed_run_resumes_to_the_same_result(dataset, tmp_path, capfd):
     a = json.loads((whole / "valid_metrics.json").read_text())
     b = json.loads((killed / "valid_metrics.json").read_text())
     assert a == b
-    assert_same_weights(whole / "model.pt", killed / "model.pt")
+    assert_same_weights(whole, killed)
     assert not (killed / "checkpoint.pt").exists()
 
 

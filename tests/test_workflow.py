@@ -73,7 +73,9 @@ def test_a_variant_may_set_its_own_loss_weights(tmp_path):
     cfg = write_config(tmp_path / "c.yaml", REPO / "resources" / "demo", alpha=0.3, beta=0.1)
     variants = {"light": {"beta": 0.02}}
     cfg.write_text(yaml.safe_dump({**yaml.safe_load(cfg.read_text()), "variants": variants}))
-    runs = {v: f"results/demo/runs/{v}/seed1/model.pt" for v in ("thne", "residual", "light")}
+    runs = {
+        v: f"results/demo/runs/{v}/seed1/model.safetensors" for v in ("thne", "residual", "light")
+    }
     proc = run_snakemake(tmp_path, "--configfile", str(cfg), "-n", "-p", *runs.values())
     commands = {
         v: next(line for line in proc.stdout.splitlines() if f"--variant {v} " in line)
@@ -112,7 +114,8 @@ def test_demo_subset_end_to_end(tmp_path):
     assert tuple(metrics["mean"]) == METRIC_KEYS
     run = tmp_path / "results/demo/runs/thne/seed1"
     assert {p.name for p in run.iterdir()} >= {
-        "model.pt",
+        "model.safetensors",
+        "run.json",
         "history.tsv",
         "predictions.tsv",
         "valid_metrics.json",

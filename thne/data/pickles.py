@@ -19,9 +19,12 @@ feature files' config says so).
 
 from __future__ import annotations
 
+import builtins
+import importlib
+import importlib.util
 import os
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,13 +44,84 @@ _MMSA_SHAPE = (
 )
 
 
+def _latin1_bytes(text: str, encoding: str) -> bytes:
+    """``_codecs.encode`` as Python 3 pickles of bytes (protocol 2) call it, and nothing more."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"_codecs.encode with {encoding!r}")
+    return text.encode("latin1")
+
+
+def _numpy_global(name: str) -> Callable[[], object]:
+    return lambda: getattr(np, name)
+
+
+def _numpy_core(name: str) -> Callable[[], object]:
+    # numpy 2 moved numpy.core to numpy._core; either name of a pickle reaches the installed one.
+    module = (
+        "numpy._core.multiarray"
+        if np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+        else "numpy.core.multiarray"
+    )
+    return lambda: getattr(importlib.import_module(module), name)
+
+
+# Everything the feature-set pickles of these formats hold besides the containers and scalars
+# that pickle builds itself: numpy arrays, their dtypes and numpy scalars (as numpy 1.x and
+# 2.x name them), sets, and the bytes of protocol-2 pickles. Nothing here runs code the pickle
+# chooses: each is a constructor of plain data.
+ALLOWED_GLOBALS: dict[tuple[str, str], Callable[[], object]] = {
+    **{
+        (module, name): _numpy_core(name)
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name in ("_reconstruct", "scalar")
+    },
+    ("numpy", "ndarray"): _numpy_global("ndarray"),
+    ("numpy", "dtype"): _numpy_global("dtype"),
+    # Python 2 pickles name the builtins module __builtin__.
+    **{
+        (module, name): (lambda name=name: getattr(builtins, name))
+        for module in ("builtins", "__builtin__")
+        for name in ("set", "frozenset", "bytearray", "complex", "slice", "range")
+    },
+    ("_codecs", "encode"): lambda: _latin1_bytes,
+}
+
+
+class FeatureSetUnpickler(pickle.Unpickler):
+    """Reads a feature-set pickle, refusing every global outside :data:`ALLOWED_GLOBALS`.
+
+    ``pickle.load`` imports and calls whatever a pickle names, so a pickle handed over by
+    anyone could run any command; this one never imports a module the pickle asks for.
+    """
+
+    def __init__(self, file, path: Path) -> None:
+        # Older pickles of these sets were written by Python 2 with numpy arrays inside.
+        super().__init__(file, encoding="latin1")
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> object:
+        found = ALLOWED_GLOBALS.get((module, name))
+        if found is not None:
+            return found()
+        # Only asks whether the top-level package exists: nothing is imported.
+        top = module.partition(".")[0]
+        if not top.isidentifier() or importlib.util.find_spec(top) is None:
+            raise IngestError(
+                f"{self.path} asks to load {module}.{name}, from a module that is not "
+                "installed and that no feature set needs; refusing to load it"
+            )
+        raise IngestError(
+            f"{self.path} asks to load {module}.{name}, which no feature set holds; "
+            "refusing to load it, because unpickling it would run code"
+        )
+
+
 def _load(path: Path) -> object:
     if not path.is_file():
         raise IngestError(f"{path}: the pickle does not exist")
     try:
         with open(path, "rb") as f:
-            # Older pickles of these sets were written by Python 2 with numpy arrays inside.
-            return pickle.load(f, encoding="latin1")
+            return FeatureSetUnpickler(f, path).load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
         raise IngestError(f"{path}: not a readable pickle ({exc})") from exc
 

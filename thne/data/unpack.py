@@ -1,9 +1,11 @@
 """Unpack a zip or tar archive safely and restartably.
 
 Every entry is checked before anything is written: none may land outside the target directory,
-whether through ``..``, an absolute name or (in tars) a link. Extraction goes to a hidden
-``.<target>.partial`` sibling that is renamed onto the target only once a marker file records
-the finished unpack, so a killed run never leaves a directory that looks complete.
+whether through ``..``, an absolute name or (in tars) a link; no tar symlink or hard link may
+point outside it; and no entry may be a device file, a FIFO or (in zips) a symlink. Extraction
+goes to a hidden ``.<target>.partial`` sibling that is renamed onto the target only once a
+marker file records the finished unpack, so a killed run never leaves a directory that looks
+complete.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import posixpath
 import re
 import shutil
+import stat
 import sys
 import tarfile
 import zipfile
@@ -170,12 +173,23 @@ def _extract_zip(archive: Path, partial: Path, progress: bool) -> None:
     with zipfile.ZipFile(archive) as zf:
         members = zf.infolist()
         for info in members:
-            # zipfile writes symlink entries as plain files, so names are all there is to check.
             _check_path(archive, info.filename, info.filename, set())
+            _check_zip_type(archive, info)
         partial.mkdir(parents=True)
         # Reading each member checks its CRC, so damage inside surfaces here as BadZipFile.
         for info in _bar(members, archive, progress):
             zf.extract(info, partial)
+
+
+def _check_zip_type(archive: Path, info: zipfile.ZipInfo) -> None:
+    """Refuse a zip entry whose Unix mode (the high half of ``external_attr``, 0 when the
+    archive was made elsewhere) says it is a symlink or another special file. zipfile would
+    write it as a plain file holding the link's target, which the data never needs."""
+    mode = info.external_attr >> 16
+    kind = stat.S_IFMT(mode)
+    if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
+        what = "a symlink" if stat.S_ISLNK(mode) else "a device file, FIFO or socket"
+        _refuse(archive, info.filename, f"{what} (Unix mode {mode:o})")
 
 
 def _extract_tar(archive: Path, partial: Path, progress: bool) -> None:
@@ -202,8 +216,12 @@ def _check_tar_members(archive: Path, members: list[tarfile.TarInfo]) -> None:
             )
         elif m.islnk():
             _check_path(archive, m.name, m.linkname, links)
+        elif m.ischr() or m.isblk():
+            _refuse(archive, m.name, "a device file")
+        elif m.isfifo():
+            _refuse(archive, m.name, "a FIFO")
         elif not (m.isfile() or m.isdir()):
-            _refuse(archive, m.name, "device or special file")
+            _refuse(archive, m.name, "a special file")
 
 
 def _check_path(archive: Path, entry: str, path: str, links: set[str]) -> None:

@@ -1,6 +1,6 @@
 """Features of the clips to score, made exactly as the run's training clips' were.
 
-The run's ``model.pt`` records each feature file's extractor, config and feature names; the
+The run's ``run.json`` records each feature file's extractor, config and feature names; the
 extractors are rebuilt from them with the builders the audio and visual stages use (in
 :mod:`thne.features.audio`, :mod:`thne.features.landmarks` and :mod:`thne.features.openface`)
 and run through :func:`thne.features.store.extract_to_h5`, so decoding, face and audio problems

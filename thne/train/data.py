@@ -122,7 +122,7 @@ class Dataset:
     acoustic_names: list[str]
     dropped: list[dict]  # clips of the manifest missing from a feature file, with the reason
     # How the inputs were made: each feature file's extractor, config and feature names, the
-    # tokenizer and its max_length, and max_frames. Saved in model.pt, so that new media can
+    # tokenizer and its max_length, and max_frames. Saved in run.json, so that new media can
     # be scored later through exactly the same extraction (thne predict).
     provenance: dict = field(default_factory=dict)
 

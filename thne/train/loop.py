@@ -2,14 +2,15 @@
 
 The test split is evaluated once, with the best-validation weights, after training ends.
 
-The training state (weights, optimiser, random generators, history, the best weights when they
-are not the current ones, and how far the epoch has come) is written atomically to
+The training state (:class:`~thne.train.checkpoint.TrainingState`: weights, optimiser, random
+generators, history, the best weights, how far the epoch has come) is written atomically to
 ``checkpoint.pt`` in the run directory when the last write is older than
 ``cfg.checkpoint_every_s`` (checked between batches; 0: at the end of every epoch), and when
 the process gets SIGTERM or SIGINT, between two batches, before it exits. Otherwise the best
-weights live in memory only and are written once, into ``model.pt``, at the end. A run started
-again where a checkpoint exists continues from the batch after it and, on CPU, ends exactly as
-an uninterrupted run would. The checkpoint is removed when the run finishes.
+weights live in memory only and are written once, into the run's files
+(:func:`~thne.predict.runs.save_run`), at the end. A run started again where a checkpoint
+exists continues from the batch after it and, on CPU, ends exactly as an uninterrupted run
+would. The checkpoint is removed when the run finishes.
 """
 
 from __future__ import annotations
@@ -18,13 +19,10 @@ import hashlib
 import json
 import os
 import random
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from functools import partial
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +32,16 @@ import torch
 from thne.evaluate.metrics import regression_metrics
 from thne.io import atomic_path, write_json
 from thne.model.thne import THNE, total_loss
-from thne.text.encoder import encoder_files, load_encoder
+from thne.predict.runs import save_run
+from thne.text.encoder import load_encoder
+from thne.train.checkpoint import (
+    CHECKPOINT,
+    Checkpointer,
+    EpochProgress,
+    StopSignals,
+    TrainingState,
+    load_checkpoint,
+)
 from thne.train.config import TrainConfig
 from thne.train.data import Dataset, SplitTensors
 from thne.train.forward import autocast, model_inputs
@@ -54,59 +61,9 @@ LOSS_TERMS = (
     "mi_nll",
     "total",
 )
-CHECKPOINT = "checkpoint.pt"
 # Settings that say how a run is carried out, not what it computes: a checkpoint written under
 # other values of these is resumed all the same.
 NOT_FINGERPRINTED = ("checkpoint_every_s",)
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-@dataclass
-class EpochProgress:
-    """A training epoch paused between two batches: the clips left are ``order[next_start:]``,
-    ``sums`` the batch-size-weighted loss sums so far."""
-
-    order: torch.Tensor
-    next_start: int = 0
-    sums: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-class TrainingStopped(SystemExit):
-    """Raised after a stop signal's checkpoint is written; its code is 128 + the signal, as if
-    the signal had ended the process."""
-
-
-class StopSignals:
-    """While active, SIGTERM (a scheduler's time limit, Snakemake's stop) and SIGINT are only
-    recorded, so training can write a checkpoint between two batches and then exit. A second
-    signal acts as usual. Signal handlers exist in the main thread only; elsewhere this
-    records nothing."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._record) for s in STOP_SIGNALS}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._restore()
-
-    def _record(self, signum: int, frame: object) -> None:
-        self.received = signum
-        print(
-            f"got {signal.Signals(signum).name}: writing a checkpoint, then stopping",
-            file=sys.stderr,
-            flush=True,
-        )
-        self._restore()
-
-    def _restore(self) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-        self._previous = {}
 
 
 def seed_everything(seed: int) -> None:
@@ -279,88 +236,34 @@ def run_fingerprint(cfg: TrainConfig, data: Dataset) -> str:
     return digest.hexdigest()
 
 
-def _rng_state(gen: torch.Generator, device: torch.device) -> dict:
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        # Only the training device's generator: another machine may see fewer GPUs.
-        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        "order": gen.get_state(),
-    }
-
-
-def _set_rng_state(state: dict, gen: torch.Generator, device: torch.device) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] is not None and device.type == "cuda":
-        torch.cuda.set_rng_state(state["cuda"], device)
-    gen.set_state(state["order"])
-
-
-def _load_checkpoint(path: Path, fingerprint: str) -> dict | None:
-    """The checkpoint at ``path`` when it belongs to this run, else None (and say why)."""
-    # Temporary files of a save that was killed midway are never resumed from.
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint means a fresh start
-        print(f"{path}: unreadable ({exc}); training from the start", file=sys.stderr)
-        return None
-    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
-        print(
-            f"{path}: written for another config or other data; training from the start",
-            file=sys.stderr,
-        )
-        return None
-    return state
-
-
-class Checkpointer:
-    """Writes the training state to ``path`` when it is due: the last write is older than
-    ``every_s`` (asked between batches and at each epoch's end; 0: at each epoch's end only),
-    or a stop signal came."""
-
-    def __init__(self, path: Path, fingerprint: str, every_s: float, stop: StopSignals) -> None:
-        self.path, self.fingerprint, self.every_s, self.stop = path, fingerprint, every_s, stop
-        self.last = time.monotonic()
-
-    def due_mid_epoch(self) -> bool:
-        if self.stop.received is not None:
-            return True
-        return self.every_s > 0 and time.monotonic() - self.last >= self.every_s
-
-    def due_at_epoch_end(self) -> bool:
-        return time.monotonic() - self.last >= self.every_s
-
-    def save(self, state: dict) -> None:
-        with atomic_path(self.path) as tmp:
-            torch.save({"fingerprint": self.fingerprint, **state}, tmp)
-        self.last = time.monotonic()
-
-    def save_then_stop_if_asked(self, snapshot: Callable[[], dict], due: bool) -> None:
-        """Save ``snapshot()`` when ``due`` or a stop signal came; then, after a signal, stop."""
-        # Read once: a signal arriving after this line is seen at the next call, not here,
-        # so a stop always follows a save.
-        signum = self.stop.received
-        if due or signum is not None:
-            self.save(snapshot())
-        if signum is not None:
-            print(f"checkpoint written to {self.path}; stopping", file=sys.stderr, flush=True)
-            raise TrainingStopped(128 + signum)
-
-
-def _fresh_start(
-    cfg: TrainConfig, data: Dataset, dev: torch.device
-) -> tuple[THNE, torch.optim.Optimizer, torch.Generator]:
-    """Model, optimiser and batch-order generator as the first epoch of a run sees them."""
+def _fresh_state(cfg: TrainConfig, data: Dataset, dev: torch.device) -> TrainingState:
+    """The training state as the first epoch of a run sees it."""
     seed_everything(cfg.seed)
     model = build_model(cfg, len(data.visual_names), len(data.acoustic_names)).to(dev)
-    return model, make_optimizer(model, cfg), torch.Generator().manual_seed(cfg.seed)
+    return TrainingState(model, make_optimizer(model, cfg), torch.Generator().manual_seed(cfg.seed))
+
+
+def _resume_or_start(
+    path: Path, fingerprint: str, cfg: TrainConfig, data: Dataset, dev: torch.device, n: int
+) -> TrainingState:
+    """The state saved in ``path`` when it belongs to this run and loads, else a fresh one."""
+    state = _fresh_state(cfg, data, dev)
+    saved = load_checkpoint(path, fingerprint)
+    if saved is None:
+        return state
+    try:
+        state.restore(saved, dev)
+    except (KeyError, IndexError, AttributeError, RuntimeError, TypeError, ValueError) as exc:
+        print(f"{path}: cannot be resumed ({exc}); training from the start", file=sys.stderr)
+        # A failed load may have changed some tensors: start from fresh objects.
+        return _fresh_state(cfg, data, dev)
+    where = (
+        f"in epoch {state.epoch + 1} at clip {state.progress.next_start} of {n}"
+        if state.progress is not None
+        else f"after epoch {state.epoch}"
+    )
+    print(f"resuming {where} from {path}", file=sys.stderr)
+    return state
 
 
 def train_run(
@@ -369,8 +272,9 @@ def train_run(
     out_dir: str | os.PathLike,
     device: str = "cpu",
 ) -> dict:
-    """Train one seed of one variant and write its run directory: ``model.pt`` (best-validation
-    weights), ``history.tsv``, ``valid_metrics.json`` and the test ``predictions.tsv``.
+    """Train one seed of one variant and write its run directory: the run files of
+    :func:`~thne.predict.runs.save_run` (best-validation weights in ``model.safetensors``),
+    ``history.tsv``, ``valid_metrics.json`` and the test ``predictions.tsv``.
 
     Resumes from ``checkpoint.pt`` in ``out_dir`` when one written for the same config and data
     is there. Checkpoints are written every ``cfg.checkpoint_every_s`` seconds, and on SIGTERM
@@ -381,135 +285,64 @@ def train_run(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
-    model, opt, gen = _fresh_start(cfg, data, dev)
     # Every split is moved to the device once; batches are slices of it.
     train, valid, test = (data.splits[s].to(dev) for s in ("train", "valid", "test"))
-
     fingerprint = run_fingerprint(cfg, data)
-    checkpoint = out / CHECKPOINT
-    history: list[dict] = []
-    best_mae, best_epoch, best_state, first_epoch = float("inf"), 0, None, 1
-    # best_is_model: the best weights are the model's current ones (a checkpoint then holds
-    # them once). progress: how far the epoch under way has come, when a checkpoint paused it.
-    best_is_model, progress = False, None
-    state = _load_checkpoint(checkpoint, fingerprint)
-    if state is not None:
-        try:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            _set_rng_state(state["rng"], gen, dev)
-            progress = state["progress"] and EpochProgress(**state["progress"])
-            best_is_model = state["best_is_model"]
-        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-            print(
-                f"{checkpoint}: cannot be resumed ({exc}); training from the start", file=sys.stderr
-            )
-            # A failed load may have changed some tensors: start from fresh objects.
-            model, opt, gen = _fresh_start(cfg, data, dev)
-            state, progress, best_is_model = None, None, False
-    if state is not None:
-        history, best_mae, best_epoch = state["history"], state["best_mae"], state["best_epoch"]
-        best_state = (
-            {k: v.clone() for k, v in state["model"].items()}
-            if best_is_model
-            else state["best_state"]
-        )
-        first_epoch = state["epoch"] + 1
-        where = (
-            f"in epoch {first_epoch} at clip {progress.next_start} of {len(train)}"
-            if progress is not None
-            else f"after epoch {state['epoch']}"
-        )
-        print(f"resuming {where} from {checkpoint}", file=sys.stderr)
+    state = _resume_or_start(out / CHECKPOINT, fingerprint, cfg, data, dev, len(train))
 
-    def snapshot(finished_epoch: int) -> dict:
-        """The training state after ``finished_epoch`` and ``progress`` into the next one."""
-        return {
-            "epoch": finished_epoch,
-            "progress": progress
-            and {
-                "order": progress.order,
-                "next_start": progress.next_start,
-                "sums": {k: v.cpu() for k, v in progress.sums.items()},
-            },
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "rng": _rng_state(gen, dev),
-            "history": history,
-            "best_mae": best_mae,
-            "best_epoch": best_epoch,
-            "best_is_model": best_is_model,
-            "best_state": None if best_is_model else best_state,
-        }
-
-    stopped = state is not None and state["epoch"] - best_epoch >= cfg.patience
     with StopSignals() as stop:
-        saver = Checkpointer(checkpoint, fingerprint, cfg.checkpoint_every_s, stop)
-        for epoch in range(first_epoch, cfg.max_epochs + 1):
-            if stopped:
+        saver = Checkpointer(out / CHECKPOINT, fingerprint, cfg.checkpoint_every_s, stop, dev)
+        for epoch in range(state.epoch + 1, cfg.max_epochs + 1):
+            if state.patience_spent(cfg.patience):
                 break
             t0 = time.perf_counter()
+            state.keep_best()
             while True:
                 result = train_epoch(
-                    model, train, opt, cfg, gen, dev, progress, saver.due_mid_epoch
-                )
-                best_is_model = False
+                    state.model, train, state.opt, cfg, state.gen, dev, state.progress,
+                    saver.due_mid_epoch,
+                )  # fmt: skip
                 if not isinstance(result, EpochProgress):
                     break
-                progress = result
-                saver.save_then_stop_if_asked(partial(snapshot, epoch - 1), due=True)
-            progress, train_losses = None, result
-            valid_losses, valid_pred = evaluate(model, valid, cfg, dev)
-            valid_metrics = selection_metrics(valid_pred)
-            if not np.isfinite(valid_metrics["mae"]):
+                state.progress = result
+                saver.save_then_stop_if_asked(state, due=True)
+            valid_losses, valid_pred = evaluate(state.model, valid, cfg, dev)
+            metrics = selection_metrics(valid_pred)
+            if not np.isfinite(metrics["mae"]):
                 raise FloatingPointError(
-                    f"training diverged: validation MAE is {valid_metrics['mae']} at epoch {epoch}"
+                    f"training diverged: validation MAE is {metrics['mae']} at epoch {epoch}"
                 )
-            history.append({"epoch": epoch, "split": "train", **train_losses})
-            history.append({"epoch": epoch, "split": "valid", **valid_losses, **valid_metrics})
-            improved = valid_metrics["mae"] < best_mae
-            if improved:
-                best_mae, best_epoch, best_is_model = valid_metrics["mae"], epoch, True
-                # Kept in memory; written into model.pt once, at the end.
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            mark = "  *" if improved else ""
+            improved = state.end_epoch(epoch, result, valid_losses, metrics)
             print(
-                f"epoch {epoch:3d}  train loss {train_losses['total']:.4f}  valid mae "
-                f"{valid_metrics['mae']:.4f}{mark}  ({time.perf_counter() - t0:.1f}s)",
+                f"epoch {epoch:3d}  train loss {result['total']:.4f}  valid mae "
+                f"{metrics['mae']:.4f}{'  *' if improved else ''}  "
+                f"({time.perf_counter() - t0:.1f}s)",
                 file=sys.stderr,
                 flush=True,
             )
-            saver.save_then_stop_if_asked(partial(snapshot, epoch), saver.due_at_epoch_end())
-            stopped = epoch - best_epoch >= cfg.patience
+            saver.save_then_stop_if_asked(state, saver.due_at_epoch_end())
         # A signal that came after the last epoch's check.
-        last = int(history[-1]["epoch"]) if history else 0
-        saver.save_then_stop_if_asked(partial(snapshot, last), due=False)
+        saver.save_then_stop_if_asked(state, due=False)
 
-    model.load_state_dict(best_state)
+    best = state.best_state()
+    model = state.model
+    model.load_state_dict(best)
     _, valid_pred = evaluate(model, valid, cfg, dev)
     # The test split is looked at only here, with the weights chosen on validation.
     _, test_pred = evaluate(model, test, cfg, dev)
     valid_metrics = selection_metrics(valid_pred)
-
-    with atomic_path(out / "model.pt") as tmp:
-        torch.save(
-            {
-                "state_dict": best_state,
-                "config": asdict(cfg),
-                "epoch": best_epoch,
-                "visual_norm": asdict(data.visual_norm),
-                "acoustic_norm": asdict(data.acoustic_norm),
-                "visual_names": data.visual_names,
-                "acoustic_names": data.acoustic_names,
-                # What thne predict needs to score new media as these clips were: how their
-                # features and tokens were made, and the tokenizer's and encoder's config files
-                # (the weights are in state_dict), so the run loads on any machine.
-                "provenance": data.provenance,
-                "encoder_files": encoder_files(cfg.encoder),
-            },
-            tmp,
-        )
-    hist = pd.DataFrame(history)
+    save_run(
+        out,
+        best,
+        cfg,
+        state.best_epoch,
+        data.visual_norm,
+        data.acoustic_norm,
+        data.visual_names,
+        data.acoustic_names,
+        data.provenance,
+    )
+    hist = pd.DataFrame(state.history)
     hist = hist[
         [c for c in ["epoch", "split", *LOSS_TERMS] if c in hist]
         + [c for c in hist.columns if c not in {"epoch", "split", *LOSS_TERMS}]
@@ -521,12 +354,12 @@ def train_run(
     info = {
         "variant": cfg.variant,
         "seed": cfg.seed,
-        "best_epoch": best_epoch,
+        "best_epoch": state.best_epoch,
         "epochs": int(hist["epoch"].max()),
         "n_clips": {s: len(t) for s, t in data.splits.items()},
         "left_out": data.dropped,
     }
     write_json(out / "valid_metrics.json", {**info, **valid_metrics})
     # Written last: until here a rerun can still resume.
-    checkpoint.unlink(missing_ok=True)
+    (out / CHECKPOINT).unlink(missing_ok=True)
     return valid_metrics

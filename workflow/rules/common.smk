@@ -723,7 +723,7 @@ def predict_models(wildcards):
     entry = predict_entry(wildcards)
     seeds = entry.get("seeds") or ds_config(wildcards, "train")["seeds"]
     return expand(
-        "results/{ds}/runs/{variant}/seed{seed}/model.pt",
+        "results/{ds}/runs/{variant}/seed{seed}/model.safetensors",
         ds=wildcards.ds,
         variant=entry.get("variant", "thne"),
         seed=seeds,

@@ -7,7 +7,8 @@ rule train:
         audio_stats="features/{ds}/audio.stats.json",
         visual_stats="features/{ds}/visual.stats.json",
     output:
-        model="results/{ds}/runs/{variant}/seed{seed}/model.pt",
+        model="results/{ds}/runs/{variant}/seed{seed}/model.safetensors",
+        run="results/{ds}/runs/{variant}/seed{seed}/run.json",
         history="results/{ds}/runs/{variant}/seed{seed}/history.tsv",
         predictions="results/{ds}/runs/{variant}/seed{seed}/predictions.tsv",
         valid="results/{ds}/runs/{variant}/seed{seed}/valid_metrics.json",
