@@ -136,7 +136,7 @@ def test_training_on_a_full_disk(small_disk, dataset):
     proc = subprocess.run(
         _train_cli(dataset, out, "--max-epochs", "1"), capture_output=True, text=True
     )
-    _stopped_in_one_line(proc, "train", out / "model.pt")
+    _stopped_in_one_line(proc, "train", out / "model.safetensors")
     _only(disk, set())
 
     resize("400M")
@@ -144,4 +144,6 @@ def test_training_on_a_full_disk(small_disk, dataset):
         _train_cli(dataset, out, "--max-epochs", "1"), capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
-    _only(out, {"model.pt", "history.tsv", "predictions.tsv", "valid_metrics.json"})
+    run_files = {"model.safetensors", "run.json", "history.tsv", "predictions.tsv"}
+    assert {p.name for p in out.iterdir()} == run_files | {"valid_metrics.json", "encoder"}
+    assert not [p for p in disk.rglob("*") if p.name.endswith(".tmp")]

@@ -349,6 +349,24 @@ def test_a_run_loads_without_its_encoder_on_the_machine(scored, tmp_path):
         assert scores[clip] == pytest.approx(own.loc[clip, "prediction"], abs=1e-5)
 
 
+def test_a_truncated_run_file_is_named(trained, tmp_path):
+    """A model file cut short (a copy interrupted on its way from a cluster): thne predict
+    names the file and says what is wrong, without a traceback. Before: a raw
+    PytorchStreamReader traceback that named no file."""
+    root, _ = trained
+    run = tmp_path / "seed1"
+    shutil.copytree(root / "results/demo/runs/thne/seed1", run)
+    weights = run / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    args = [str(need(FIXTURES / "media" / "talking_face.mp4")), "--text", "hello"]
+    proc = thne_here(
+        "predict", "--run", str(run), *args, "--out", str(tmp_path / "o.tsv"), check=False
+    )
+    assert proc.returncode == 1
+    assert f"{weights}: not readable safetensors" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_an_older_run_says_what_to_retrain_and_is_never_unpickled(tmp_path):
     """A run directory of an older thne holds only a pickled model.pt; one handed over may
     carry code that runs when it is unpickled. thne predict says to retrain it, and the code

@@ -235,7 +235,8 @@ def _rerun_resumes(root: Path, cfg: Path, env: dict, epochs: int) -> pd.DataFram
     """After the interruption, the workflow plans the training again; the run resumes and its
     files (and the dataset's metrics) come from the new run."""
     started = time.time()
-    assert not (root / RUN / "model.pt").exists() and (root / RUN / "metrics.json").exists()
+    assert not (root / RUN / "model.safetensors").exists()
+    assert (root / RUN / "metrics.json").exists()
     assert set(planned(root, cfg)) == AFTER_FEATURES
     proc = subprocess.run(
         [*SNAKEMAKE, TARGET, "--configfile", str(cfg), "--cores", "2"],
