@@ -92,11 +92,17 @@ if [[ $MODE == prepare ]]; then
     "$PYTHON" - "$KIT/encoder" <<'PY'
 import sys
 
-from thne.text.encoder import load_encoder, load_tokenizer
+from transformers import AutoConfig
 
-model, _ = load_encoder("all-MiniLM-L6-v2")
-model.half().save_pretrained(sys.argv[1], safe_serialization=True)
-load_tokenizer("all-MiniLM-L6-v2").save_pretrained(sys.argv[1])
+from thne.text.encoder import load_encoder, load_tokenizer, resolve_encoder
+
+name, out = "all-MiniLM-L6-v2", sys.argv[1]
+model, _ = load_encoder(name)
+model.half().save_pretrained(out)
+# The config as shipped (float32): transformers 5 builds a model in the config's dtype, also
+# from_config (thne predict's path), 4.x in float32; the weights alone travel in float16.
+AutoConfig.from_pretrained(resolve_encoder(name), local_files_only=True).save_pretrained(out)
+load_tokenizer(name).save_pretrained(out)
 PY
     step "demo features (Snakemake, on these CPUs)"
     (cd "$REPO" && "$(dirname "$PYTHON")/snakemake" --cores "$(nproc)" "${DEMO_INPUTS[@]}" \
