@@ -143,6 +143,12 @@ def test_gpus_torch_cannot_use_stop_training(tmp_path, monkeypatch):
         assert "shows 2 GPU(s)" in message and f"torch {torch.__version__}" in message
         assert "cannot use them" in message and "device: cpu" in message
     assert resolve_device("cpu", tmp_path) == "cpu"
+    # thne train stops before it reads any data.
+    from thne.cli import main as thne
+
+    args = ["train", "--manifest", "m", "--text", "t", "--audio", "a", "--visual", "v"]
+    with pytest.raises(SystemExit, match="thne train: this machine shows 2 GPU"):
+        thne([*args, "--out-dir", str(tmp_path / "run")])
     # No GPU anywhere: auto is the CPU, cuda an error.
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert resolve_device("auto", tmp_path) == "cpu"
