@@ -57,8 +57,8 @@ def test_bf16_training_stays_near_float32(runs, dataset, model, monkeypatch):
     """Losses of a bf16 run within LOSS_RTOL of the float32 run, every term and epoch; the
     weights stay float32, and under autocast the LSTM summaries and the prediction are float32
     (README, Precision) while the fused vector F is bf16, so bf16 was really on. Checked
-    against the autocast as it was (bf16 on CUDA only): the bf16 run equalled the float32 one
-    and F was float32."""
+    against the autocast as it was (bf16 on CUDA only): the bf16 run's losses equalled the
+    float32 run's, for both models."""
     f32, bf16 = history(runs / model / "float32"), history(runs / model / "bf16")
     terms = [c for c in loop.LOSS_TERMS if c in f32 and f32[c].notna().all()]
     assert "total" in terms and "task" in terms
