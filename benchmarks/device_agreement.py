@@ -29,7 +29,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def train_one(root: Path, device: str, seed: int, out: Path, max_epochs: int | None) -> dict:
+def train_one(
+    root: Path, device: str, seed: int, out: Path, max_epochs: int | None, encoder: str | None
+) -> dict:
     """Train one seed in this process; its test metrics and speed figures."""
     import torch
 
@@ -43,6 +45,8 @@ def train_one(root: Path, device: str, seed: int, out: Path, max_epochs: int | N
     values = {k: v for k, v in train.items() if k in names}
     if max_epochs is not None:
         values["max_epochs"] = max_epochs
+    if encoder:
+        values["encoder"] = encoder
     cfg = TrainConfig.preset("thne", seed=seed, **values)
     f = root / "features/demo"
     data = load_dataset(
@@ -87,6 +91,8 @@ def launch(
     cmd += ["--one", f"{device},{seed}"]
     if args.max_epochs is not None:
         cmd += ["--max-epochs", str(args.max_epochs)]
+    if args.encoder:
+        cmd += ["--encoder", args.encoder]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     return subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=open(out / "train.log", "w"), text=True, env=env
@@ -110,6 +116,11 @@ def main() -> None:
     parser.add_argument("--seeds", default="1")
     parser.add_argument("--reference-seeds", default="1,2,3")
     parser.add_argument("--max-epochs", type=int, help="fewer epochs than configured (a check)")
+    parser.add_argument(
+        "--encoder",
+        help="the text encoder to fine-tune, instead of the demo's (a local model folder with the "
+        "same tokenizer: the one gpu_check.sh carries)",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.root, args.out = args.root.resolve(), args.out.resolve()
@@ -121,7 +132,7 @@ def main() -> None:
             import torch
 
             torch.set_num_threads(threads)
-        r = train_one(args.root, device, int(seed), args.out, args.max_epochs)
+        r = train_one(args.root, device, int(seed), args.out, args.max_epochs, args.encoder)
         print(json.dumps(r))
         return
 

@@ -1,17 +1,36 @@
 #!/usr/bin/env bash
-# One-shot GPU check, from the repository root of a fresh copy on a machine with an NVIDIA GPU:
-#   1. installs torch (PyPI's default Linux wheel, built for CUDA) and this package into a venv;
-#   2. benchmarks/train_speed.py: one synthetic MOSEI epoch with bert-base and MiniLM sized
-#      encoders (random weights, nothing downloaded): samples/s, epoch time, peak GPU memory;
-#   3. builds the demo features on the CPUs (Snakemake) and trains demo seed 1 on the GPU and
-#      seeds 1-3 on the CPU (benchmarks/device_agreement.py): test metrics side by side, and
-#      whether the GPU run lies within the CPU runs' seed spread.
+# One-shot GPU check for an offline machine with an NVIDIA GPU and a CUDA build of torch in
+# its own python3 (for example Python 3.12, torch 2.11 for CUDA 13, transformers 5, h5py,
+# pandas, scikit-learn; no snakemake, librosa, PyAV, dlib or mmsdk; no network).
+#
+# Nothing is installed over the network. What the machine lacks travels in a kit folder
+# (default .gpu-check/, git-ignored, under 56 MiB with the demo inputs) prepared beforehand,
+# on a machine with this checkout's environment (make install) and the network:
+#
+#   bash benchmarks/gpu_check.sh --prepare
+#
+# which writes .gpu-check/wheels/ (this package as a wheel, and a wheel of each pure-Python
+# package named in GPU_CHECK_EXTRA_WHEELS, e.g. "jsonschema==4.23.0"), .gpu-check/encoder/ (the
+# demo's MiniLM text encoder, weights stored in float16 to travel: 44 MiB instead of 87) and
+# builds the demo's features with Snakemake into features/demo/ and data/demo/ (a few MB).
+# Then, on the GPU machine, from the repository root with .gpu-check, features/demo and
+# data/demo beside it:
+#
+#   bash benchmarks/gpu_check.sh
+#
+#   1. uses python3 (or --python) when its torch is a CUDA build that sees a GPU;
+#   2. installs the kit's wheels with pip --no-index into a folder of its own (PYTHONPATH);
+#   3. benchmarks/train_speed.py: one synthetic MOSI-size and one MOSEI-size epoch with
+#      bert-base and MiniLM sized encoders (random weights from a config, nothing
+#      downloaded): samples/s, epoch time, peak host and GPU memory;
+#   4. benchmarks/device_agreement.py: demo t-HNE seed 1 on the GPU beside seeds 1-3 on the
+#      CPUs, from the kit's encoder: test metrics side by side, and whether the GPU run lies
+#      within the CPU runs' seed spread.
 # Everything stops after GPU_CHECK_LIMIT seconds (default 480), whatever step it is in.
 #
-#   bash benchmarks/gpu_check.sh                 # on the GPU machine
-#   bash benchmarks/gpu_check.sh --device cpu --quick --python "$(command -v python)"
-#                                                # the same steps on CPU, shortened, with an
-#                                                # existing environment: a check of the script
+#   bash benchmarks/gpu_check.sh --dry-run --python .venv/bin/python
+#       the same steps on the CPU, shortened (one batch of 4 clips with MiniLM; the demo step
+#       only checks its inputs): a check of the script and of the kit's offline install.
 set -euo pipefail
 
 LIMIT=${GPU_CHECK_LIMIT:-480}
@@ -21,99 +40,168 @@ if [[ -z ${THNE_GPU_CHECK_CHILD:-} ]]; then
     exec timeout --kill-after=10 "$LIMIT" bash "$0" "$@"
 fi
 
-DEVICE=cuda
-QUICK=0
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+MODE=check
 PYTHON=""
-VENV=${GPU_CHECK_VENV:-/tmp/thne-gpu-check-venv}
-TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+KIT=$REPO/.gpu-check
+OUTDIR=$REPO/results/gpu_check
 while [[ $# -gt 0 ]]; do
     case $1 in
-    --device) DEVICE=$2; shift 2 ;;
-    --quick) QUICK=1; shift ;;
+    --dry-run) MODE=dry; shift ;;
+    --prepare) MODE=prepare; shift ;;
     --python) PYTHON=$2; shift 2 ;;
-    --venv) VENV=$2; shift 2 ;;
+    --kit) KIT=$(mkdir -p "$2" && cd "$2" && pwd); shift 2 ;;
+    --out) OUTDIR=$2; shift 2 ;;
     *) echo "gpu_check.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-
-REPO=$(cd "$(dirname "$0")/.." && pwd)
 START=$SECONDS
 step() { printf '\n== [%3ds] %s\n' "$((SECONDS - START))" "$*"; }
+DEMO_INPUTS=(data/demo/manifest.tsv features/demo/text.h5 features/demo/audio.h5
+    features/demo/visual.h5 features/demo/audio.stats.json features/demo/visual.stats.json)
+
+prepare_help() {
+    cat >&2 <<EOF
+The kit $KIT is missing or incomplete. Prepare it beforehand, on a machine with this
+checkout's environment (make install) and the network, from the repository root:
+
+    bash benchmarks/gpu_check.sh --prepare
+
+and bring .gpu-check/, features/demo/ and data/demo/ along with the checkout.
+EOF
+}
+
+if [[ $MODE == prepare ]]; then
+    PYTHON=${PYTHON:-$REPO/.venv/bin/python}
+    step "kit: wheels into $KIT/wheels"
+    rm -rf "$KIT/wheels" && mkdir -p "$KIT/wheels"
+    # Built from a copy, so the checkout gets no build/ or egg-info.
+    src=$(mktemp -d)
+    cp -r "$REPO/pyproject.toml" "$REPO/README.md" "$REPO/thne" "$src/"
+    find "$src" -name __pycache__ -prune -exec rm -rf {} +
+    "$PYTHON" -m pip wheel --quiet --no-deps --no-build-isolation --no-index -w "$KIT/wheels" "$src"
+    rm -rf "$src"
+    for spec in ${GPU_CHECK_EXTRA_WHEELS:-}; do
+        # Pure-Python wheels only (py3-none-any): they install under any Python 3.
+        "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+            --implementation py --abi none --platform any -d "$KIT/wheels" "$spec"
+    done
+    ls -l "$KIT/wheels"
+    step "kit: the demo's text encoder, float16, into $KIT/encoder"
+    rm -rf "$KIT/encoder"
+    "$PYTHON" - "$KIT/encoder" <<'PY'
+import sys
+
+from transformers import AutoConfig
+
+from thne.text.encoder import load_encoder, load_tokenizer, resolve_encoder
+
+name, out = "all-MiniLM-L6-v2", sys.argv[1]
+model, _ = load_encoder(name)
+model.half().save_pretrained(out)
+# The config as shipped (float32): transformers 5 builds a model in the config's dtype, also
+# from_config (thne predict's path), 4.x in float32; the weights alone travel in float16.
+AutoConfig.from_pretrained(resolve_encoder(name), local_files_only=True).save_pretrained(out)
+load_tokenizer(name).save_pretrained(out)
+PY
+    step "demo features (Snakemake, on these CPUs)"
+    (cd "$REPO" && "$(dirname "$PYTHON")/snakemake" --cores "$(nproc)" "${DEMO_INPUTS[@]}" \
+        >/dev/null)
+    du -sch "$KIT" "$REPO/features/demo" "$REPO/data/demo"
+    total=$(du -scm "$KIT" "$REPO/features/demo" "$REPO/data/demo" | tail -n 1 | cut -f1)
+    # A call to the GPU machine carries 64 MiB, the checkout (about 6 MiB) included.
+    if ((total > 56)); then
+        echo "the kit and demo inputs take $total MiB: over what one call carries" >&2
+        exit 1
+    fi
+    echo "ready: on the GPU machine run  bash benchmarks/gpu_check.sh"
+    exit 0
+fi
 
 step "machine"
 uname -srm
 echo "CPUs: $(nproc)"
-if [[ $DEVICE == cuda* ]]; then
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+if [[ $MODE == check ]]; then
+    nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv ||
+        echo "nvidia-smi failed" >&2
 fi
 
-if [[ -z $PYTHON ]]; then
-    step "install into $VENV"
-    base=""
-    for candidate in python3.12 python3.11 python3; do
-        if command -v "$candidate" >/dev/null &&
-            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-            base=$candidate
-            break
-        fi
-    done
-    [[ -n $base ]] || { echo "no Python >= 3.11 on PATH" >&2; exit 1; }
-    if [[ ! -f $VENV/.installed ]]; then
-        "$base" -m venv "$VENV"
-        "$VENV/bin/python" -m pip install --quiet --upgrade pip
-        "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC"
-        "$VENV/bin/python" -m pip install --quiet -e "$REPO"
-        touch "$VENV/.installed"
-    fi
-    PYTHON=$VENV/bin/python
-fi
-BIN=$(dirname "$PYTHON")
-export PATH="$BIN:$PATH"
-"$PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda,
-      "available", torch.cuda.is_available())'
-if [[ $DEVICE == cuda* ]]; then
-    "$PYTHON" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' ||
-        { echo "torch sees no GPU" >&2; exit 1; }
+step "python"
+PYTHON=${PYTHON:-python3}
+command -v "$PYTHON" >/dev/null || { echo "no $PYTHON on PATH (give --python)" >&2; exit 1; }
+"$PYTHON" -c 'import sys, torch; print(sys.executable, sys.version.split()[0]); print("torch",
+      torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())'
+if [[ $MODE == check ]]; then
+    "$PYTHON" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' || {
+        echo "$PYTHON's torch is not a CUDA build that sees a GPU; give --python" >&2
+        exit 1
+    }
 fi
 
-# A clean copy: nothing from earlier runs in it, and the checkout is left as it was.
-WORK=$(mktemp -d /tmp/thne-gpu-check.XXXXXX)
-tar -C "$REPO" --exclude=./.git --exclude=./.venv --exclude=./data --exclude=./features \
-    --exclude=./results --exclude=./logs --exclude=./.snakemake --exclude=./benchmarks/out \
-    -cf - . | tar -C "$WORK" -xf -
-cd "$WORK"
-export PYTHONPATH=$WORK
-echo "working copy $WORK"
-
-# The demo features are built on the CPUs while the GPU measures its speed.
-step "demo features (CPU, $(nproc) cores), in the background: logs/features.log"
-mkdir -p logs
-snakemake --cores "$(nproc)" features/demo/text.h5 features/demo/audio.h5 \
-    features/demo/visual.h5 features/demo/audio.stats.json features/demo/visual.stats.json \
-    >logs/features.log 2>&1 &
-FEATURES=$!
-
-step "training speed on $DEVICE (synthetic MOSEI)"
-if [[ $QUICK == 1 ]]; then
-    "$PYTHON" benchmarks/train_speed.py --device "$DEVICE" --encoders minilm --steps 1
-else
-    "$PYTHON" benchmarks/train_speed.py --device "$DEVICE" --encoders bert-base,minilm
-fi
-
-step "waiting for the demo features"
-if ! wait "$FEATURES"; then
-    tail -n 40 logs/features.log
-    echo "demo features failed" >&2
+step "offline install of the kit's wheels"
+shopt -s nullglob
+wheels=("$KIT"/wheels/*.whl)
+if ((${#wheels[@]} == 0)); then
+    prepare_help
     exit 1
 fi
+SITE=$(mktemp -d /tmp/thne-gpu-check-site.XXXXXX)
+"$PYTHON" -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir \
+    --target "$SITE" "${wheels[@]}"
+export PYTHONPATH=$SITE
+echo "installed from $KIT/wheels into $SITE: $(cd "$KIT/wheels" && echo *.whl)"
+# -P: not from the current folder, so thne is the installed one.
+"$PYTHON" -P - <<'PY' || {
+import importlib
+import sys
 
-step "demo t-HNE on $DEVICE against cpu"
-if [[ $QUICK == 1 ]]; then
-    "$PYTHON" benchmarks/device_agreement.py --device "$DEVICE" --reference cpu --seeds 1 \
-        --reference-seeds 1,2 --max-epochs 2 --out results/device_agreement
+missing = []
+for name in ("torch", "transformers", "h5py", "numpy", "pandas", "sklearn", "yaml", "tqdm"):
+    try:
+        importlib.import_module(name)
+    except ImportError as exc:
+        missing.append(f"{name} ({exc})")
+import thne
+
+print(f"thne from {thne.__file__}")
+import transformers
+
+print(f"transformers {transformers.__version__}")
+if missing:
+    sys.exit("missing: " + ", ".join(missing))
+PY
+    echo "add a wheel of each missing pure-Python package to the kit:" >&2
+    echo "  GPU_CHECK_EXTRA_WHEELS='name==version ...' bash benchmarks/gpu_check.sh --prepare" >&2
+    exit 1
+}
+
+cd "$REPO"
+if [[ $MODE == dry ]]; then
+    step "training speed on cpu (dry run: one batch of 4 MOSI-shaped clips, MiniLM)"
+    "$PYTHON" benchmarks/train_speed.py --device cpu --encoders minilm --datasets mosi --steps 1 \
+        --batch-size 4
 else
-    "$PYTHON" benchmarks/device_agreement.py --device "$DEVICE" --reference cpu --seeds 1 \
-        --reference-seeds 1,2,3 --out results/device_agreement
+    step "training speed on cuda (synthetic MOSI and MOSEI epochs)"
+    "$PYTHON" benchmarks/train_speed.py --device cuda --encoders bert-base,minilm \
+        --datasets mosi,mosei
+fi
+
+step "demo t-HNE: GPU seed 1 beside CPU seeds 1-3"
+missing=()
+for f in "${DEMO_INPUTS[@]}"; do [[ -f $f ]] || missing+=("$f"); done
+[[ -f $KIT/encoder/config.json ]] || missing+=("$KIT/encoder")
+if [[ $MODE == dry ]]; then
+    echo "dry run: not trained; inputs missing here: ${missing[*]:-none}"
+    echo "would run: $PYTHON benchmarks/device_agreement.py --device cuda --reference cpu" \
+        "--seeds 1 --reference-seeds 1,2,3 --encoder $KIT/encoder --out $OUTDIR/device_agreement"
+else
+    if ((${#missing[@]})); then
+        echo "missing: ${missing[*]}" >&2
+        prepare_help
+        exit 1
+    fi
+    "$PYTHON" benchmarks/device_agreement.py --device cuda --reference cpu --seeds 1 \
+        --reference-seeds 1,2,3 --encoder "$KIT/encoder" --out "$OUTDIR/device_agreement"
 fi
 
 step "done"

@@ -33,9 +33,10 @@ def slurm():
         pytest.skip("no SLURM cluster here; .ci/slurm-up starts one")
 
 
-def run_on_slurm(work, cfg, target, gpus=None, check=True):
+def run_on_slurm(work, cfg, target, gpus=None, check=True, verbose=False):
     # Set either way, so a value in the caller's environment cannot change the test.
-    env_gpus = {"THNE_SLURM_GPUS": "1" if gpus is None else str(gpus)}
+    # Submitted from a host without GPUs, as a cluster's login node usually is.
+    env_gpus = {"THNE_SLURM_GPUS": "1" if gpus is None else str(gpus), "CUDA_VISIBLE_DEVICES": ""}
     old = {k: os.environ.get(k) for k in env_gpus}
     os.environ.update(env_gpus)
     try:
@@ -59,6 +60,8 @@ def run_on_slurm(work, cfg, target, gpus=None, check=True):
             "1",
             "--seconds-between-status-checks",
             "2",
+            # --verbose: the executor logs each sbatch call it makes.
+            *(["--verbose"] if verbose else []),
             check=check,
         )
     finally:
@@ -69,22 +72,61 @@ def run_on_slurm(work, cfg, target, gpus=None, check=True):
                 os.environ[k] = v
 
 
+def job_resources(out: str, rule: str) -> dict[str, str]:
+    """The resources a dry run lists for the first job of ``rule``."""
+    block = out.split(f"rule {rule}:", 1)[1]
+    line = next(x for x in block.splitlines() if x.strip().startswith("resources:"))
+    return dict(kv.split("=", 1) for kv in line.split(":", 1)[1].strip().split(", "))
+
+
+def test_gpu_requests_come_from_the_profile_not_the_submitting_host(tmp_path, monkeypatch):
+    """Planned on a host without GPUs, a training job under profiles/slurm still asks for
+    one; the workflow profile's cap at this host's GPUs applies to local runs only. Checked
+    against the profiles as they were (profiles/default capping `gpu` at visible_gpus()):
+    the dry run showed gpu=0. Needs no cluster: a dry run submits nothing."""
+    cfg = write_config(tmp_path / "cfg.yaml", REPO / "resources" / "demo")
+    plan = ("--configfile", str(cfg), "-n")
+    plan += ("results/demo/runs/thne/seed1/model.safetensors",)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.delenv("THNE_SLURM_GPUS", raising=False)
+    slurm = run_snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), *plan)
+    train = job_resources(slurm.stdout, "train")
+    assert train["gpu"] == "1" and train["cpus_per_gpu"] == "8", train
+    monkeypatch.setenv("THNE_SLURM_GPUS", "0")
+    slurm = run_snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), *plan)
+    assert job_resources(slurm.stdout, "train")["gpu"] == "0"
+    # A local run on a machine with two GPUs: each training job holds one of them.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    local = run_snakemake(tmp_path, *plan)
+    assert job_resources(local.stdout, "train")["local_gpu"] == "1"
+
+
 def test_demo_subset_through_slurm(slurm, tmp_path):
+    """The demo through profiles/slurm: the train job's own sbatch call asks for a GPU and
+    SLURM rejects it (this node has none); THNE_SLURM_GPUS=0 then trains on the CPU node.
+    Checked against the profiles as they were (profiles/default capping `gpu` at the
+    submitting host's GPUs): the train job's sbatch call had no --gpus."""
     raw = demo_subset(tmp_path / "raw", {"train": 4, "valid": 2, "test": 2})
     cfg = write_config(tmp_path / "cfg.yaml", raw, variants=["thne"], device="auto")
     work = tmp_path / "work"
     work.mkdir()
     target = "results/demo/metrics.json"
 
-    # Training asks SLURM for a GPU; this node has none, and SLURM says so in the job's log,
-    # which Snakemake's error names.
-    proc = run_on_slurm(work, cfg, target, check=False)
+    # The train job's sbatch call asks for a GPU (the host that submits it has none), and
+    # SLURM rejects that call: this cluster's node has no GPUs.
+    proc = run_on_slurm(work, cfg, target, check=False, verbose=True)
     out = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and "Error in rule train" in out
+    assert proc.returncode != 0
+    calls = [line for line in out.splitlines() if "sbatch call: sbatch" in line]
+    [train_call] = [c for c in calls if "rule_train_" in c]
+    assert " --gpus=1" in train_call and " --cpus-per-gpu=8" in train_call, train_call
+    assert not any("--gpus" in c for c in calls if c is not train_call)
+    rejection = out.split("SLURM sbatch failed.", 1)[1]
+    assert "Invalid generic resource (gres) specification" in rejection.split("sbatch call:")[0]
+    assert "rule_train_" in rejection.split("sbatch call:")[1].splitlines()[1]
     logs = work / ".snakemake" / "slurm_logs"
-    [train_log] = (logs / "rule_train").rglob("*.log")
-    assert str(train_log) in out
-    assert "Invalid generic resource (gres) specification" in train_log.read_text()
+    # Rejected at submission: no train job ever ran, so none left a log.
+    assert not list((logs / "rule_train").rglob("*.log"))
     # Everything before training ran as SLURM jobs, the extraction shards grouped.
     assert (work / "features/demo/audio.h5").exists() and (work / "features/demo/text.h5").exists()
     assert (logs / "group_audio_audio_shard").is_dir() and (logs / "rule_ingest").is_dir()

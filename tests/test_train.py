@@ -551,18 +551,6 @@ def test_fingerprint_follows_the_data(dataset):
     assert run_fingerprint(cfg, data) != before
 
 
-def test_each_job_claims_its_own_gpu(tmp_path, monkeypatch):
-    from thne.devices import claim_gpu, visible_gpus
-
-    assert [claim_gpu(2, tmp_path), claim_gpu(2, tmp_path), claim_gpu(2, tmp_path)] == [0, 1, 0]
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
-    assert visible_gpus() == 2
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert visible_gpus() == 0
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,-1,1")
-    assert visible_gpus() == 1
-
-
 def test_thne_train_by_hand_takes_the_shipped_variants_loss_weights():
     """`thne train --variant residual` without --alpha trains with the alpha the workflow
     gives it (0.05, paper section 5.2), from thne/variants.py; a flag still wins. Before:

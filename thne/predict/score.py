@@ -21,7 +21,7 @@ from thne.data.clips import Clip
 from thne.features.store import read_h5
 from thne.predict.runs import TrainedRun
 from thne.train.data import fit_length, split_tensors
-from thne.train.forward import model_inputs
+from thne.train.forward import autocast, model_inputs
 
 PREDICTION_COLUMNS = (
     "clip",
@@ -100,6 +100,10 @@ def _presence(x: np.ndarray, names: list[str], name: str) -> float:
     return float((x[:, names.index(name)] > 0).mean()) if name in names and len(x) else 1.0
 
 
+def _row(attn: torch.Tensor | None, row: int, n: int) -> np.ndarray | None:
+    return None if attn is None else attn[row, :n].float().cpu().numpy()
+
+
 @torch.no_grad()
 def score_run(run: TrainedRun, data: ClipFeatures) -> list[ClipScore]:
     """Each clip of ``data`` through ``run``'s model, on the model's device."""
@@ -137,18 +141,21 @@ def score_run(run: TrainedRun, data: ClipFeatures) -> list[ClipScore]:
     for start in range(0, len(split), size):
         index = torch.arange(start, min(start + size, len(split)), device=device)
         batch = split.batch(index)
-        out = run.model(**model_inputs(batch))
-        cpc = {k: v.float().cpu().numpy() for k, v in run.model.cpc_scores(out).items()}
+        # The precision training's evaluation ran in, so a run's test clips get the
+        # predictions its predictions.tsv holds.
+        with autocast(run.config, device):
+            out = run.model(**model_inputs(batch))
+            cpc = {k: v.float().cpu().numpy() for k, v in run.model.cpc_scores(out).items()}
         for row, i in enumerate(index.tolist()):
             n_v, n_a = int(split.visual_len[i]), int(split.acoustic_len[i])
             scores.append(
                 ClipScore(
                     clip_id=split.clip_ids[i],
-                    prediction=float(out.pred[row]),
+                    prediction=float(out.pred[row].float()),
                     s_fv=float(cpc["s_fv"][row]) if "s_fv" in cpc else float("nan"),
                     s_fa=float(cpc["s_fa"][row]) if "s_fa" in cpc else float("nan"),
-                    attn_v=None if out.attn_v is None else out.attn_v[row, :n_v].cpu().numpy(),
-                    attn_a=None if out.attn_a is None else out.attn_a[row, :n_a].cpu().numpy(),
+                    attn_v=_row(out.attn_v, row, n_v),
+                    attn_a=_row(out.attn_a, row, n_a),
                     times_v=_steps(data.visual_times[i], max_frames)[:n_v],
                     times_a=_steps(data.acoustic_times[i], max_frames)[:n_a],
                     face_detected=_presence(data.visual[i], data.visual_names, "face_detected"),

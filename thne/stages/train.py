@@ -20,7 +20,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=500)
     parser.add_argument("--visual-stats", help="statistics from thne stats (default: fit on train)")
     parser.add_argument("--audio-stats", help="statistics from thne stats (default: fit on train)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto or cuda (a free GPU; auto: the CPU where there is none), cpu, cuda:N (as given)",
+    )
     parser.add_argument(
         "--threads", type=int, default=0, help="CPU threads for torch (0: its default)"
     )
@@ -35,13 +39,12 @@ def run(args: argparse.Namespace) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = args.device
-    if device == "auto":
-        device = "cpu"
-        if torch.cuda.is_available():
-            from thne.devices import claim_gpu
+    from thne.devices import resolve_device
 
-            device = f"cuda:{claim_gpu(torch.cuda.device_count())}"
+    try:
+        device = resolve_device(args.device)
+    except (RuntimeError, ValueError) as exc:
+        sys.exit(f"thne train: {exc}")
     print(f"training on {device}", file=sys.stderr)
     cfg = train_config(args)
     data = load_dataset(

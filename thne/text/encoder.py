@@ -45,7 +45,11 @@ def load_encoder(name: str, *, pretrained: bool = True) -> tuple[nn.Module, int]
     path = resolve_encoder(name)
     try:
         if pretrained:
-            model = AutoModel.from_pretrained(path, local_files_only=True)
+            # float32 weights under both majors: transformers 5 loads a checkpoint in the dtype
+            # it was saved in (dtype="auto" by default), 4.x in float32. Training keeps float32
+            # weights and reaches bf16 only through autocast, so a half-precision checkpoint
+            # (gpu_check.sh carries one) is widened here.
+            model = AutoModel.from_pretrained(path, local_files_only=True).float()
         else:
             model = AutoModel.from_config(AutoConfig.from_pretrained(path, local_files_only=True))
     except (OSError, ValueError) as exc:

@@ -38,7 +38,8 @@ class TrainConfig:
     max_epochs: int = 40
     patience: int = 8
     seed: int = 1
-    # bf16 autocast of the forward pass; used on CUDA only (CPU runs stay in float32).
+    # bf16 autocast of the forward pass; used on GPUs of compute capability 8.0 or more only
+    # (older GPUs and the CPU run float32; thne.train.forward says why).
     bf16: bool = True
     # MMIM only: learning rate of its MI estimators (stage one), and how many past batches
     # its entropy estimate remembers.

@@ -360,8 +360,9 @@ def seed_runs(wildcards, filename, variant=None):
 
 
 def train_gpus(wildcards):
-    """1 for a job that trains on a GPU. device auto asks for one where this machine has one;
-    the SLURM profile asks for one on the cluster's nodes whatever the submit host has.
+    """1 for a job that trains on a GPU of this machine: device cuda, or auto where this
+    machine has a GPU. The SLURM profile replaces it (set-resources) with the GPUs a job asks
+    of the cluster's nodes, whatever the submitting host has.
     """
     device = str(ds_config(wildcards, "train").get("device", "auto"))
     if device.startswith("cuda"):

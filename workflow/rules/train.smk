@@ -20,10 +20,12 @@ rule train:
         "../../environment.yml"
     threads: lambda wc: ds_config(wc, "train").get("threads", 2)
     resources:
-        # One GPU per training job; the workflow profile caps the gpu resource at the GPUs
-        # present, so as many train at once as there are GPUs.
+        # One GPU per training job. gpu is what a cluster profile asks for (profiles/slurm sets
+        # it for the cluster's nodes); local_gpu is what the workflow profile caps at the GPUs
+        # present, so as many train here at once as there are GPUs.
         gpu=train_gpus,
         checkpoint_every_s=checkpoint_every_s,
+        local_gpu=train_gpus,
     params:
         flags=train_flags,
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
