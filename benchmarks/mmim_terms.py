@@ -35,7 +35,7 @@ from thne.train.config import TrainConfig
 from thne.train.data import load_dataset
 from thne.train.forward import model_inputs
 from thne.train.loop import build_model, evaluate, make_optimizer, seed_everything
-from thne.train.two_stage import estimator_step
+from thne.train.two_stage import estimator_step, new_memory
 
 PARTS = ("text", "visual", "acoustic", "fusion")
 TERMS = ("task", "l_ft", "l_fv", "l_fa", "lld_tv", "lld_ta", "h_tv", "h_ta")
@@ -121,7 +121,7 @@ def main() -> None:
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, cfg.batch_size):
             estimator_step(model, train.batch(order[start : start + cfg.batch_size]), opt, cfg)
-        memory = opt.memory
+        memory = new_memory(cfg)
         norms = {t: {p: 0.0 for p in PARTS} for t in TERMS}
         present = {t: 0 for t in TERMS}
         values = {t: 0.0 for t in TERMS}
@@ -148,10 +148,10 @@ def main() -> None:
                     )
                     norms[name][part] += sq**0.5
                 present[name] += 1
-                values[name] += float(value)
+                values[name] += float(value.detach())
             with torch.no_grad():
                 for pair, est in (("tv", model.mi_tv), ("ta", model.mi_ta)):
-                    variance[pair] += float(est.logvar(out.h_t).exp().mean())
+                    variance[pair] += float(est.variance(out.h_t).mean())
             loss = model.total_loss(terms, cfg.alpha, cfg.beta)
             opt.main.zero_grad(set_to_none=True)
             loss.backward()
