@@ -17,8 +17,9 @@ What is shared with t-HNE, and why:
   fusion network, the regression head and the CPC head are t-HNE's classes (``THNE`` with
   DeNo1 and DeNo2 off is MMIM's skeleton: no text-guided attention, F = FN(h_t, h_v, h_a)), so
   a difference between the two models comes from their objectives, not from other layers.
-- Fusion-level CPC between F and h_t, h_v, h_a uses t-HNE's CPC head and InfoNCE (t-HNE Eq. 6-7
-  has the same form); MMIM also predicts h_t from F, t-HNE does not.
+- Fusion-level CPC between F and h_t, h_v, h_a uses t-HNE's CPC head and score (t-HNE Eq. 6),
+  its InfoNCE taken as MMIM's code takes it (below); MMIM also predicts h_t from F, t-HNE
+  does not.
 
 Where MMIM is open to reading we follow its public code (declare-lab/Multimodal-Infomax,
 ``src/modules/encoders.py`` and ``src/solver.py``), which produced its published numbers:
