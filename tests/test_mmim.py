@@ -298,9 +298,9 @@ def test_mmim_trains_through_the_trainer_and_aggregates(dataset, tmp_path):  # n
 
 
 # The share of the test labels' spread that MMIM's test predictions must reach. Measured on
-# this fixture: the former reading, which collapsed, stays under 0.02 (its full-demo runs:
-# 0.006 to 0.008); the public code's reading reaches 0.3 and more once it fits. 0.1 leaves
-# room for seeds that fit less while staying far above a collapse.
+# this fixture: 0.43 and 0.55 for the two seeds; with log q's log-variance term put back
+# (thne's former reading, which collapsed) 0.021 and 0.034, and 0.006 to 0.008 in the former
+# code's full-demo runs. 0.1 leaves room for a seed that fits less, far above a collapse.
 SPREAD_SHARE = 0.1
 DEMO_SEEDS = (1, 2)
 
@@ -344,7 +344,9 @@ def test_mmim_learns_on_the_demo(demo_mmim):
     spread at least SPREAD_SHARE of the labels' standard deviation.
 
     Break caught: log q(y|x) with the log-variance term (thne's former reading): the
-    predictions stay within a few hundredths of the mean (spread share under 0.02)."""
+    predictions barely move (spread share 0.021 for seed 1), though their MAE still edges
+    under the train mean's here (1.32 against 1.43: the test labels' median is not the
+    train mean)."""
     labels, mean_mae, preds = demo_mmim
     for seed, pred in preds.items():
         mae = float(np.abs(pred["prediction"] - pred["label"]).mean())
