@@ -1,5 +1,6 @@
-"""MMIM: each loss term against a direct computation, the entropy memory, the two optimisers,
-and a short run through the trainer whose metrics aggregate."""
+"""MMIM: each loss term against a direct computation of MMIM's public code's formula, the
+entropy memory, the two optimisers, and a short run through the trainer whose metrics
+aggregate."""
 
 import json
 
@@ -7,14 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from scipy.stats import multivariate_normal
 from test_model import DA, DV, B, batch, tiny_bert
 from test_train import dataset, load  # noqa: F401 - the fixture is used by name
+from test_workflow import demo_subset, write_config
 
+from conftest import run_snakemake
 from thne.evaluate.aggregate import aggregate_runs, evaluate_predictions
-from thne.model.mmim import MMIM, RIDGE, EntropyMemory, mixture_entropy
+from thne.model.mmim import MMIM, EntropyMemory, entropy_estimate
 from thne.predict.runs import read_run
 from thne.train.config import TrainConfig
+from thne.train.data import load_dataset
 from thne.train.loop import train_run
 from thne.train.two_stage import estimator_step, main_step, make_optimizers
 
@@ -36,15 +39,21 @@ def inputs(b):
     return {k: v for k, v in b.items() if k != "label"}
 
 
-def test_log_likelihood_is_the_gaussian_density():
+def test_log_likelihood_is_the_public_codes():
+    """E log q(y|x) is MMIM's public code's lld (MMILB.forward), written out here: the squared
+    error over the variance, without the log-variance term.
+
+    Break caught: the full Gaussian log-density (log-variance and constant terms kept), thne's
+    former reading, under which the predictions collapse to the training mean."""
     model = make_mmim()
     out = model(**batch())
     terms = model.losses(out, LABEL)
     for pair, est, y in (("tv", model.mi_tv, out.h_v), ("ta", model.mi_ta, out.h_a)):
         mu, logvar = est.mu(out.h_t), est.logvar(out.h_t)
-        q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
-        direct = q.log_prob(y).sum(-1).mean()
-        assert torch.allclose(terms[f"lld_{pair}"], direct, atol=1e-5)
+        positive = -((mu - y) ** 2) / 2.0 / torch.exp(logvar)
+        lld = torch.mean(torch.sum(positive, -1))
+        assert torch.allclose(terms[f"lld_{pair}"], lld, atol=1e-6), pair
+        assert torch.allclose(est.variance(out.h_t), torch.exp(logvar))
     # Stage one's loss is the negative of the two, on detached pairs.
     nll = model.estimator_loss(out)
     assert torch.allclose(nll, -(terms["lld_tv"] + terms["lld_ta"]), atol=1e-6)
@@ -54,7 +63,11 @@ def test_log_likelihood_is_the_gaussian_density():
     assert model.mi_tv.mu[0].weight.grad is not None
 
 
-def test_cpc_terms_and_task_match_a_direct_computation():
+def test_cpc_terms_and_task_are_the_public_codes():
+    """Each CPC term is MMIM's public code's CPC.forward, written out: for each h_m^i, its own
+    F^i among the batch's predictions.
+
+    Break caught: the InfoNCE taken over the h_m for each F (t-HNE's Eq. 7 direction)."""
     model = make_mmim()
     out = model(**batch())
     terms = model.losses(out, LABEL)
@@ -64,38 +77,87 @@ def test_cpc_terms_and_task_match_a_direct_computation():
         ("l_fv", model.cpc_v, out.h_v),
         ("l_fa", model.cpc_a, out.h_a),
     ):
-        g = head.net(out.fused)
-        g = g / g.norm(dim=-1, keepdim=True)
-        hn = h / h.norm(dim=-1, keepdim=True)
-        s = torch.exp(g @ hn.T)  # s(F^i, h_m^j)
-        direct = -torch.log(s.diag() / s.sum(dim=1)).mean()
-        assert torch.allclose(terms[name], direct, atol=1e-5), name
+        x_pred = head.net(out.fused)
+        x_pred = x_pred / x_pred.norm(dim=1, keepdim=True)
+        x = h / h.norm(dim=1, keepdim=True)
+        pos = torch.sum(x * x_pred, dim=-1)
+        neg = torch.logsumexp(torch.matmul(x, x_pred.t()), dim=-1)
+        nce = -(pos - neg).mean()
+        assert torch.allclose(terms[name], nce, atol=1e-5), name
     scores = model.cpc_scores(out)
     assert set(scores) == {"s_ft", "s_fv", "s_fa"} and (scores["s_ft"] > 0).all()
     assert not hasattr(model, "cpc_t_probe")
 
 
-def direct_entropy(samples: np.ndarray) -> float:
-    cov = np.cov(samples.T, bias=True).reshape(samples.shape[1], -1)
-    cov = cov + RIDGE * np.eye(samples.shape[1])
-    return float(multivariate_normal(mean=np.zeros(len(cov)), cov=cov).entropy())
-
-
-def test_mixture_entropy_is_the_weighted_component_bound():
-    rng = np.random.default_rng(0)
-    pos = rng.normal(size=(7, 3)) * [1.0, 0.5, 2.0]
-    neg = rng.normal(size=(5, 3)) + 3.0
-    h = mixture_entropy([torch.tensor(pos), torch.tensor(neg)])
-    w = np.array([7, 5]) / 12
-    direct = sum(
-        wc * (-np.log(wc) + direct_entropy(c)) for wc, c in zip(w, (pos, neg), strict=True)
+def public_entropy(prj, y, labels, history):
+    """MMIM's public code's H (MMILB.forward with a memory), written out."""
+    y = prj(y)
+    pos_y, neg_y = y[labels > 0], y[labels < 0]
+    pos_all = torch.cat([p for p, _ in history] + [pos_y], dim=0)
+    neg_all = torch.cat([n for _, n in history] + [neg_y], dim=0)
+    mu_pos, mu_neg = pos_all.mean(dim=0), neg_all.mean(dim=0)
+    sigma_pos = torch.mean(
+        torch.bmm((pos_all - mu_pos).unsqueeze(-1), (pos_all - mu_pos).unsqueeze(1)), dim=0
     )
+    sigma_neg = torch.mean(
+        torch.bmm((neg_all - mu_neg).unsqueeze(-1), (neg_all - mu_neg).unsqueeze(1)), dim=0
+    )
+    return 0.25 * (torch.logdet(sigma_pos) + torch.logdet(sigma_neg))
+
+
+def test_entropy_is_the_public_codes_on_the_projection():
+    """h_tv, h_ta are MMIM's public code's H: a quarter of the two components' log det, on the
+    fixed tanh projection of Y, over the current batch and the remembered one.
+
+    Break caught: the entropy taken on Y itself (its first coordinates) instead of on the
+    projection."""
+    torch.manual_seed(0)
+    bert, d_t = tiny_bert()
+    model = MMIM(bert, d_t, DV, DA, visual_hidden=8, acoustic_hidden=4, fusion_dim=16).eval()
+    assert model.mi_tv.project[0].out_features == 2 and model.mi_ta.project[0].out_features == 1
+    assert not any(p.requires_grad for p in model.mi_tv.project.parameters())
+    n = 24
+    g = torch.Generator().manual_seed(1)
+    label = torch.randn(n, generator=g)
+    label[:2] = 0.0  # in neither component
+    rows = {
+        "input_ids": torch.randint(0, 30, (n, 5), generator=g),
+        "attention_mask": torch.ones(n, 5, dtype=torch.long),
+        "visual": torch.randn(n, 7, DV, generator=g),
+        "visual_len": torch.full((n,), 7),
+        "acoustic": torch.randn(n, 6, DA, generator=g),
+        "acoustic_len": torch.full((n,), 6),
+    }
+    first = model(**{k: v[:12] for k, v in rows.items()})
+    second = model(**{k: v[12:] for k, v in rows.items()})
+    memory = EntropyMemory(1)
+    assert "h_tv" not in model.losses(first, label[:12], memory)  # memory not yet full
+    model.remember(first, label[:12], memory)
+    terms = model.losses(second, label[12:], memory)
+    for pair, est, y0, y in (
+        ("tv", model.mi_tv, first.h_v, second.h_v),
+        ("ta", model.mi_ta, first.h_a, second.h_a),
+    ):
+        p0 = est.project(y0.detach())
+        history = [(p0[label[:12] > 0], p0[label[:12] < 0])]
+        direct = public_entropy(est.project, y, label[12:], history)
+        assert torch.allclose(terms[f"h_{pair}"], direct, atol=1e-5), pair
+        # Only the current batch carries a gradient to the encoders.
+        grad = torch.autograd.grad(terms[f"h_{pair}"], y, retain_graph=True)[0]
+        assert grad.abs().sum() > 0
+
+
+def test_entropy_needs_more_samples_than_dimensions():
+    rng = np.random.default_rng(0)
+    pos = torch.tensor(rng.normal(size=(7, 3)))
+    neg = torch.tensor(rng.normal(size=(5, 3)) + 3.0)
+    h = entropy_estimate(pos, neg)
+    direct = 0.25 * (np.linalg.slogdet(np.cov(pos.T, bias=True))[1])
+    direct += 0.25 * (np.linalg.slogdet(np.cov(neg.T, bias=True))[1])
     assert float(h) == pytest.approx(direct, rel=1e-6)
-    # A component with no more samples than dimensions has a singular covariance: left out.
-    few = torch.tensor(rng.normal(size=(3, 3)))
-    only_pos = mixture_entropy([torch.tensor(pos), few])
-    assert float(only_pos) == pytest.approx(direct_entropy(pos), rel=1e-6)  # w = 1
-    assert mixture_entropy([few, few[:1]]) is None
+    assert entropy_estimate(pos, neg[:3]) is None  # 3 samples in 3 dimensions: singular
+    same = torch.ones(6, 3, dtype=torch.float64)
+    assert entropy_estimate(pos, same) is None  # singular all the same: no -inf term
 
 
 def test_entropy_memory_keeps_the_last_batches_per_sign():
@@ -105,8 +167,10 @@ def test_entropy_memory_keeps_the_last_batches_per_sign():
     ys = [torch.full((4, 2), float(i), requires_grad=True) + steps for i in range(3)]
     pos, neg = memory.components("tv", ys[0], label)
     assert pos.shape == (2, 2) and neg.shape == (1, 2)  # label 0 is in neither
+    assert not memory.full("tv")
     for y in ys:
         memory.push("tv", y, label)
+    assert memory.full("tv")
     # Batches 1 and 2 remain, oldest first; batch 0 was dropped; nothing carries a graph.
     kept = memory.batches["tv"]
     assert [float(p[0, 0]) for p, _ in kept] == [1.0, 2.0]
@@ -117,26 +181,24 @@ def test_entropy_memory_keeps_the_last_batches_per_sign():
     assert neg[:, 0].tolist() == [2.0, 3.0, 9.0]
     assert pos.requires_grad  # the current batch's samples carry the gradient
     assert "ta" not in memory.batches
-    none = EntropyMemory(0)
-    none.push("tv", ys[0], label)
-    assert none.batches == {}
     with pytest.raises(ValueError, match="memory size"):
-        EntropyMemory(-1)
+        EntropyMemory(0)
 
 
 def test_main_loss_uses_memory_and_weights():
     model = make_mmim()
     b = train_batch()
-    memory = EntropyMemory(3)
+    memory = EntropyMemory(1)
     out = model(**inputs(b))
     first = model.losses(out, b["label"], memory)
-    # Three positives, two negatives: h_ta (2 dims) has a positive component, h_tv (3) none.
-    assert "h_ta" in first and "h_tv" not in first
+    assert "h_ta" not in first and "h_tv" not in first  # the memory is not full yet
     model.remember(out, b["label"], memory)
+    # Three positives, two negatives twice: enough for the one-dimensional projections.
     second = model.losses(out, b["label"], memory)
     assert {"h_tv", "h_ta"} <= set(second)
-    pos, neg = memory.components("tv", out.h_v, b["label"])
-    assert torch.allclose(second["h_tv"], mixture_entropy([pos, neg]))
+    project = model.mi_tv.project
+    pos, neg = memory.components("tv", project(out.h_v), b["label"])
+    assert torch.allclose(second["h_tv"], entropy_estimate(pos, neg))
     total = model.total_loss(second, alpha=0.3, beta=0.1)
     cpc = second["l_ft"] + second["l_fv"] + second["l_fa"]
     ba = second["lld_tv"] + second["lld_ta"] + second["h_tv"] + second["h_ta"]
@@ -152,9 +214,10 @@ def test_two_optimisers_touch_disjoint_parameter_sets():
         for name, opt in (("main", opts.main), ("estimator", opts.estimator))
     }
     assert not ids["main"] & ids["estimator"]
-    named = dict(model.named_parameters())
+    named = {n: p for n, p in model.named_parameters() if p.requires_grad}
     assert ids["main"] | ids["estimator"] == {id(p) for p in named.values()}
     assert ids["estimator"] == {id(p) for n, p in named.items() if n.startswith("mi_")}
+    assert not any(".project." in n for n in named)  # the projection is never trained
 
     def snapshot():
         return {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -168,7 +231,7 @@ def test_two_optimisers_touch_disjoint_parameter_sets():
     assert moved and all(n.startswith("mi_") for n in moved)
 
     before = snapshot()
-    memory = EntropyMemory(2)
+    memory = EntropyMemory(1)
     terms = main_step(model, train_batch(), opts, cfg, memory)
     moved = changed(before)
     assert not any(n.startswith("mi_") for n in moved)
@@ -176,17 +239,14 @@ def test_two_optimisers_touch_disjoint_parameter_sets():
     assert {"task", "l_ft", "lld_tv", "total"} <= set(terms) and "tv" in memory.batches
     assert all(p.grad is None for p in model.mi_tv.parameters())
 
-    # One state dict holds both optimisers and the entropy memory, and restores all three.
-    opts.memory.push("tv", torch.ones(B, HV), LABEL)
+    # One state dict holds both optimisers and restores both; the memory, emptied at each
+    # epoch, is not in it.
     state = opts.state_dict()
-    assert set(state) == {"main", "estimator", "memory"} and state["estimator"]["state"]
+    assert set(state) == {"main", "estimator"} and state["estimator"]["state"]
     fresh = make_optimizers(model, cfg)
     fresh.load_state_dict(state)
     assert fresh.estimator.state_dict()["state"].keys() == state["estimator"]["state"].keys()
     assert fresh.main.state_dict()["state"].keys() == state["main"]["state"].keys()
-    assert [p.tolist() for p, _ in fresh.memory.batches["tv"]] == [[[1.0] * HV] * 3]
-    with pytest.raises(ValueError, match="memory of 2 batches"):
-        make_optimizers(model, TrainConfig.preset("mmim", mi_memory=3)).load_state_dict(state)
 
 
 def test_mmim_switches_are_fixed():
@@ -202,10 +262,11 @@ def test_mmim_trains_through_the_trainer_and_aggregates(dataset, tmp_path):  # n
     data = load(dataset)
     runs = []
     for seed in (1, 2):
-        # One-unit LSTM states: the six training clips are enough for an entropy estimate.
+        # One-dimensional projections: the second batch of four (with the first remembered)
+        # has enough samples of each sign for an entropy estimate.
         cfg = TrainConfig.preset(
             "mmim", batch_size=4, max_epochs=2, patience=2, seed=seed,
-            visual_hidden=1, acoustic_hidden=1, mi_memory=2,
+            visual_hidden=4, acoustic_hidden=4, mi_memory=1,
         )  # fmt: skip
         out = tmp_path / f"seed{seed}"
         train_run(data, cfg, out)
@@ -238,11 +299,9 @@ def test_mmim_trains_through_the_trainer_and_aggregates(dataset, tmp_path):  # n
 
 
 def test_mmim_resumes_from_its_checkpoint_exactly(dataset, tmp_path, capfd):  # noqa: F811
-    """MMIM's two optimisers and its entropy memory go through checkpoint.pt (read with
-    torch.load(weights_only=True)): a run stopped after epoch 1 ends as an unbroken one.
-
-    Break checked by hand: TwoOptimizers.load_state_dict skipping the memory makes the
-    resumed run's history differ (this test fails)."""
+    """MMIM's two optimisers go through checkpoint.pt (read with
+    torch.load(weights_only=True)); its entropy memory is emptied each epoch, so a run stopped
+    after epoch 1 holds none. The resumed run ends as an unbroken one."""
     from test_train import Interrupted, assert_same_weights, interrupt_after_epoch
 
     data = load(dataset)
@@ -262,3 +321,61 @@ def test_mmim_resumes_from_its_checkpoint_exactly(dataset, tmp_path, capfd):  # 
     for name in ("history.tsv", "predictions.tsv"):
         assert (out / name).read_text() == (tmp_path / "whole" / name).read_text(), name
     assert_same_weights(tmp_path / "whole", out)
+
+
+# The share of the test labels' spread that MMIM's test predictions must reach. Measured on
+# this fixture: 0.43 and 0.55 for the two seeds; with log q's log-variance term put back
+# (thne's former reading, which collapsed) 0.021 and 0.034, and 0.006 to 0.008 in the former
+# code's full-demo runs. 0.1 leaves room for a seed that fits less, far above a collapse.
+SPREAD_SHARE = 0.1
+DEMO_SEEDS = (1, 2)
+
+
+@pytest.fixture(scope="module")
+def demo_mmim(tmp_path_factory):
+    """MMIM trained on a demo subset: 36 training clips from all nine training videos, the 12
+    test clips of three others; two seeds, ten epochs. The epoch is picked on the training
+    clips: a handful of validation clips would pick one by chance, and this fixture asks
+    whether MMIM learns at all. Returns the test labels, the train-mean predictor's MAE and
+    each seed's test predictions."""
+    root = tmp_path_factory.mktemp("demo_mmim")
+    raw = demo_subset(root / "raw", {"train": 36, "valid": 3, "test": 12})
+    cfg_path = write_config(root / "cfg.yaml", raw)
+    features = [f"features/demo/{n}" for n in ("text.h5", "audio.h5", "visual.h5")]
+    stats = [f"features/demo/{n}.stats.json" for n in ("audio", "visual")]
+    run_snakemake(root, "--configfile", str(cfg_path), "--cores", "2", *features, *stats)
+    data = load_dataset(
+        root / "data/demo/manifest.tsv",
+        *(root / f for f in features),
+        visual_stats=root / stats[1],
+        audio_stats=root / stats[0],
+    )
+    data.splits["valid"] = data.splits["train"]
+    train_labels = data.splits["train"].label.numpy()
+    preds = {}
+    for seed in DEMO_SEEDS:
+        cfg = TrainConfig.preset(
+            "mmim", batch_size=8, max_epochs=10, patience=10, seed=seed, alpha=0.1,
+            beta=0.05, mi_memory=1, checkpoint_every_s=0,
+        )  # fmt: skip
+        train_run(data, cfg, root / f"seed{seed}")
+        preds[seed] = pd.read_csv(root / f"seed{seed}" / "predictions.tsv", sep="\t")
+    labels = preds[DEMO_SEEDS[0]]["label"].to_numpy()
+    mean_mae = float(np.abs(labels - train_labels.mean()).mean())
+    return labels, mean_mae, preds
+
+
+def test_mmim_learns_on_the_demo(demo_mmim):
+    """Every seed beats the train-mean predictor on the test clips, with predictions that
+    spread at least SPREAD_SHARE of the labels' standard deviation.
+
+    Break caught: log q(y|x) with the log-variance term (thne's former reading): the
+    predictions barely move (spread share 0.021 for seed 1), though their MAE still edges
+    under the train mean's here (1.32 against 1.43: the test labels' median is not the
+    train mean)."""
+    labels, mean_mae, preds = demo_mmim
+    for seed, pred in preds.items():
+        mae = float(np.abs(pred["prediction"] - pred["label"]).mean())
+        share = float(pred["prediction"].std() / labels.std())
+        assert mae < mean_mae, (seed, mae, mean_mae)
+        assert share >= SPREAD_SHARE, (seed, share)

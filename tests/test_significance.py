@@ -8,14 +8,16 @@ import pytest
 from test_report import runs  # noqa: F401 - the fixture is used by name
 
 from thne.cli import main as thne
-from thne.evaluate.aggregate import aggregate_runs, aggregate_variants
+from thne.evaluate.aggregate import aggregate_runs, aggregate_variants, evaluate_predictions
 from thne.evaluate.metrics import METRIC_KEYS, regression_metrics
 from thne.evaluate.paper import TABLE3_MMIM
 from thne.evaluate.significance import (
     compare,
+    compare_many,
     metrics_from_counts,
     seed_mean_predictions,
 )
+from thne.evaluate.tables import differences
 
 
 def labelled(n=400, seed=0):
@@ -71,6 +73,7 @@ def test_the_same_seed_gives_the_same_interval():
     lo, hi = first["mae"]["interval"]
     observed = np.mean(np.abs(a - truth)) - np.mean(np.abs(b - truth))
     assert first["mae"]["ensemble_difference"] == pytest.approx(observed, abs=1e-6)
+    assert first["mae"]["difference"] == pytest.approx(observed, abs=1e-6)  # one seed each
     assert lo < observed < hi
 
 
@@ -92,10 +95,26 @@ def test_seed_means_need_the_same_clips(tmp_path):
         seed_mean_predictions([a, write("d", ["c1", "c2"], [0.0, 0.0], [2.0, 1.0])])
 
 
-def test_variants_json_and_tables_carry_the_comparison(runs):  # noqa: F811
-    root = runs / "results" / "mosei" / "runs"
+def consistent(folder, shift):
+    """The fixture's runs with each variant's predictions moved up by ``shift[variant]`` (every
+    error is >= 0, so its MAE moves by as much) and metrics.json recomputed from them."""
+    root = folder / "results" / "mosei" / "runs"
+    for variant, up in shift.items():
+        for run in sorted(root.glob(f"{variant}/seed*")):
+            pred = pd.read_csv(run / "predictions.tsv", sep="\t")
+            pred["prediction"] += up
+            pred.to_csv(run / "predictions.tsv", sep="\t", index=False)
+            seed = int(run.name.removeprefix("seed"))
+            evaluate_predictions(
+                run / "predictions.tsv", run / "metrics.json", variant=variant, seed=seed
+            )
     metrics = sorted(str(p) for p in root.glob("*/seed*/metrics.json"))
     predictions = sorted(str(p) for p in root.glob("*/seed*/predictions.tsv"))
+    return root, metrics, predictions
+
+
+def test_variants_json_and_tables_carry_the_comparison(runs):  # noqa: F811
+    root, metrics, predictions = consistent(runs, {"thne": 0.0, "no_re": 0.1})
     out = runs / "v.json"
     thne(
         ["variants", "--runs", *metrics, "--predictions", *predictions, "--resamples", "300"]
@@ -104,11 +123,11 @@ def test_variants_json_and_tables_carry_the_comparison(runs):  # noqa: F811
     result = json.loads(out.read_text())
     assert "vs_thne" not in result["variants"]["thne"]
     stats = result["variants"]["no_re"]["vs_thne"]
-    assert stats["mae"]["difference"] == pytest.approx(0.1)  # the runs' means differ by 0.1
+    assert stats["mae"]["difference"] == pytest.approx(0.1)  # every prediction 0.1 higher
     sig = result["significance"]
     assert sig["resamples"] == 300 and sig["n_clips"] == 6 and sig["seed"] == 0
-    # no_re predicts exactly as thne does on these runs: no difference on any resample.
-    assert stats["mae"]["interval"] == [0.0, 0.0] and stats["mae"]["thne_better"] == 0.0
+    # Every error grew by 0.1: the MAE difference is 0.1 on every resample.
+    assert stats["mae"]["interval"] == [0.1, 0.1] and stats["mae"]["thne_better"] == 1.0
     again = aggregate_variants(
         metrics,
         runs / "w.json",
@@ -126,14 +145,24 @@ def test_variants_json_and_tables_carry_the_comparison(runs):  # noqa: F811
             variants=["thne", "no_re"],
             predictions=predictions[:1],
         )
+    # metrics.json out of step with predictions.tsv: the printed means would not be what the
+    # interval is about.
+    stale = root / "no_re" / "seed1" / "metrics.json"
+    stale.write_text(json.dumps({**json.loads(stale.read_text()), "mae": 9.0}))
+    with pytest.raises(ValueError, match="no_re mae: the runs' metrics.json give"):
+        aggregate_variants(
+            metrics, runs / "y.json", dataset="mosei", variants=["thne", "no_re"],
+            predictions=predictions, resamples=10,
+        )  # fmt: skip
 
     common = ["--visual", str(runs / "visual.h5"), "--audio", str(runs / "audio.h5")]
     common += ["--encoder", "bert-base-uncased", "--dataset", "mosei"]
     thne(["ablation", "--variants-json", str(out), "--out", str(runs / "a.md"), *common])
     ablation = (runs / "a.md").read_text()
     assert "## Differences from t-HNE" in ablation
-    assert "| w/o Re (`no_re`) | +0.100 [+0.000, +0.000] 0% |" in ablation
+    assert "| w/o Re (`no_re`) | +0.100 [+0.100, +0.100] 100% |" in ablation
     assert "paired bootstrap over test clips" in ablation and "300 resamples" in ablation
+    assert "interval of that same mean-over-seeds difference" in ablation
 
     # table.md: the paper's MMIM row quoted, ours beside it, and the differences.
     mmim = {**result["variants"]["no_re"], "seeds": [1, 2]}
@@ -149,5 +178,84 @@ def test_variants_json_and_tables_carry_the_comparison(runs):  # noqa: F811
     table = (runs / "t.md").read_text()
     quoted = "| MMIM | paper, Table 3, quoted (from Xie et al., 2024) | 0.532 | 0.765 | 53.93 |"
     assert quoted in table and TABLE3_MMIM["mosei"]["mae"] == 0.532
-    assert "| MMIM | thne `mmim`, 2 seeds (1, 2) | 0.810 ± 0.014 |" in table
-    assert "| MMIM (`mmim`) | +0.100 [+0.000, +0.000] 0% |" in table
+    mmim_mae = result["variants"]["mmim"]["mean"]["mae"]
+    assert f"| MMIM | thne `mmim`, 2 seeds (1, 2) | {mmim_mae:.3f} ± " in table
+    assert "| MMIM (`mmim`) | +0.100 [+0.100, +0.100] 100% |" in table
+
+
+def seeds_that_disagree(n=200):
+    """Truth and three seeds of two models on ``n`` clips. The reference's seeds err
+    independently, so averaging them cancels much of their error; the variant's seeds are one
+    prediction three times. Mean over seeds, the variant is far better (MAE 0.32 lower);
+    seed-averaged, it is worse (0.17 higher)."""
+    rng, truth = labelled(n, seed=3)
+    reference = [truth + rng.normal(0, 1.5, n) for _ in range(3)]
+    one = truth + rng.normal(0, 1.0, n)
+    return truth, {"thne": reference, "variant": [one.copy() for _ in range(3)]}
+
+
+def test_each_interval_holds_its_point_estimate():
+    """For every metric of every variant, the printed difference lies inside its interval;
+    here also for a variant close to the reference and one seed-averaged the other way.
+
+    Break caught: intervals bootstrapped from the seed-averaged predictions (the former
+    method), which scatter around the ensemble difference: the variant's MAE difference of
+    -0.320 then lies below its interval, whose lower end is +0.068."""
+    truth, models = seeds_that_disagree()
+    rng = np.random.default_rng(5)
+    models["close"] = [p + rng.normal(0, 0.3, len(truth)) for p in models["thne"]]
+    models["sign_noise"] = [
+        truth * 0.2 + rng.normal(0, 0.8, len(truth)) for _ in range(3)
+    ]  # fmt: skip
+    result = compare_many(models, truth, reference="thne", resamples=2000)
+    assert set(result) == {"variant", "close", "sign_noise"}
+    for variant, stats in result.items():
+        for key in METRIC_KEYS:
+            lo, hi = stats[key]["interval"]
+            assert lo <= stats[key]["difference"] <= hi, (variant, key, stats[key])
+
+
+def test_the_printed_difference_is_the_mean_over_seeds(tmp_path):
+    """Where the seeds' mean and the seed-averaged predictions disagree, variants.json's
+    ``difference`` and the table's cell are the mean over seeds of each seed's metric, and the
+    ensemble's difference is kept under its own name.
+
+    Break caught: the difference taken from the seed-averaged predictions (+0.173, outside
+    the interval [-0.425, -0.208]; aggregate_variants then also refuses it as out of step
+    with the runs' metrics.json)."""
+    truth, models = seeds_that_disagree()
+    clips = [f"c{i:03d}" for i in range(len(truth))]
+    metrics, predictions = [], []
+    for variant, seeds in models.items():
+        for seed, pred in enumerate(seeds, start=1):
+            run = tmp_path / variant / f"seed{seed}"
+            run.mkdir(parents=True)
+            frame = pd.DataFrame({"clip_id": clips, "label": truth, "prediction": pred})
+            frame.to_csv(run / "predictions.tsv", sep="\t", index=False)
+            evaluate_predictions(
+                run / "predictions.tsv", run / "metrics.json", variant=variant, seed=seed
+            )
+            metrics.append(run / "metrics.json")
+            predictions.append(run / "predictions.tsv")
+    result = aggregate_variants(
+        metrics, tmp_path / "v.json", dataset="d", variants=["thne", "variant"],
+        predictions=predictions, resamples=1000,
+    )  # fmt: skip
+    mae = result["variants"]["variant"]["vs_thne"]["mae"]
+
+    def seed_mean(seeds):
+        return np.mean([regression_metrics(p, truth)["mae"] for p in seeds])
+
+    direct = seed_mean(models["variant"]) - seed_mean(models["thne"])
+    ensemble = (
+        regression_metrics(np.mean(models["variant"], axis=0), truth)["mae"]
+        - regression_metrics(np.mean(models["thne"], axis=0), truth)["mae"]
+    )
+    assert direct < -0.3 and ensemble > 0  # the two readings disagree in sign
+    assert mae["difference"] == pytest.approx(direct, abs=1e-6)
+    assert mae["ensemble_difference"] == pytest.approx(ensemble, abs=1e-6)
+    lo, hi = mae["interval"]
+    assert lo <= direct <= hi and hi < 0  # t-HNE's seeds are worse, resample after resample
+    assert mae["thne_better"] == 0.0
+    table = differences(result)
+    assert f"| variant (`variant`) | {direct:+.3f} [{lo:+.3f}, {hi:+.3f}] 0% |" in table

@@ -78,7 +78,8 @@ def aggregate_variants(
     run of a variant not in ``variants``, is an error. Given the runs' ``predictions.tsv``
     files (each in its run's directory) and a ``thne`` variant, every other variant also gets
     ``vs_thne``: per metric the difference of the means over seeds, its paired-bootstrap 95 %
-    interval and t-HNE's share of wins (:mod:`thne.evaluate.significance`).
+    interval and t-HNE's share of wins (:mod:`thne.evaluate.significance`), computed from the
+    predictions and checked against the runs' metrics.
     """
     paths = list(run_metrics)
     by_variant: dict[str, list[dict]] = {v: [] for v in variants}
@@ -100,12 +101,27 @@ def aggregate_variants(
             raise ValueError(f"no predictions.tsv given for the run(s) in {', '.join(lacking)}")
         comparison = compare_variants(
             {v: [given[d] for d in dirs] for v, dirs in run_dirs.items()},
-            {v: s["mean"] for v, s in summaries.items()},
             resamples=resamples,
             seed=seed,
         )
         for variant, stats in comparison.pop("variants").items():
+            _check_against_metrics(variant, stats, summaries)
             summaries[variant]["vs_thne"] = stats
         result["significance"] = comparison
     write_json(out_path, result)
     return result
+
+
+def _check_against_metrics(variant: str, stats: dict, summaries: dict) -> None:
+    """The bootstrap's point estimates come from the predictions; they must be the difference
+    of the means the tables print from the runs' metrics, or the two files are out of step."""
+    for key in METRIC_KEYS:
+        ours, ref = summaries[variant]["mean"][key], summaries["thne"]["mean"][key]
+        point = stats[key]["difference"]
+        if point is None or ours is None or ref is None or not np.isfinite(ours - ref):
+            continue
+        if abs(point - (ours - ref)) > 1e-5:
+            raise ValueError(
+                f"{variant} {key}: the runs' metrics.json give a mean difference from thne of "
+                f"{ours - ref:.6f}, their predictions.tsv {point:.6f}: rerun the evaluate step"
+            )

@@ -1,17 +1,21 @@
 """How sure a difference between two models is: a paired bootstrap over test clips.
 
-Each model's predictions are first averaged over its seeds, clip by clip. A resample draws
-the test clips with replacement; both models are scored on the same draw, so the clips'
-own difficulty cancels out (paired). The 95 % interval is the 2.5th to 97.5th percentile of
-the metric's difference over the resamples, and ``thne_better`` the share of resamples in
-which t-HNE's value is strictly better (lower MAE, higher everything else). The interval is
-around ``ensemble_difference``, the difference of the seed-averaged predictions' metrics on
-the whole test split, which need not equal the difference of the per-seed means: averaging
-predictions over seeds can move a clip across a class boundary that no single seed crosses.
+The difference a table prints is a mean over seeds: each seed's metric on the test split,
+averaged over the model's seeds, variant minus reference. The interval is about that same
+number. A resample draws the test clips with replacement; on it every seed of both models is
+scored on the same clips (paired, so the clips' own difficulty cancels out), each model's
+seed scores are averaged, and the two averages differenced. The 95 % interval is the 2.5th to
+97.5th percentile of that difference over the resamples, and ``thne_better`` the share of
+resamples in which the reference's seed mean is strictly better (lower MAE, higher
+everything else). ``ensemble_difference`` is another number, kept beside it: the difference
+of the metrics of the seed-averaged predictions, which can differ from the mean over seeds
+(averaging predictions over seeds can move a clip across a class boundary that no single
+seed crosses).
 
 Every metric of :func:`thne.evaluate.metrics.regression_metrics` is a function of a few
-per-clip sums, so a resample is a vector of clip counts and all resamples of a chunk are one
-matrix product: 10,000 resamples of a MOSEI-sized test split take seconds.
+per-clip sums, so a resample is a vector of clip counts and all resamples of a chunk, for
+every seed of every model at once, are one matrix product: 10,000 resamples of a MOSEI-sized
+test split take seconds.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ RESAMPLES = 10_000
 SEED = 0
 LEVEL = 0.95
 METHOD = (
-    "paired bootstrap over test clips: each model's predictions averaged over its seeds, "
-    "clips resampled with replacement, both models scored on the same resample"
+    "paired bootstrap over test clips: on each resample (clips drawn with replacement) every "
+    "seed of both models is scored on the same clips, and each model's scores are averaged "
+    "over its seeds before differencing"
 )
 LOWER_IS_BETTER = {"mae"}
 
@@ -53,9 +58,11 @@ _MODEL_COLUMNS = (
 _SHARED_COLUMNS = ("t", "t2", "nonzero")
 
 
-def seed_mean_predictions(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
-    """``clip_id``, ``label`` and the mean ``prediction`` over the runs' ``predictions.tsv``
-    files, sorted by clip. The runs must cover the same clips with the same labels."""
+def seed_predictions(
+    paths: Sequence[str | os.PathLike],
+) -> tuple[pd.Index, np.ndarray, np.ndarray]:
+    """The clips (sorted), their labels and each run's predictions [runs, clips] from the runs'
+    ``predictions.tsv`` files. The runs must cover the same clips with the same labels."""
     frames = []
     for path in paths:
         frame = pd.read_csv(path, sep="\t", dtype={"clip_id": str})
@@ -66,10 +73,15 @@ def seed_mean_predictions(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
             raise ValueError(f"{path}: other test clips than {first_path}")
         if not np.allclose(frame["label"], first["label"]):
             raise ValueError(f"{path}: other labels than {first_path} for the same clips")
-    mean = np.mean([f["prediction"].to_numpy(np.float64) for _, f in frames], axis=0)
-    return pd.DataFrame(
-        {"clip_id": first.index, "label": first["label"].to_numpy(), "prediction": mean}
-    )
+    preds = np.stack([f["prediction"].to_numpy(np.float64) for _, f in frames])
+    return first.index, first["label"].to_numpy(np.float64), preds
+
+
+def seed_mean_predictions(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
+    """``clip_id``, ``label`` and the mean ``prediction`` over the runs' ``predictions.tsv``
+    files, sorted by clip (see :func:`seed_predictions`)."""
+    clips, label, preds = seed_predictions(paths)
+    return pd.DataFrame({"clip_id": clips, "label": label, "prediction": preds.mean(axis=0)})
 
 
 def _model_columns(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -153,6 +165,18 @@ def metrics_from_counts(
     ]
 
 
+def _draw_counts(n: int, resamples: int, seed: int, chunk: int):
+    """Chunks of clip counts [rows, n], one row per resample, from a fixed ``seed``."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, resamples, chunk):
+        rows = min(chunk, resamples - start)
+        draws = rng.integers(0, n, size=(rows, n))
+        # Clip counts of each resample: one bincount over row-offset indices.
+        offsets = (np.arange(rows) * n)[:, None]
+        counts = np.bincount((draws + offsets).ravel(), minlength=rows * n).reshape(rows, n)
+        yield counts.astype(np.float64)
+
+
 def bootstrap(
     preds: Sequence[np.ndarray],
     truth: np.ndarray,
@@ -161,96 +185,155 @@ def bootstrap(
     seed: int = SEED,
     chunk: int = 500,
 ) -> list[dict[str, np.ndarray]]:
-    """Each model's metrics on the same ``resamples`` draws of the clips (fixed ``seed``)."""
+    """Each prediction set's metrics on the same ``resamples`` draws of the clips (fixed
+    ``seed``)."""
     n = len(truth)
     if n == 0:
         raise ValueError("no test clips to resample")
-    rng = np.random.default_rng(seed)
-    parts: list[list[dict[str, np.ndarray]]] = []
-    for start in range(0, resamples, chunk):
-        rows = min(chunk, resamples - start)
-        draws = rng.integers(0, n, size=(rows, n))
-        # Clip counts of each resample: one bincount over row-offset indices.
-        offsets = (np.arange(rows) * n)[:, None]
-        counts = np.bincount((draws + offsets).ravel(), minlength=rows * n).reshape(rows, n)
-        parts.append(metrics_from_counts(preds, truth, counts.astype(np.float64)))
+    parts = [metrics_from_counts(preds, truth, c) for c in _draw_counts(n, resamples, seed, chunk)]
     return [
         {k: np.concatenate([part[i][k] for part in parts]) for k in METRIC_KEYS}
         for i in range(len(preds))
     ]
 
 
+def _seed_mean(per_seed: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Each metric averaged over seeds, resample by resample."""
+    return {k: np.mean([m[k] for m in per_seed], axis=0) for k in METRIC_KEYS}
+
+
+def _interval(
+    diff: np.ndarray, variant: np.ndarray, reference: np.ndarray, key: str
+) -> tuple[list[float], float] | tuple[None, None]:
+    """The 95 % percentile interval of ``diff`` over resamples and the reference's share of
+    strict wins; (None, None) when the metric is undefined on every resample."""
+    valid = ~np.isnan(diff)
+    if not valid.any():  # acc2_non0 / f1_non0 when every test label is 0
+        return None, None
+    alpha = (1 - LEVEL) / 2
+    lo, hi = np.quantile(diff[valid], [alpha, 1 - alpha])
+    better = reference < variant if key in LOWER_IS_BETTER else reference > variant
+    return [round(float(lo), 6), round(float(hi), 6)], round(float(np.mean(better[valid])), 4)
+
+
+def compare_many(
+    models: Mapping[str, Sequence[np.ndarray]],
+    truth: np.ndarray,
+    *,
+    reference: str,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+    chunk: int = 500,
+) -> dict[str, dict[str, dict[str, object]]]:
+    """Every model of ``models`` (name: its seeds' predictions) against ``reference``, per
+    metric: ``difference`` (mean over seeds, model minus reference, on all clips), its
+    ``interval`` and ``thne_better`` over paired resamples of the mean-over-seeds difference,
+    and ``ensemble_difference`` (the seed-averaged predictions' difference, all clips).
+
+    All seeds of all models are scored on each resample in one matrix product, so the
+    reference's scores are computed once for every comparison."""
+    truth = np.asarray(truth, dtype=np.float64)
+    n = len(truth)
+    if n == 0:
+        raise ValueError("no test clips to resample")
+    names = list(models)
+    flat = [np.asarray(p, np.float64) for name in names for p in models[name]]
+    slices, at = {}, 0
+    for name in names:
+        slices[name] = slice(at, at + len(models[name]))
+        at += len(models[name])
+    ensembles = [np.mean(models[name], axis=0) for name in names]
+    whole = metrics_from_counts(flat + ensembles, truth, np.ones((1, n)))
+    means = {name: _seed_mean(whole[slices[name]]) for name in names}
+    ensemble = dict(zip(names, whole[len(flat) :], strict=True))
+    parts = [metrics_from_counts(flat, truth, c) for c in _draw_counts(n, resamples, seed, chunk)]
+    sampled = {
+        name: _seed_mean(
+            [
+                {k: np.concatenate([p[i][k] for p in parts]) for k in METRIC_KEYS}
+                for i in range(slices[name].start, slices[name].stop)
+            ]
+        )
+        for name in names
+    }
+    out: dict[str, dict[str, dict[str, object]]] = {}
+    for name in names:
+        if name == reference:
+            continue
+        stats: dict[str, dict[str, object]] = {}
+        for key in METRIC_KEYS:
+            point = float(means[name][key][0] - means[reference][key][0])
+            interval, better = _interval(
+                sampled[name][key] - sampled[reference][key],
+                sampled[name][key],
+                sampled[reference][key],
+                key,
+            )
+            ens = float(ensemble[name][key][0] - ensemble[reference][key][0])
+            stats[key] = {
+                "difference": None if np.isnan(point) else round(point, 6),
+                "interval": interval,
+                "thne_better": better,
+                "ensemble_difference": None if np.isnan(ens) else round(ens, 6),
+            }
+        out[name] = stats
+    return out
+
+
 def compare(
-    variant: np.ndarray,
-    reference: np.ndarray,
+    variant: np.ndarray | Sequence[np.ndarray],
+    reference: np.ndarray | Sequence[np.ndarray],
     truth: np.ndarray,
     *,
     resamples: int = RESAMPLES,
     seed: int = SEED,
 ) -> dict[str, dict[str, object]]:
-    """For each metric: the 95 % interval of (variant - reference) over paired resamples, and
-    the share of resamples in which the reference is strictly better."""
-    ours, ref = bootstrap([variant, reference], truth, resamples=resamples, seed=seed)
-    whole = metrics_from_counts([variant, reference], truth, np.ones((1, len(truth))))
-    alpha = (1 - LEVEL) / 2
-    out: dict[str, dict[str, object]] = {}
-    for key in METRIC_KEYS:
-        # The difference the resamples scatter around: seed-averaged predictions, all clips.
-        observed = float(whole[0][key][0] - whole[1][key][0])
-        diff = ours[key] - ref[key]
-        valid = ~np.isnan(diff)
-        if not valid.any():  # acc2_non0 / f1_non0 when every test label is 0
-            out[key] = {"ensemble_difference": None, "interval": None, "thne_better": None}
-            continue
-        lo, hi = np.quantile(diff[valid], [alpha, 1 - alpha])
-        better = ref[key] < ours[key] if key in LOWER_IS_BETTER else ref[key] > ours[key]
-        out[key] = {
-            "ensemble_difference": round(observed, 6),
-            "interval": [round(float(lo), 6), round(float(hi), 6)],
-            "thne_better": round(float(np.mean(better[valid])), 4),
-        }
-    return out
+    """One model against the reference; each is one prediction array or a list of its seeds'
+    (see :func:`compare_many`)."""
+
+    def seeds(x: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+        arr = np.asarray(x, dtype=np.float64)
+        return [arr] if arr.ndim == 1 else list(arr)
+
+    return compare_many(
+        {"variant": seeds(variant), "reference": seeds(reference)},
+        truth,
+        reference="reference",
+        resamples=resamples,
+        seed=seed,
+    )["variant"]
 
 
 def compare_variants(
     predictions: Mapping[str, Sequence[str | os.PathLike]],
-    means: Mapping[str, Mapping[str, float]],
     *,
     reference: str = "thne",
     resamples: int = RESAMPLES,
     seed: int = SEED,
 ) -> dict:
-    """Every variant against ``reference``: the difference of the means over seeds (variant
-    minus reference) with its bootstrap interval and the reference's share of wins."""
+    """Every variant against ``reference`` from their runs' ``predictions.tsv`` files: the
+    difference of the means over seeds (variant minus reference) with its bootstrap interval,
+    the reference's share of wins, and the seed-averaged predictions' difference."""
     if reference not in predictions:
         raise ValueError(f"no predictions of {reference!r} to compare the variants with")
-    ref = seed_mean_predictions(predictions[reference])
+    clips, truth, _ = seed_predictions(predictions[reference])
+    models = {}
+    for variant, paths in predictions.items():
+        other, labels, preds = seed_predictions(paths)
+        if not other.equals(clips):
+            raise ValueError(f"{variant}: other test clips than {reference}")
+        if not np.allclose(labels, truth):
+            raise ValueError(f"{variant}: other labels than {reference} for the same clips")
+        models[variant] = list(preds)
     result: dict = {
         "reference": reference,
         "method": METHOD,
         "resamples": resamples,
         "seed": seed,
         "level": LEVEL,
-        "n_clips": len(ref),
-        "variants": {},
+        "n_clips": len(clips),
     }
-    for variant, paths in predictions.items():
-        if variant == reference:
-            continue
-        other = seed_mean_predictions(paths)
-        if not other["clip_id"].equals(ref["clip_id"]):
-            raise ValueError(f"{variant}: other test clips than {reference}")
-        stats = compare(
-            other["prediction"].to_numpy(),
-            ref["prediction"].to_numpy(),
-            ref["label"].to_numpy(np.float64),
-            resamples=resamples,
-            seed=seed,
-        )
-        for key in METRIC_KEYS:
-            stats[key] = {
-                "difference": round(means[variant][key] - means[reference][key], 6),
-                **stats[key],
-            }
-        result["variants"][variant] = stats
+    result["variants"] = compare_many(
+        models, truth, reference=reference, resamples=resamples, seed=seed
+    )
     return result

@@ -134,6 +134,9 @@ def differences(result: Mapping) -> str:
         cells = []
         for key, _ in _DIFF_COLUMNS:
             d = stats[key]
+            if d["difference"] is None:
+                cells.append("-")
+                continue
             if d["interval"] is None:
                 cells.append(f"{_signed(key, d['difference'])} [-]")
                 continue
@@ -146,13 +149,11 @@ def differences(result: Mapping) -> str:
         text += f"| {label} (`{variant}`) | " + " | ".join(cells) + " |\n"
     text += (
         f"\nEach cell: the variant minus t-HNE, mean over seeds (MAE and Corr as numbers, the "
-        f"others in percentage points); in brackets its {100 * sig['level']:.0f} % interval "
-        f"from a {sig['method']} ({sig['resamples']:,} resamples, seed {sig['seed']}, "
-        f"{sig['n_clips']} test clips); then the share of resamples in which t-HNE is strictly "
-        f"better (lower MAE, higher for every other metric). The interval is centred on the "
-        f"difference of the seed-averaged predictions (`ensemble_difference` in "
-        f"variants.json), which can differ from the mean over seeds. An interval that excludes "
-        f"0 marks a difference the test split supports.\n"
+        f"others in percentage points); in brackets the {100 * sig['level']:.0f} % interval of "
+        f"that same mean-over-seeds difference, from a {sig['method']} ({sig['resamples']:,} "
+        f"resamples, seed {sig['seed']}, {sig['n_clips']} test clips); then the share of "
+        f"resamples in which t-HNE is strictly better (lower MAE, higher for every other "
+        f"metric). An interval that excludes 0 marks a difference the test split supports.\n"
     )
     return text
 

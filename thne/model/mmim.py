@@ -17,39 +17,49 @@ What is shared with t-HNE, and why:
   fusion network, the regression head and the CPC head are t-HNE's classes (``THNE`` with
   DeNo1 and DeNo2 off is MMIM's skeleton: no text-guided attention, F = FN(h_t, h_v, h_a)), so
   a difference between the two models comes from their objectives, not from other layers.
-- Fusion-level CPC between F and h_t, h_v, h_a uses t-HNE's CPC head and InfoNCE (t-HNE Eq. 6-7
-  has the same form); MMIM also predicts h_t from F, t-HNE does not.
+- Fusion-level CPC between F and h_t, h_v, h_a uses t-HNE's CPC head and score (t-HNE Eq. 6),
+  its InfoNCE taken as MMIM's code takes it (below); MMIM also predicts h_t from F, t-HNE
+  does not.
 
-Where MMIM is open to reading we read it as follows:
-- log q(y|x) is the full diagonal-Gaussian log-density, log-variance term included. Without
-  it, fitting q on its likelihood would drive the variance up without bound.
-- H(Y): Y is modelled as a two-component Gaussian mixture, one component per sentiment sign
-  (labels > 0 and < 0; clips labelled exactly 0 belong to neither). Each component's mean and
-  covariance are the sample estimates over the current batch and a memory of the last
-  ``memory`` training batches, across epoch boundaries (detached; only the current batch
-  carries gradient). H(Y) is the upper bound of a mixture's entropy,
-  sum_c w_c (-log w_c + H(N(mu_c, Sigma_c))), with w_c the share of samples in component c.
-  A component is estimated only from more samples than Y has dimensions (else its
-  covariance is singular); a small ridge keeps log det finite.
+Where MMIM is open to reading we follow its public code (declare-lab/Multimodal-Infomax,
+``src/modules/encoders.py`` and ``src/solver.py``), which produced its published numbers:
+- log q(y|x) is the Gaussian's exponent alone, -1/2 sum_j (y_j - mu_j)^2 / sigma_j^2, without
+  the log-variance term and the constant. Fitting q on it in stage one raises the variance
+  without bound, so in stage two this term barely pulls on the encoders. The full
+  log-density, log-variance included, was thne's first reading: there q sharpens epoch after
+  epoch, its pull on the text encoder grows to several times the task's, and the predictions
+  collapse to the training mean (benchmarks/mmim_terms.py measures it).
+- H(Y): Y is first projected to a quarter of its size (linear, then tanh; the projection
+  keeps its initial weights: no stage trains it). The samples of each sentiment sign (labels
+  > 0 and < 0; label 0 is in neither) of the current batch and of the last ``memory``
+  training batches (detached; 1 in the public code) give a Gaussian each, and
+  H(Y) = 1/4 (log det Sigma_pos + log det Sigma_neg), Sigma the maximum-likelihood
+  covariance: equal weights, constants dropped. The memory is emptied at the start of each
+  epoch, and the term is used once the memory is full. A batch whose components have no
+  more samples than the projection has dimensions (a singular covariance, where the public
+  code would produce -inf) has no entropy term.
 - The config's (alpha, beta) are applied as MMIM's public code applies them: alpha weights
   the CPC terms, beta the BA bound (L_main in ``total_loss``). In t-HNE's Eq. 9 alpha
   weights its MI terms and beta its CPC terms.
+- CPC's InfoNCE picks, for each h_m^i, its own F^i among the batch's predictions (the public
+  code's softmax runs over the fused vectors); t-HNE's Eq. 7 picks h_m^i for each F^i.
 
-Where this differs from MMIM's public code (declare-lab/Multimodal-Infomax), for whoever
-compares numbers with it:
-- its log q(y|x) keeps only the squared error over the variance (no log-variance term);
-- its H(Y) is taken on a projection of Y to a quarter of its size (linear, tanh) that stays
-  at its initialisation (it sits with the estimators, whose stage never uses it), as
-  1/4 (log det Sigma_pos + log det Sigma_neg): equal component weights, constants dropped,
-  the current batch plus one past batch, the memory emptied at each epoch;
-- its first stage sees only half the training batches on MOSEI;
+Where this still differs from MMIM's public code, for whoever compares numbers with it:
+- the encoders, fusion network and CPC predictors are t-HNE's (above): its code has a linear
+  layer after each LSTM, a tanh fusion network and a one-layer CPC predictor, and initialises
+  every non-BERT weight matrix Xavier-normal;
+- its first stage sees only half the training batches on MOSEI, and back-propagates into the
+  encoders, whose gradients then count in its clip of the estimators' step; its clips span
+  all parameters in both stages;
+- under its pinned torch 1.7, gradients are zeroed, not freed, so weight decay keeps moving
+  the entropy projection in stage one; here it stays at its initialisation;
 - its optimisers use weight decay 1e-4 and a gradient clip of 1.0 by default; here both are
-  the dataset's ``weight_decay`` and ``grad_clip``, shared with t-HNE.
+  the dataset's ``weight_decay`` and ``grad_clip``, shared with t-HNE;
+- it starts the entropy term one batch later in each epoch (from the third batch).
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 
 import torch
@@ -60,63 +70,60 @@ from thne.model.thne import THNE, CPCHead, Output, Variant, info_nce
 
 # MMIM as switches over t-HNE's model: no text-guided attention, no DeNo2 NCE, CPC on.
 MMIM_SKELETON = Variant(deno1=False, deno2=False, recovery=True)
-# Added to each component's covariance: log det stays finite when a dimension barely varies.
-RIDGE = 1e-4
-LOG_2PI_E = math.log(2 * math.pi * math.e)
 
 
 class GaussianEstimator(nn.Module):
     """MMIM's variational q(y|x) of the BA bound: N(y | mu(x), diag sigma^2(x)), mean and
-    log-variance from two MLPs."""
+    log-variance from two MLPs; and the fixed projection of y its entropy estimate uses."""
 
     def __init__(self, d_x: int, d_y: int) -> None:
         super().__init__()
         self.mu = nn.Sequential(nn.Linear(d_x, d_y), nn.ReLU(), nn.Linear(d_y, d_y))
         self.logvar = nn.Sequential(nn.Linear(d_x, d_y), nn.ReLU(), nn.Linear(d_y, d_y))
+        # Never trained (MMIM's entropy_prj): the entropy is taken in a fixed random frame.
+        self.project = nn.Sequential(nn.Linear(d_y, max(d_y // 4, 1)), nn.Tanh())
+        self.project.requires_grad_(False)
 
     def log_likelihood(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """log q(y_i | x_i) for each sample i:
-        -1/2 sum_j [ (y_j - mu_j)^2 / sigma_j^2 + log sigma_j^2 + log 2 pi ]."""
+        """MMIM's log q(y_i | x_i) for each sample i: -1/2 sum_j (y_j - mu_j)^2 / sigma_j^2."""
         with torch.autocast(device_type=x.device.type, enabled=False):
             x, y = x.float(), y.float()
             mu, logvar = self.mu(x), self.logvar(x)
-            return -0.5 * ((y - mu) ** 2 / logvar.exp() + logvar + math.log(2 * math.pi)).sum(-1)
+            return -0.5 * ((y - mu) ** 2 / logvar.exp()).sum(-1)
+
+    def variance(self, x: torch.Tensor) -> torch.Tensor:
+        """sigma^2(x), q's variance in each dimension."""
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self.logvar(x.float()).exp()
 
 
-def gaussian_entropy(samples: torch.Tensor) -> torch.Tensor:
-    """Entropy of the Gaussian fitted to ``samples`` [n, k]: 1/2 (k log 2 pi e + log det Sigma),
-    Sigma the maximum-likelihood covariance (plus RIDGE on its diagonal)."""
-    n, k = samples.shape
-    # float32 even under autocast: a bf16 covariance would make log det meaningless.
+def log_det_covariance(samples: torch.Tensor) -> torch.Tensor:
+    """log det of the maximum-likelihood covariance of ``samples`` [n, k], in float32 even
+    under autocast (a bf16 covariance would make log det meaningless)."""
     with torch.autocast(device_type=samples.device.type, enabled=False):
         x = samples if samples.dtype == torch.float64 else samples.float()
         centred = x - x.mean(dim=0, keepdim=True)
-        cov = centred.T @ centred / n + RIDGE * torch.eye(k, dtype=x.dtype, device=x.device)
-        return 0.5 * (k * LOG_2PI_E + torch.logdet(cov))
+        return torch.logdet(centred.T @ centred / x.shape[0])
 
 
-def mixture_entropy(components: list[torch.Tensor]) -> torch.Tensor | None:
-    """MMIM's entropy estimate: H(Y) of a Gaussian mixture, bounded above by
-    sum_c w_c (-log w_c + H(N(mu_c, Sigma_c))), w_c = n_c / sum n. Only components with more
-    samples than dimensions take part; None when none has enough."""
-    usable = [c for c in components if c.shape[0] > c.shape[1]]
-    if not usable:
+def entropy_estimate(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor | None:
+    """MMIM's H(Y) from the projected samples of each sentiment sign:
+    1/4 (log det Sigma_pos + log det Sigma_neg). None where a component has no more samples
+    than dimensions, or a covariance is singular all the same."""
+    if min(pos.shape[0], neg.shape[0]) <= pos.shape[1]:
         return None
-    total = sum(c.shape[0] for c in usable)
-    h = usable[0].new_zeros(())
-    for c in usable:
-        w = c.shape[0] / total
-        h = h + w * (-math.log(w) + gaussian_entropy(c))
-    return h
+    h = 0.25 * (log_det_covariance(pos) + log_det_covariance(neg))
+    return h if bool(torch.isfinite(h)) else None
 
 
 class EntropyMemory:
-    """MMIM's history of embeddings for H(Y): for each modality pair, the positive and negative
-    samples of Y from the last ``size`` training batches, detached, oldest dropped first."""
+    """MMIM's history for H(Y): for each modality pair, the projected positive and negative
+    samples of the last ``size`` training batches, detached, oldest dropped first. A fresh
+    memory starts each epoch."""
 
     def __init__(self, size: int) -> None:
-        if size < 0:
-            raise ValueError(f"memory size must be >= 0 batches, got {size}")
+        if size < 1:
+            raise ValueError(f"memory size must be >= 1 batch, got {size}")
         self.size = size
         self.batches: dict[str, deque[tuple[torch.Tensor, torch.Tensor]]] = {}
 
@@ -124,6 +131,9 @@ class EntropyMemory:
     def split(y: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The samples of positive and of negative sentiment; label 0 is in neither."""
         return y[label > 0], y[label < 0]
+
+    def full(self, key: str) -> bool:
+        return len(self.batches.get(key, ())) == self.size
 
     def components(
         self, key: str, y: torch.Tensor, label: torch.Tensor
@@ -137,25 +147,8 @@ class EntropyMemory:
         )
 
     def push(self, key: str, y: torch.Tensor, label: torch.Tensor) -> None:
-        if self.size == 0:
-            return
         pos, neg = self.split(y.detach().float(), label)
         self.batches.setdefault(key, deque(maxlen=self.size)).append((pos, neg))
-
-    def state_dict(self) -> dict:
-        """What a checkpoint keeps: the size and the remembered samples (on the CPU)."""
-        return {
-            "size": self.size,
-            "batches": {k: [(p.cpu(), n.cpu()) for p, n in q] for k, q in self.batches.items()},
-        }
-
-    def load_state_dict(self, state: dict, device: torch.device | str = "cpu") -> None:
-        if state["size"] != self.size:
-            raise ValueError(f"memory of {state['size']} batches, not {self.size}")
-        self.batches = {
-            k: deque(((p.to(device), n.to(device)) for p, n in q), maxlen=self.size)
-            for k, q in state["batches"].items()
-        }
 
 
 class MMIM(THNE):
@@ -225,26 +218,30 @@ class MMIM(THNE):
         self, out: Output, label: torch.Tensor, memory: EntropyMemory | None = None
     ) -> dict[str, torch.Tensor]:
         """Every term of MMIM's main loss L_main. The entropy terms h_tv, h_ta need the training
-        memory: without one (evaluation) they are left out."""
+        memory, full: without one (evaluation) they are left out."""
         # L_task: the MAE of the prediction (t-HNE Eq. 8).
         terms = {"task": F.l1_loss(out.pred.float(), label.float())}
-        # L_CPC: for each F^i, pick its own h_m^i among the batch's (t-HNE Eq. 6-7's form).
-        terms["l_ft"] = info_nce(self.cpc_t.logits(out.fused, out.h_t))
-        terms["l_fv"] = info_nce(self.cpc_v.logits(out.fused, out.h_v))
-        terms["l_fa"] = info_nce(self.cpc_a.logits(out.fused, out.h_a))
+        # L_CPC: for each h_m^i, pick its own F^i among the batch's (MMIM's public code; t-HNE
+        # Eq. 6-7's score, the InfoNCE taken the other way).
+        terms["l_ft"] = info_nce(self.cpc_t.logits(out.fused, out.h_t).T)
+        terms["l_fv"] = info_nce(self.cpc_v.logits(out.fused, out.h_v).T)
+        terms["l_fa"] = info_nce(self.cpc_a.logits(out.fused, out.h_a).T)
         # L_BA: I_BA = E log q(y|x) + H(Y) (t-HNE Eq. 3), for (t, v) and (t, a).
         terms.update(self.log_likelihoods(out))
         if memory is not None:
-            for pair, y in (("tv", out.h_v), ("ta", out.h_a)):
-                h = mixture_entropy(list(memory.components(pair, y, label)))
+            for pair, est, y in (("tv", self.mi_tv, out.h_v), ("ta", self.mi_ta, out.h_a)):
+                if not memory.full(pair):
+                    continue
+                h = entropy_estimate(*memory.components(pair, est.project(y.float()), label))
                 if h is not None:
                     terms[f"h_{pair}"] = h
         return terms
 
     def remember(self, out: Output, label: torch.Tensor, memory: EntropyMemory) -> None:
-        """Store this batch's Y samples for the next batches' entropy estimates."""
-        memory.push("tv", out.h_v, label)
-        memory.push("ta", out.h_a, label)
+        """Store this batch's projected Y samples for the next batches' entropy estimates."""
+        with torch.no_grad():
+            memory.push("tv", self.mi_tv.project(out.h_v.float()), label)
+            memory.push("ta", self.mi_ta.project(out.h_a.float()), label)
 
     def total_loss(self, terms: dict[str, torch.Tensor], alpha: float, beta: float) -> torch.Tensor:
         """MMIM's L_main = L_task + alpha L_CPC - beta L_BA, with L_CPC = l_ft + l_fv + l_fa

@@ -42,9 +42,9 @@ class TrainConfig:
     # (older GPUs and the CPU run float32; thne.train.forward says why).
     bf16: bool = True
     # MMIM only: learning rate of its MI estimators (stage one), and how many past batches
-    # its entropy estimate remembers.
+    # its entropy estimate remembers (emptied each epoch; 1 in MMIM's public code).
     mi_lr: float = 1e-3
-    mi_memory: int = 4
+    mi_memory: int = 1
     # Seconds between checkpoints of the training state (0: at the end of every epoch). How a
     # run is carried out, not what it computes: a checkpoint resumes under any value.
     checkpoint_every_s: float = 600.0

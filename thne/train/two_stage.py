@@ -6,10 +6,11 @@ the training split; the encoders' outputs are detached, so nothing else moves. S
 trains the rest of the network on the task loss, the CPC terms and the BA lower bound with
 another optimiser (two parameter groups, as t-HNE's: the text encoder at its own rate), over
 the training split again; the estimators stay fixed there. The entropy estimate's memory of
-past batches is a first-in first-out queue that runs on across epochs.
+past batches starts empty in each epoch's second stage, as in MMIM's public code.
 
-Both optimisers and the memory travel together as :class:`TwoOptimizers`, whose state dict
-holds all three, so a resumed run continues exactly where it stopped.
+Both optimisers travel together as :class:`TwoOptimizers`, whose state dict holds the two, so
+a resumed run (MMIM checkpoints fall between epochs, where the memory is empty) continues
+exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -23,38 +24,31 @@ from thne.train.forward import autocast, model_inputs
 
 
 class TwoOptimizers:
-    """The main optimiser, the estimators' one and the entropy memory, saved and restored as
-    one (the training loop checkpoints whatever its optimiser's state dict holds)."""
+    """The main optimiser and the estimators' one, saved and restored as one (the training
+    loop checkpoints whatever its optimiser's state dict holds)."""
 
-    def __init__(
-        self,
-        main: torch.optim.Optimizer,
-        estimator: torch.optim.Optimizer,
-        memory: EntropyMemory,
-    ) -> None:
+    def __init__(self, main: torch.optim.Optimizer, estimator: torch.optim.Optimizer) -> None:
         self.main = main
         self.estimator = estimator
-        self.memory = memory
 
     def state_dict(self) -> dict:
-        return {
-            "main": self.main.state_dict(),
-            "estimator": self.estimator.state_dict(),
-            "memory": self.memory.state_dict(),
-        }
+        return {"main": self.main.state_dict(), "estimator": self.estimator.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.main.load_state_dict(state["main"])
         self.estimator.load_state_dict(state["estimator"])
-        # Checkpoints are read onto the CPU; the memory goes where the model is.
-        device = self.main.param_groups[0]["params"][0].device
-        self.memory.load_state_dict(state["memory"], device)
+
+
+def new_memory(cfg: TrainConfig) -> EntropyMemory:
+    """The entropy estimate's memory of ``cfg.mi_memory`` past batches, empty."""
+    return EntropyMemory(cfg.mi_memory)
 
 
 def make_optimizers(model: MMIM, cfg: TrainConfig) -> TwoOptimizers:
     """Adam for the estimators at ``mi_lr``; Adam for everything else, the text encoder at
-    ``bert_lr`` and the rest at ``lr``. The two parameter sets are disjoint."""
-    named = list(model.named_parameters())
+    ``bert_lr`` and the rest at ``lr``. The two parameter sets are disjoint; the entropy
+    projection, which no stage trains, is in neither."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     estimators = [p for n, p in named if model.is_estimator(n)]
     text = [p for n, p in named if n.startswith("text_encoder.")]
     rest = [p for n, p in named if not n.startswith("text_encoder.") and not model.is_estimator(n)]
@@ -66,7 +60,7 @@ def make_optimizers(model: MMIM, cfg: TrainConfig) -> TwoOptimizers:
     estimator = torch.optim.Adam(
         estimators, lr=cfg.mi_lr, weight_decay=cfg.weight_decay, fused=True
     )
-    return TwoOptimizers(main, estimator, EntropyMemory(cfg.mi_memory))
+    return TwoOptimizers(main, estimator)
 
 
 def estimator_step(
@@ -126,7 +120,7 @@ def train_epoch(
 ) -> dict[str, float]:
     """Stage one, then stage two, each over the whole training split in its own random order.
     Returns each term's mean over the clips of the batches that had it, and ``mi_nll``, the
-    estimators' mean negative log-likelihood in stage one."""
+    estimators' mean negative log-likelihood in stage one. The entropy memory starts empty."""
     model.train()
     n = len(split)
     nll = torch.zeros((), device=device)
@@ -137,11 +131,12 @@ def train_epoch(
 
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
+    memory = new_memory(cfg)
     order = torch.randperm(n, generator=gen).to(device)
     for start in range(0, n, cfg.batch_size):
         batch = split.batch(order[start : start + cfg.batch_size])
         size = batch["label"].shape[0]
-        for k, v in main_step(model, batch, opt, cfg, opt.memory, device).items():
+        for k, v in main_step(model, batch, opt, cfg, memory, device).items():
             sums[k] = sums.get(k, 0.0) + v * size
             counts[k] = counts.get(k, 0) + size
     # One device-to-host copy per term and epoch.
