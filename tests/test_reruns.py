@@ -286,12 +286,12 @@ def test_an_interrupted_retrain_resumes_and_replaces_the_old_results(finished, t
     _interrupt_training(root, cfg, signal.SIGKILL, env)
     _rerun_resumes(root, cfg, env, epochs=6)
 
-    loop = root / "thne" / "train" / "loop.py"
-    text = loop.read_text()
-    anchor = '{"epoch": epoch, "split": "valid", **valid_losses'
+    module = root / "thne" / "train" / "checkpoint.py"
+    text = module.read_text()
+    anchor = '{"epoch": epoch, "split": "valid", **valid'
     assert text.count(anchor) == 1
-    loop.write_text(
-        text.replace(anchor, '{"epoch": epoch, "split": "valid", "edited": 1, **valid_losses')
+    module.write_text(
+        text.replace(anchor, '{"epoch": epoch, "split": "valid", "edited": 1, **valid')
     )
     _interrupt_training(root, cfg, signal.SIGTERM, env)
     history = _rerun_resumes(root, cfg, env, epochs=6)

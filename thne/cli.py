@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 
 from thne.errors import InputError
@@ -64,10 +65,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             args.func(args)
         except OSError as exc:
-            # A full disk met outside thne's own writers (a library's cache, a temporary file).
-            if exc.filename is None or not is_disk_full(exc):
+            # A full disk met outside thne's own writers (a library's cache, a temporary file,
+            # which may not say its name).
+            if not is_disk_full(exc):
                 raise
-            raise DiskFull(exc.filename) from exc
+            where = exc.filename or os.path.join(tempfile.gettempdir(), "(a temporary file)")
+            raise DiskFull(where) from exc
     except InputError as exc:
         if os.environ.get("THNE_DEBUG"):
             raise

@@ -29,5 +29,9 @@ SHIPPED_VARIANTS: dict[str, dict] = {
 
 
 def with_shipped(variants: dict | None) -> dict[str, dict]:
-    """The shipped variants, then ``variants`` (a config's), which add to or replace them."""
-    return {**SHIPPED_VARIANTS, **{k: dict(v or {}) for k, v in (variants or {}).items()}}
+    """The shipped variants, with ``variants`` (a config's) added; an entry named like a
+    shipped one changes the keys it gives (``residual: {alpha: 0.1}`` keeps residual on)."""
+    merged = {name: dict(entry) for name, entry in SHIPPED_VARIANTS.items()}
+    for name, entry in (variants or {}).items():
+        merged[name] = {**merged.get(name, {}), **(entry or {})}
+    return merged

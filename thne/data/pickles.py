@@ -65,6 +65,15 @@ def _numpy_core(name: str) -> Callable[[], object]:
     return lambda: getattr(importlib.import_module(module), name)
 
 
+def _numpy_numeric(name: str) -> Callable[[], object]:
+    module = (
+        "numpy._core.numeric"
+        if np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+        else "numpy.core.numeric"
+    )
+    return lambda: getattr(importlib.import_module(module), name)
+
+
 # Everything the feature-set pickles of these formats hold besides the containers and scalars
 # that pickle builds itself: numpy arrays, their dtypes and numpy scalars (as numpy 1.x and
 # 2.x name them), sets, and the bytes of protocol-2 pickles. Nothing here runs code the pickle
@@ -74,6 +83,11 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Callable[[], object]] = {
         (module, name): _numpy_core(name)
         for module in ("numpy.core.multiarray", "numpy._core.multiarray")
         for name in ("_reconstruct", "scalar")
+    },
+    # Protocol 5 (pickle.HIGHEST_PROTOCOL) writes arrays as a buffer and this constructor.
+    **{
+        (module, "_frombuffer"): _numpy_numeric("_frombuffer")
+        for module in ("numpy.core.numeric", "numpy._core.numeric")
     },
     ("numpy", "ndarray"): _numpy_global("ndarray"),
     ("numpy", "dtype"): _numpy_global("dtype"),

@@ -159,12 +159,24 @@ def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedRun:
         if Path(name).name != name or not file.is_file():
             raise RunError(f"{path / ENCODER_DIR}: no {name} in it; {_retrain_hint(path)}")
         files[name] = file.read_bytes()
-    cfg = TrainConfig(**info["config"])
+    try:
+        cfg = TrainConfig(**info["config"])
+    except (TypeError, ValueError) as exc:
+        raise RunError(
+            f"{path / RUN_FILE}: its config is not one this thne trains ({exc}); "
+            f"{_retrain_hint(path)}"
+        ) from exc
     tokenizer, encoder, d_t = encoder_from_files(files)
     model = build_model(
         cfg, len(info["visual_names"]), len(info["acoustic_names"]), encoder=(encoder, d_t)
     )
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise RunError(
+            f"{path / MODEL_FILE}: its weights do not fit the model run.json describes "
+            f"({str(exc).splitlines()[0]}); {_retrain_hint(path)}"
+        ) from exc
     model.to(device).eval()
     return TrainedRun(
         path=path,

@@ -77,5 +77,8 @@ def encoder_from_files(
         for name, data in files.items():
             Path(tmp, name).write_bytes(data)
         tokenizer = AutoTokenizer.from_pretrained(tmp, local_files_only=True)
+        # float32 whatever dtype the config names: transformers 5 builds a model in its
+        # config's dtype, and the run's weights are float32.
         model = AutoModel.from_config(AutoConfig.from_pretrained(tmp, local_files_only=True))
+        model = model.float()
     return tokenizer, model, int(model.config.hidden_size)

@@ -285,11 +285,12 @@ def train_run(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
+    # Taken while the splits are on the host: after the move it would copy them back.
+    fingerprint = run_fingerprint(cfg, data)
     # Every split is moved to the device once; batches are slices of it. The dataset then holds
     # the moved splits, so the host copies are freed (MOSEI's are gigabytes).
     data.splits.update({s: t.to(dev) for s, t in data.splits.items()})
     train, valid, test = (data.splits[s] for s in ("train", "valid", "test"))
-    fingerprint = run_fingerprint(cfg, data)
     state = _resume_or_start(out / CHECKPOINT, fingerprint, cfg, data, dev, len(train))
 
     with StopSignals() as stop:

@@ -17,6 +17,7 @@ rule audio_shard:
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
         media=shard_media,
         code=stage_code("audio"),
+        lineage=lineage_of("shards/audio"),
     shell:
         "thne audio --manifest {input} --out {output}"
         " --shard {wildcards.shard} --shard-size {params.shard_size}"
@@ -47,6 +48,7 @@ rule visual_shard:
         on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
         media=shard_media,
         code=stage_code("visual"),
+        lineage=lineage_of("shards/visual"),
     shell:
         "thne visual --manifest {input.manifest} --out {output}"
         " --extractor {params.extractor}"

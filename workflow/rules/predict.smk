@@ -41,6 +41,7 @@ rule predict_audio_shard:
         on_bad_clip=lambda wc: predict_entry(wc).get("on_bad_clip", "exclude"),
         media=predict_shard_media,
         code=stage_code("audio"),
+        lineage=lineage_of("shards/audio"),
     shell:
         "thne audio --manifest {input} --out {output}"
         " --shard {wildcards.shard} --shard-size {params.shard_size}"
@@ -75,6 +76,7 @@ rule predict_visual_shard:
         on_bad_clip=lambda wc: predict_entry(wc).get("on_bad_clip", "exclude"),
         media=predict_shard_media,
         code=stage_code("visual"),
+        lineage=lineage_of("shards/visual"),
     shell:
         "thne visual --manifest {input} --out {output}"
         " --extractor {params.extractor}"
