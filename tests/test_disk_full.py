@@ -127,22 +127,26 @@ def dataset(tmp_path_factory):
 
 
 def test_training_on_a_full_disk(small_disk, dataset):
-    """Checked by hand: without the free-space check, torch's writer ended training with
-    'RuntimeError: [enforce fail at inline_container.cc:...] . unexpected pos ...' and no word
-    of the disk."""
+    """The first write is a checkpoint (torch's writer), then, with room for it, the run's
+    weights. Checked by hand: without the probe write after torch's error, training ended
+    with 'RuntimeError: [enforce fail at inline_container.cc:...] . unexpected pos ...' and
+    no word of the disk."""
     disk, resize = small_disk
     resize("30M")
     out = disk / "run"
-    proc = subprocess.run(
-        _train_cli(dataset, out, "--max-epochs", "1"), capture_output=True, text=True
-    )
-    _stopped_in_one_line(proc, "train", out / "model.safetensors")
+    every_epoch = ("--max-epochs", "1", "--checkpoint-every-s", "0")
+    proc = subprocess.run(_train_cli(dataset, out, *every_epoch), capture_output=True, text=True)
+    _stopped_in_one_line(proc, "train", out / "checkpoint.pt")
     _only(disk, set())
 
-    resize("400M")
-    proc = subprocess.run(
-        _train_cli(dataset, out, "--max-epochs", "1"), capture_output=True, text=True
-    )
+    # Room for the checkpoint, not for the weights written at the end.
+    resize("250M")
+    proc = subprocess.run(_train_cli(dataset, out, *every_epoch), capture_output=True, text=True)
+    _stopped_in_one_line(proc, "train", out / "model.safetensors")
+    assert not [p for p in disk.rglob("*") if p.name.endswith(".tmp")]
+
+    resize("700M")
+    proc = subprocess.run(_train_cli(dataset, out, *every_epoch), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     run_files = {"model.safetensors", "run.json", "history.tsv", "predictions.tsv"}
     assert {p.name for p in out.iterdir()} == run_files | {"valid_metrics.json", "encoder"}

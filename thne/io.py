@@ -18,9 +18,12 @@ from thne.errors import InputError
 # A write that failed for want of room: the disk is full, or the user's quota is spent.
 NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 NO_SPACE_WORDS = ("no space left on device", "disk quota exceeded", "errno = 28", "errno = 122")
-# torch's writer reports a short write without its errno ("unexpected pos 982528 vs 982422",
-# "PytorchStreamWriter failed writing file"); a disk with less than this left is taken as why.
+# Room kept free beyond what a write needs (HDF5's metadata, written when a file closes).
 NEARLY_FULL_BYTES = 4 << 20
+# torch's writer reports a short write without its errno ("unexpected pos 982528 vs 982422",
+# "PytorchStreamWriter failed writing file"); a probe of this size then tells whether it was
+# for want of room, under a quota too.
+PROBE_BYTES = 1 << 20
 
 
 class DiskFull(InputError):
@@ -46,8 +49,8 @@ def free_bytes(folder: str | os.PathLike) -> int:
 
 def is_disk_full(exc: BaseException, folder: str | os.PathLike | None = None) -> bool:
     """Whether ``exc`` is a write that failed for want of room, by its errno, its words (HDF5
-    puts the errno in the message), or, for torch's writer, which hides the errno, by the free
-    space left on ``folder``'s filesystem."""
+    puts the errno in the message), or, for torch's writer, which hides the errno, by a probe
+    write into ``folder`` (made while the failed write's partial file still takes its room)."""
     if isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS:
         return True
     text = str(exc).lower()
@@ -56,7 +59,21 @@ def is_disk_full(exc: BaseException, folder: str | os.PathLike | None = None) ->
     torch_writer = isinstance(exc, RuntimeError) and (
         "unexpected pos" in text or "pytorchstreamwriter" in text or "file write failed" in text
     )
-    return torch_writer and folder is not None and free_bytes(folder) < NEARLY_FULL_BYTES
+    return torch_writer and folder is not None and not _room_for_probe(Path(folder))
+
+
+def _room_for_probe(folder: Path) -> bool:
+    probe = folder / f".thne-probe.{os.getpid()}.tmp"
+    try:
+        with open(probe, "wb") as fh:
+            fh.write(b"\0" * PROBE_BYTES)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        return exc.errno not in NO_SPACE_ERRNOS
+    finally:
+        probe.unlink(missing_ok=True)
+    return True
 
 
 def ensure_room(path: str | os.PathLike, nbytes: int) -> None:
