@@ -169,3 +169,25 @@ def test_a_checkpoint_that_would_run_code_is_not_resumed(data_dir, tmp_path, cap
     assert "training from the start" in err and "resuming" not in err, err
     assert not marker.exists(), "the checkpoint's code ran"
     assert json.loads((out / "valid_metrics.json").read_text())["epochs"] == 1
+
+
+def test_a_checkpoint_of_other_code_is_not_resumed(data_dir, tmp_path, capfd):
+    """The workflow passes each run its lineage (config and code, tests/test_reruns.py); a
+    checkpoint written under another lineage, as by the code before an edit, starts over.
+    Checked by hand: with lineage left out of the run's fingerprint, the second start resumed
+    after epoch 1."""
+    from test_train import Interrupted, interrupt_after_epoch
+
+    data = load(data_dir)
+    out = tmp_path / "run"
+    before = TrainConfig(**CFG, checkpoint_every_s=0, lineage="code-before")
+    with pytest.MonkeyPatch.context() as m:
+        interrupt_after_epoch(m, 1)
+        with pytest.raises(Interrupted):
+            train_run(data, before, out)
+    assert (out / CHECKPOINT).is_file()
+    capfd.readouterr()
+    train_run(data, TrainConfig(**CFG, checkpoint_every_s=0, lineage="code-after"), out)
+    err = capfd.readouterr().err
+    assert "written for another config or other data; training from the start" in err
+    assert "resuming" not in err
