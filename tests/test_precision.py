@@ -4,6 +4,7 @@ the host copies of the splits freed once they are on the training device.
 """
 
 import gc
+import json
 import weakref
 
 import numpy as np
@@ -79,11 +80,16 @@ def test_bf16_training_stays_near_float32(runs, dataset, model, monkeypatch):
 
 
 def test_predict_equals_the_run_under_bf16(runs, dataset, monkeypatch):
-    """``score_run`` runs a batch in the precision evaluate ran it in, so a bf16 run's test
-    clips get the predictions its predictions.tsv holds. Checked against score_run without
-    the autocast (float32 always, as before): predictions off by up to 2e-4 (3 %)."""
-    monkeypatch.setattr(forward, "CPU_BF16", True)
+    """``score_run`` runs a batch in the precision the run's evaluation ran in, which the run
+    records, so a bf16 run's test clips get the predictions its predictions.tsv holds, on a
+    device without bf16 autocast of its own (here the CPU with CPU_BF16 off, as a GPU run is
+    scored on a laptop). Checked against score_run without the autocast (float32 always, as
+    before): predictions off by up to 2e-4 (3 %)."""
+    assert not forward.CPU_BF16
     run_dir = runs / "thne" / "bf16"
+    assert json.loads((run_dir / "run.json").read_text())["precision"] == "bf16"
+    float32 = json.loads((runs / "thne" / "float32" / "run.json").read_text())
+    assert float32["precision"] == "float32"
     saved = pd.read_csv(run_dir / "predictions.tsv", sep="\t", dtype={"clip_id": str})
     clips = [c for c in read_manifest(dataset / "manifest.tsv") if c.split == "test"]
     scores = score_run(

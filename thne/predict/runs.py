@@ -65,6 +65,8 @@ class TrainedRun:
     visual_norm: Normaliser
     acoustic_norm: Normaliser
     provenance: dict
+    # What the run's evaluation ran in (bf16 or float32); predict scores in the same.
+    precision: str = "float32"
 
 
 def save_run(
@@ -77,6 +79,7 @@ def save_run(
     visual_names: list[str],
     acoustic_names: list[str],
     provenance: dict,
+    precision: str = "float32",
 ) -> None:
     """Write the run files into ``out``: ``model.safetensors`` first (the largest, so that a
     full disk stops the run before anything else is written), then ``encoder/`` and
@@ -105,6 +108,7 @@ def save_run(
             # features and tokens were made.
             "provenance": provenance,
             "encoder_files": sorted(files),
+            "precision": precision,
         },
     )
 
@@ -186,6 +190,8 @@ def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedRun:
         visual_norm=_normaliser(info["visual_norm"]),
         acoustic_norm=_normaliser(info["acoustic_norm"]),
         provenance=info["provenance"],
+        # Runs written before precision was recorded: float32, what a CPU run evaluated in.
+        precision=info.get("precision", "float32"),
     )
 
 

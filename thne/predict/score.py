@@ -21,7 +21,7 @@ from thne.data.clips import Clip
 from thne.features.store import read_h5
 from thne.predict.runs import TrainedRun
 from thne.train.data import fit_length, split_tensors
-from thne.train.forward import autocast, model_inputs
+from thne.train.forward import autocast_as, model_inputs
 
 PREDICTION_COLUMNS = (
     "clip",
@@ -143,7 +143,7 @@ def score_run(run: TrainedRun, data: ClipFeatures) -> list[ClipScore]:
         batch = split.batch(index)
         # The precision training's evaluation ran in, so a run's test clips get the
         # predictions its predictions.tsv holds.
-        with autocast(run.config, device):
+        with autocast_as(run.precision, device):
             out = run.model(**model_inputs(batch))
             cpc = {k: v.float().cpu().numpy() for k, v in run.model.cpc_scores(out).items()}
         for row, i in enumerate(index.tolist()):

@@ -58,6 +58,19 @@ def autocast(cfg: TrainConfig, device: torch.device) -> contextlib.AbstractConte
     return contextlib.nullcontext()
 
 
+def precision(cfg: TrainConfig, device: torch.device) -> str:
+    """``bf16`` or ``float32``: what a batch on ``device`` runs in, as a run records it."""
+    return "bf16" if bf16_enabled(cfg, device) else "float32"
+
+
+def autocast_as(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """The precision a run recorded, on any device: ``thne predict`` scores a GPU run's clips
+    under the bf16 its evaluation ran in, on the CPU too."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The batch less its labels: what the model's forward takes."""
     return {k: v for k, v in batch.items() if k != "label"}

@@ -44,7 +44,7 @@ from thne.train.checkpoint import (
 )
 from thne.train.config import TrainConfig
 from thne.train.data import Dataset, SplitTensors
-from thne.train.forward import autocast, model_inputs
+from thne.train.forward import autocast, model_inputs, precision
 
 # Column order of history.tsv: t-HNE's terms (Eq. 9), then MMIM's, then the total.
 LOSS_TERMS = (
@@ -344,6 +344,7 @@ def train_run(
         data.visual_names,
         data.acoustic_names,
         data.provenance,
+        precision(cfg, dev),
     )
     hist = pd.DataFrame(state.history)
     hist = hist[
