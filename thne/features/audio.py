@@ -107,6 +107,13 @@ def frame_features(y: np.ndarray, cfg: AudioConfig) -> np.ndarray:
     return np.concatenate([c[:, :n] for c in cols], axis=0).T.astype(np.float32)
 
 
+def warm_up(cfg: AudioConfig) -> None:
+    """Compile librosa's numba code for ``cfg`` on a second of a tone, in this process: forked
+    workers then inherit it, whether or not the first clip of a job can be decoded."""
+    t = np.arange(cfg.sample_rate, dtype=np.float32) / cfg.sample_rate
+    frame_features(0.1 * np.sin(2 * np.pi * 220.0 * t, dtype=np.float32), cfg)
+
+
 def extract_audio_features(
     path: str | os.PathLike, start: float, end: float, cfg: AudioConfig
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> None:
 
 def _extract(args: argparse.Namespace) -> None:
     from thne.data.shards import read_shard
-    from thne.features.audio import AudioConfig, audio_extractor
+    from thne.features.audio import AudioConfig, audio_extractor, warm_up
     from thne.features.store import extract_to_h5
 
     groups = {"groups": args.groups} if args.groups else {}
@@ -59,6 +59,8 @@ def _extract(args: argparse.Namespace) -> None:
         **groups,
     )
     extractor = audio_extractor(cfg)
+    if args.threads > 1:
+        warm_up(cfg)
     excluded = extract_to_h5(
         read_shard(args.manifest, args.shard, args.shard_size),
         args.out,
