@@ -65,10 +65,40 @@ def test_another_users_lock_is_passed_over_not_fatal(tmp_path, monkeypatch):
     assert claim_gpu(["GPU-aaa", "GPU-bbb"], blocked) == 0
 
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     (tmp_path / "tmp").mkdir()
     folder = lock_folder()
     assert folder.parent == tmp_path / "tmp" and str(os.getuid()) in folder.name
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_a_lock_folder_made_first_by_someone_else_is_not_used(tmp_path, monkeypatch, capsys):
+    """The lock folder's name in /tmp is predictable: another user may make it first, as a
+    file (before: FileExistsError at every job's start) or as a folder of theirs, or it may be
+    writable by others. Each time the user's own cache folder (per host) is used instead."""
+    import socket
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "tmp").mkdir()
+    squatted = tmp_path / "tmp" / f"thne-gpu-locks-{os.getuid()}"
+    fallback = tmp_path / "home" / ".cache" / "thne" / f"gpu-locks-{socket.gethostname()}"
+
+    squatted.write_text("not a folder")
+    assert lock_folder() == fallback
+    assert "is not this user's private folder" in capsys.readouterr().err
+    squatted.unlink()
+    squatted.mkdir(mode=0o777)
+    squatted.chmod(0o777)
+    assert lock_folder() == fallback
+    if os.geteuid() == 0:  # another owner: only root can make one here
+        squatted.chmod(0o700)
+        os.chown(squatted, 65534, 65534)
+        assert lock_folder() == fallback
+        os.chown(squatted, os.getuid(), os.getgid())
+    assert lock_folder() == squatted
+    assert claim_gpu(["GPU-aaa"], fallback) == 0
 
 
 def test_locks_name_the_physical_gpu(tmp_path, monkeypatch):

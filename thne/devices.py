@@ -17,6 +17,8 @@ import fcntl
 import os
 import re
 import shutil
+import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -84,10 +86,40 @@ def physical_gpus() -> list[str]:
 
 
 def lock_folder() -> Path:
-    """The user's own folder for GPU locks, in the temporary directory."""
-    folder = Path(tempfile.gettempdir()) / f"thne-gpu-locks-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    return folder
+    """The user's own folder for GPU locks: in ``$XDG_RUNTIME_DIR`` (private to the user)
+    where there is one, else in the temporary directory, where another user could have made
+    the name first; a folder there that is not this user's own directory, mode 0700, is not
+    used, and a fresh private one is made instead."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = Path(runtime) if runtime and os.path.isdir(runtime) else Path(tempfile.gettempdir())
+    folder = base / f"thne-gpu-locks-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+    except OSError:
+        pass  # a file in its place: checked below
+    if _private_dir(folder):
+        return folder
+    # Made first by someone else: the user's own cache folder, per host (jobs of this host
+    # must find each other's locks there).
+    fallback = Path.home() / ".cache" / "thne" / f"gpu-locks-{socket.gethostname()}"
+    print(
+        f"{folder} is not this user's private folder; GPU locks go to {fallback}", file=sys.stderr
+    )
+    fallback.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return fallback
+
+
+def _private_dir(folder: Path) -> bool:
+    """A real directory (no link) that this user owns and no one else may write to."""
+    try:
+        info = os.lstat(folder)
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.getuid()
+        and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
 
 
 def _lock_name(gpu: str, slot: int) -> str:
