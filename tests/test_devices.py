@@ -127,6 +127,25 @@ def test_locks_name_the_physical_gpu(tmp_path, monkeypatch):
     assert resolve_device("auto", locks) == "cuda:1"
 
 
+def test_locks_follow_torchs_numbering(tmp_path, monkeypatch):
+    """torch numbers GPUs fastest first (CUDA_DEVICE_ORDER), which need not be nvidia-smi's
+    order: the lock of torch's cuda:i is the UUID torch gives cuda:i. Checked against naming
+    by nvidia-smi's order: the job took cuda:0, the GPU already held."""
+    from types import SimpleNamespace
+
+    torch_sees(monkeypatch, 2)
+    fake_nvidia_smi(tmp_path / "bin", monkeypatch, ["GPU-aaa", "GPU-bbb"])
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    order = ["GPU-bbb", "GPU-aaa"]  # torch's cuda:0 is nvidia-smi's GPU 1
+    monkeypatch.setattr(
+        torch.cuda, "get_device_properties", lambda i: SimpleNamespace(uuid=order[i])
+    )
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    assert claim_gpu(["GPU-bbb"], locks) == 0  # another job holds GPU-bbb
+    assert resolve_device("auto", locks) == "cuda:1"
+
+
 def test_concurrent_cuda_jobs_spread_over_the_gpus(tmp_path, monkeypatch, capsys):
     """``device: cuda`` claims a free GPU as auto does, so three jobs on three GPUs take one
     each; a fourth shares GPU 0 and says so. Checked against the old resolution (only auto

@@ -165,6 +165,18 @@ def claim_gpu(
     return 0
 
 
+def torch_gpu_uuids(count: int) -> list[str]:
+    """Each GPU's UUID in torch's own numbering (which follows CUDA_DEVICE_ORDER, not always
+    nvidia-smi's), or nothing where this torch does not report them."""
+    import torch
+
+    try:
+        uuids = [str(torch.cuda.get_device_properties(i).uuid) for i in range(count)]
+    except Exception:  # noqa: BLE001 - an older torch, or none of CUDA: name them otherwise
+        return []
+    return uuids if len(set(uuids)) == count else []
+
+
 def resolve_device(requested: str, lock_dir: str | os.PathLike | None = None) -> str:
     """The torch device a training job asked for as ``requested`` runs on.
 
@@ -195,7 +207,7 @@ def resolve_device(requested: str, lock_dir: str | os.PathLike | None = None) ->
             return "cpu"
         raise RuntimeError(f"device {requested!r} asked for, but this machine has no GPU")
     count = torch.cuda.device_count()
-    gpus = physical_gpus()
+    gpus = torch_gpu_uuids(count) or physical_gpus()
     if len(gpus) != count:
         # nvidia-smi disagrees with torch (MIG, an unusual CUDA_VISIBLE_DEVICES): torch's
         # indices still name distinct GPUs within this process's view.
