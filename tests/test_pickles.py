@@ -255,3 +255,16 @@ def test_python2_pickles_still_load(tmp_path):
         array, word, numbers = FeatureSetUnpickler(f, path).load()
     np.testing.assert_array_equal(array, np.array([1.5, -2.0], np.float32))
     assert array.dtype == np.float32 and word == "word" and numbers == {1}
+
+
+def test_protocol_5_pickles_load(tmp_path):
+    """pickle.HIGHEST_PROTOCOL (5; Python 3.14's default) writes an array as a buffer and
+    numpy's _frombuffer, a constructor of plain data. Before: refused as code."""
+    path = tmp_path / "p5.pkl"
+    data = [np.arange(6, dtype=np.float32).reshape(2, 3), np.float64(2.5)]
+    path.write_bytes(pickle.dumps(data, protocol=5))
+    assert b"_frombuffer" in path.read_bytes()
+    with open(path, "rb") as f:
+        array, scalar = FeatureSetUnpickler(f, path).load()
+    np.testing.assert_array_equal(array, data[0])
+    assert scalar == 2.5

@@ -55,23 +55,10 @@ def _numpy_global(name: str) -> Callable[[], object]:
     return lambda: getattr(np, name)
 
 
-def _numpy_core(name: str) -> Callable[[], object]:
+def _numpy_core(submodule: str, name: str) -> Callable[[], object]:
     # numpy 2 moved numpy.core to numpy._core; either name of a pickle reaches the installed one.
-    module = (
-        "numpy._core.multiarray"
-        if np.lib.NumpyVersion(np.__version__) >= "2.0.0"
-        else "numpy.core.multiarray"
-    )
-    return lambda: getattr(importlib.import_module(module), name)
-
-
-def _numpy_numeric(name: str) -> Callable[[], object]:
-    module = (
-        "numpy._core.numeric"
-        if np.lib.NumpyVersion(np.__version__) >= "2.0.0"
-        else "numpy.core.numeric"
-    )
-    return lambda: getattr(importlib.import_module(module), name)
+    core = "numpy._core" if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else "numpy.core"
+    return lambda: getattr(importlib.import_module(f"{core}.{submodule}"), name)
 
 
 # Everything the feature-set pickles of these formats hold besides the containers and scalars
@@ -80,13 +67,13 @@ def _numpy_numeric(name: str) -> Callable[[], object]:
 # chooses: each is a constructor of plain data.
 ALLOWED_GLOBALS: dict[tuple[str, str], Callable[[], object]] = {
     **{
-        (module, name): _numpy_core(name)
+        (module, name): _numpy_core("multiarray", name)
         for module in ("numpy.core.multiarray", "numpy._core.multiarray")
         for name in ("_reconstruct", "scalar")
     },
     # Protocol 5 (pickle.HIGHEST_PROTOCOL) writes arrays as a buffer and this constructor.
     **{
-        (module, "_frombuffer"): _numpy_numeric("_frombuffer")
+        (module, "_frombuffer"): _numpy_core("numeric", "_frombuffer")
         for module in ("numpy.core.numeric", "numpy._core.numeric")
     },
     ("numpy", "ndarray"): _numpy_global("ndarray"),
