@@ -51,8 +51,8 @@ def main() -> None:
     from thne.data.ingest import check_media
     from thne.predict.explain import write_explanations
     from thne.predict.extract import extract_features
-    from thne.predict.runs import load_run
     from thne.predict.score import read_features, score_run
+    from thne.runs import load_run
 
     clips = [
         check_media(

@@ -15,7 +15,7 @@ from test_workflow import demo_subset, write_config
 from conftest import run_snakemake
 from thne.evaluate.aggregate import aggregate_runs, evaluate_predictions
 from thne.model.mmim import MMIM, EntropyMemory, entropy_estimate
-from thne.predict.runs import read_run
+from thne.runs import read_run
 from thne.train.config import TrainConfig
 from thne.train.data import load_dataset
 from thne.train.loop import train_run

@@ -14,8 +14,8 @@ import torch
 from test_train import load, make_dataset
 
 from thne.data.manifest import read_manifest
-from thne.predict.runs import load_run
 from thne.predict.score import read_features, score_run
+from thne.runs import load_run
 from thne.train import forward, loop
 from thne.train.config import TrainConfig
 from thne.train.data import SplitTensors

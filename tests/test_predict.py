@@ -254,8 +254,8 @@ def test_ensemble_averages_the_seeds_and_gives_their_spread(scored, tmp_path):
 
 def test_attention_sums_to_one_over_each_clips_frames(scored):
     from thne.data.manifest import read_manifest
-    from thne.predict.runs import load_run
     from thne.predict.score import read_features, score_run
+    from thne.runs import load_run
 
     root, _, _ = scored
     work = root / "scored/work"
@@ -330,8 +330,8 @@ def test_a_run_loads_without_its_encoder_on_the_machine(scored, tmp_path):
     """The run directory alone suffices: the run's encoder name pointing nowhere changes
     nothing."""
     from thne.data.manifest import read_manifest
-    from thne.predict.runs import load_run
     from thne.predict.score import read_features, score_run
+    from thne.runs import load_run
 
     root, test, _ = scored
     moved = tmp_path / "elsewhere" / "seed1"

@@ -306,7 +306,7 @@ def checkpoint_record(path):
 def assert_same_weights(a, b):
     """Two run directories hold bit-identical weights from the same epoch and config (but for
     how it was carried out: the checkpoint interval)."""
-    from thne.predict.runs import read_run
+    from thne.runs import read_run
     from thne.train.loop import NOT_FINGERPRINTED
 
     (x, wx), (y, wy) = read_run(a), read_run(b)

@@ -17,8 +17,8 @@ from thne.data.manifest import read_manifest
 from thne.io import atomic_path
 from thne.predict.extract import extract_features
 from thne.predict.inputs import check_inputs, read_inputs, write_clips
-from thne.predict.runs import load_run, same_inputs, seed_runs
 from thne.predict.score import mean_attention, predictions_table, read_features, score_run
+from thne.runs import load_run, same_inputs, seed_runs
 
 EXCLUDED_COLUMNS = ("clip", "media", "reason")
 

@@ -19,7 +19,7 @@ import torch
 
 from thne.data.clips import Clip
 from thne.features.store import read_h5
-from thne.predict.runs import TrainedRun
+from thne.runs import TrainedRun
 from thne.train.data import fit_length, split_tensors
 from thne.train.forward import autocast_as, model_inputs
 

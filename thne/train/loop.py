@@ -8,7 +8,7 @@ generators, history, the best weights, how far the epoch has come) is written at
 ``cfg.checkpoint_every_s`` (checked between batches; 0: at the end of every epoch), and when
 the process gets SIGTERM or SIGINT, between two batches, before it exits. Otherwise the best
 weights live in memory only and are written once, into the run's files
-(:func:`~thne.predict.runs.save_run`), at the end. A run started again where a checkpoint
+(:func:`~thne.runs.save_run`), at the end. A run started again where a checkpoint
 exists continues from the batch after it and, on CPU, ends exactly as an uninterrupted run
 would. The checkpoint is removed when the run finishes.
 """
@@ -31,9 +31,9 @@ import torch
 
 from thne.evaluate.metrics import regression_metrics
 from thne.io import atomic_path, write_json
+from thne.model.build import build_model
 from thne.model.thne import THNE, total_loss
-from thne.predict.runs import save_run
-from thne.text.encoder import load_encoder
+from thne.runs import save_run
 from thne.train.checkpoint import (
     CHECKPOINT,
     Checkpointer,
@@ -70,29 +70,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def build_model(
-    cfg: TrainConfig,
-    visual_dim: int,
-    acoustic_dim: int,
-    encoder: tuple[torch.nn.Module, int] | None = None,
-) -> THNE:
-    """t-HNE (one of its variants), or MMIM when ``cfg.model`` says so. ``encoder`` is the
-    text encoder and its width; by default ``cfg.encoder``'s pretrained weights."""
-    encoder, d_t = encoder or load_encoder(cfg.encoder)
-    sizes = {
-        "visual_hidden": cfg.visual_hidden,
-        "acoustic_hidden": cfg.acoustic_hidden,
-        "fusion_dim": cfg.fusion_dim,
-        "dropout": cfg.dropout,
-    }
-    dims = (encoder, d_t, visual_dim, acoustic_dim)
-    if cfg.model == "mmim":
-        from thne.model.mmim import MMIM
-
-        return MMIM(*dims, **sizes)
-    return THNE(*dims, **sizes, variant=cfg.components)
 
 
 def make_optimizer(model: THNE, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -273,7 +250,7 @@ def train_run(
     device: str = "cpu",
 ) -> dict:
     """Train one seed of one variant and write its run directory: the run files of
-    :func:`~thne.predict.runs.save_run` (best-validation weights in ``model.safetensors``),
+    :func:`~thne.runs.save_run` (best-validation weights in ``model.safetensors``),
     ``history.tsv``, ``valid_metrics.json`` and the test ``predictions.tsv``.
 
     Resumes from ``checkpoint.pt`` in ``out_dir`` when one written for the same config and data

@@ -31,6 +31,7 @@ from transformers import PreTrainedTokenizerBase
 from thne.errors import InputError
 from thne.features.normalise import Normaliser
 from thne.io import atomic_path, write_json
+from thne.model.build import build_model
 from thne.text.encoder import encoder_files, encoder_from_files
 from thne.train.config import TrainConfig
 
@@ -153,8 +154,6 @@ def read_run(run_dir: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]
 
 def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedRun:
     """The run in ``run_dir`` (``results/<ds>/runs/<variant>/seed<n>``), in eval mode."""
-    from thne.train.loop import build_model
-
     path = Path(run_dir)
     info, weights = read_run(path)
     files = {}
