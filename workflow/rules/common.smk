@@ -472,21 +472,17 @@ def _train_values(ds, variant):
     """The training values a run of ``variant`` computes with: the dataset's, its variant
     entry's, and the encoder; not seeds or the variant list (other runs), nor threads and the
     checkpoint interval (how the job runs)."""
-    train = ds_config_of(ds, "train")
+    section = config["datasets"][ds]
     values = {
         k: v
-        for k, v in train.items()
+        for k, v in section["train"].items()
         if k not in ("seeds", "variants", "threads", "checkpoint_every_s")
     }
     return {
         **values,
         "variant": config["variants"].get(variant),
-        "encoder": ds_config_of(ds, "text")["encoder"],
+        "encoder": section["text"]["encoder"],
     }
-
-
-def ds_config_of(ds, section):
-    return config["datasets"][ds][section]
 
 
 @functools.cache
@@ -531,10 +527,10 @@ def lineage(ds, step, variant=None):
     if kind == "text":
         return _digest(stage_code("text"), section["text"], lineage(ds, "data"))
     if kind == "run":
-        upstream = [lineage(ds, step) for step in ("data", "text")]
+        upstream = [lineage(ds, "data"), lineage(ds, "text")]
         upstream += [
-            lineage(ds, f"{kind}/{m}")
-            for kind in ("features", "stats")
+            lineage(ds, f"{files}/{m}")
+            for files in ("features", "stats")
             for m in ("audio", "visual")
         ]
         return _digest(stage_code("train"), _train_values(ds, variant), upstream)
