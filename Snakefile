@@ -16,6 +16,7 @@ include: "workflow/rules/text.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/grid.smk"
 include: "workflow/rules/predict.smk"
 
 
@@ -30,6 +31,10 @@ localrules:
     loss_curves,
     cases,
     report_pages,
+    grid_select,
+    tuned_evaluate,
+    tuned_variants,
+    grid_report,
 
 
 rule all:

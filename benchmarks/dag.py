@@ -3,8 +3,11 @@
 Writes a synthetic manifest the size of CMU-MOSEI (3,228 videos, about 23k clips) into a
 scratch working directory, as if ingest had run, then times
 ``snakemake -n results/mosei/metrics.json`` (the whole chain: sharded feature extraction,
-statistics, tokenisation, five training seeds, evaluation, aggregation) and prints the job
-count per rule. Median of --repeat runs, each a fresh process.
+statistics, tokenisation, five training seeds, evaluation, aggregation) and
+``snakemake -n results/mosei/grid.md`` (the same, with the paper's 216-point grid search, its
+selection and the untuned runs beside them; the tuned runs, 2 jobs per seed, are planned
+once the selection is made, grid_select being a checkpoint), and prints the job count per
+rule. Median of --repeat runs, each a fresh process.
 
     python benchmarks/dag.py [--repeat 3]
 """
@@ -75,6 +78,15 @@ def plan(root: Path, cfg: Path, *targets: str) -> tuple[float, dict[str, int]]:
     return seconds, {r: int(n) for r, n in re.findall(r"^\s*(\w+)\s+(\d+)\s*$", out, re.M)}
 
 
+def timed(root: Path, cfg: Path, target: str, repeat: int) -> tuple[float, float, list, dict]:
+    runs, cpus = [], []
+    for _ in range(repeat):
+        cpu0 = _children_cpu()
+        runs.append(plan(root, cfg, target))
+        cpus.append(_children_cpu() - cpu0)
+    return statistics.median(s for s, _ in runs), statistics.median(cpus), runs, runs[0][1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -83,23 +95,17 @@ def main() -> None:
         root = Path(tmp)
         cfg = mosei_size_workdir(root)
         clips = len(pd.read_csv(root / "data/mosei/manifest.tsv", sep="\t"))
-        runs, cpus = [], []
-        for _ in range(args.repeat):
-            cpu0 = _children_cpu()
-            runs.append(plan(root, cfg, "results/mosei/metrics.json"))
-            cpus.append(_children_cpu() - cpu0)
-    seconds = statistics.median(s for s, _ in runs)
-    cpu = statistics.median(cpus)
-    jobs = runs[0][1]
-    total = jobs.pop("total")
-    print(f"MOSEI-size manifest: {MOSEI_VIDEOS} videos, {clips} clips")
-    print(
-        f"snakemake -n results/mosei/metrics.json: {total} jobs, planned in {seconds:.1f} s"
-        f" wall, {cpu:.1f} s CPU"
-    )
-    print(f"  (median of {args.repeat}; runs: {', '.join(f'{s:.1f}' for s, _ in runs)} s)")
-    for rule, n in sorted(jobs.items(), key=lambda kv: -kv[1]):
-        print(f"  {rule:16s} {n}")
+        print(f"MOSEI-size manifest: {MOSEI_VIDEOS} videos, {clips} clips")
+        for target in ("results/mosei/metrics.json", "results/mosei/grid.md"):
+            seconds, cpu, runs, jobs = timed(root, cfg, target, args.repeat)
+            total = jobs.pop("total")
+            print(
+                f"snakemake -n {target}: {total} jobs, planned in {seconds:.1f} s wall,"
+                f" {cpu:.1f} s CPU"
+            )
+            print(f"  (median of {args.repeat}; runs: {', '.join(f'{s:.1f}' for s, _ in runs)} s)")
+            for rule, n in sorted(jobs.items(), key=lambda kv: -kv[1]):
+                print(f"  {rule:16s} {n}")
 
 
 if __name__ == "__main__":

@@ -224,3 +224,17 @@ def test_bf16_only_from_compute_capability_8(monkeypatch, capsys):
     monkeypatch.setattr(forward, "CPU_BF16", True)
     assert forward.bf16_enabled(cfg, torch.device("cpu"))
     assert isinstance(forward.autocast(cfg, torch.device("cpu")), torch.autocast)
+
+
+def test_jobs_per_gpu_share_each_gpu_in_turn(tmp_path, monkeypatch, capsys):
+    """``train.jobs_per_gpu: 4`` on two GPUs: eight concurrent jobs, each a process of its own
+    holding a lock, take GPU 0, 1, 0, 1, ... (a free slot of the least used GPU), and a ninth
+    shares GPU 0 and says so. Checked against resolve_device without per_gpu passed on to
+    claim_gpu: the third job already shared GPU 0."""
+    torch_sees(monkeypatch, 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    got = [resolve_device("auto", tmp_path, per_gpu=4) for _ in range(8)]
+    assert got == ["cuda:0", "cuda:1"] * 4
+    assert "taken" not in capsys.readouterr().err
+    assert resolve_device("cuda", tmp_path, per_gpu=4) == "cuda:0"
+    assert "every GPU slot here is taken (2 GPUs x 4" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 from test_workflow import demo_subset, write_config
@@ -33,10 +34,14 @@ def slurm():
         pytest.skip("no SLURM cluster here; .ci/slurm-up starts one")
 
 
-def run_on_slurm(work, cfg, target, gpus=None, check=True, verbose=False):
+def run_on_slurm(work, cfg, target, gpus=None, check=True, verbose=False, per_gpu=1):
     # Set either way, so a value in the caller's environment cannot change the test.
     # Submitted from a host without GPUs, as a cluster's login node usually is.
-    env_gpus = {"THNE_SLURM_GPUS": "1" if gpus is None else str(gpus), "CUDA_VISIBLE_DEVICES": ""}
+    env_gpus = {
+        "THNE_SLURM_GPUS": "1" if gpus is None else str(gpus),
+        "THNE_SLURM_JOBS_PER_GPU": str(per_gpu),
+        "CUDA_VISIBLE_DEVICES": "",
+    }
     old = {k: os.environ.get(k) for k in env_gpus}
     os.environ.update(env_gpus)
     try:
@@ -95,10 +100,27 @@ def test_gpu_requests_come_from_the_profile_not_the_submitting_host(tmp_path, mo
     monkeypatch.setenv("THNE_SLURM_GPUS", "0")
     slurm = run_snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), *plan)
     assert job_resources(slurm.stdout, "train")["gpu"] == "0"
-    # A local run on a machine with two GPUs: each training job holds one of them.
+    # A local run on a machine with two GPUs: each training job holds one of them, 8 of the
+    # 16 slots the workflow profile counts there.
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     local = run_snakemake(tmp_path, *plan)
-    assert job_resources(local.stdout, "train")["local_gpu"] == "1"
+    train = job_resources(local.stdout, "train")
+    assert train["gpu_slots"] == "8" and train["jobs_per_gpu"] == "1", train
+    assert profile_resources()["gpu_slots"] == 16
+    # train.jobs_per_gpu: 4: a job holds 2 slots, so four share each GPU, and the job claims
+    # a slot of a GPU (thne train --jobs-per-gpu 4, tests/test_devices.py).
+    shared = write_config(tmp_path / "shared.yaml", REPO / "resources" / "demo", jobs_per_gpu=4)
+    local = run_snakemake(tmp_path, *plan[2:], "--configfile", str(shared), "-p")
+    train = job_resources(local.stdout, "train")
+    assert train["gpu_slots"] == "2" and "--jobs-per-gpu 4 " in local.stdout, train
+
+
+def profile_resources() -> dict:
+    """The global resources profiles/default gives Snakemake on this host."""
+    from yte import process_yaml
+
+    text = (REPO / "profiles" / "default" / "config.yaml").read_text()
+    return process_yaml(text)["resources"]
 
 
 def test_demo_subset_through_slurm(slurm, tmp_path):
@@ -140,3 +162,27 @@ def test_demo_subset_through_slurm(slurm, tmp_path):
     # Evaluation and aggregation take seconds: they ran here, not as SLURM jobs.
     assert not (logs / "rule_aggregate").exists() and not (logs / "group_evaluate").exists()
     assert "rule audio_shard:" not in proc.stdout + proc.stderr  # not redone
+
+    # The demo grid's four runs go to SLURM four to a job (THNE_SLURM_JOBS_PER_GPU=4): one
+    # group, which asks for one GPU through gres, not four through --gpus. This node has no
+    # GPU, so SLURM rejects that call.
+    grid = "results/demo/grid/thne/best.json"
+    proc = run_on_slurm(work, cfg, grid, check=False, verbose=True, per_gpu=4)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    calls = [line for line in out.splitlines() if "sbatch call: sbatch" in line]
+    [grid_call] = calls
+    assert "group_grid" in grid_call and " --gres=gpu:1" in grid_call, grid_call
+    assert "--gpus" not in grid_call
+    # On the CPU node: the four points run as one SLURM job, as sacct lists it.
+    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
+    run_on_slurm(work, cfg, grid, gpus=0, per_gpu=4)
+    assert len(list((work / "results/demo/grid/thne").rglob("valid_metrics.json"))) == 4
+    listed = subprocess.run(
+        ["sacct", "--completion", "-X", "-n", "-P", "-S", start, "-o", "JobID,JobName,State"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert len(listed) == 1 and listed[0].endswith("|COMPLETED"), listed
+    assert [p.name for p in logs.iterdir() if "grid" in p.name] == ["group_grid"]

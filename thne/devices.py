@@ -177,11 +177,14 @@ def torch_gpu_uuids(count: int) -> list[str]:
     return uuids if len(set(uuids)) == count else []
 
 
-def resolve_device(requested: str, lock_dir: str | os.PathLike | None = None) -> str:
+def resolve_device(
+    requested: str, lock_dir: str | os.PathLike | None = None, per_gpu: int = 1
+) -> str:
     """The torch device a training job asked for as ``requested`` runs on.
 
     ``cpu``: the CPU. ``auto``: a free GPU, else the CPU where this machine has no GPU.
-    ``cuda``: a free GPU, claimed as ``auto`` does. ``cuda:N``: GPU N of those visible, as
+    ``cuda``: a free GPU slot, claimed as ``auto`` does (``per_gpu`` jobs share each GPU:
+    ``train.jobs_per_gpu``). ``cuda:N``: GPU N of those visible, as
     given (its lock is taken when free, so ``auto`` jobs avoid it). A machine whose GPUs
     ``nvidia-smi`` or ``CUDA_VISIBLE_DEVICES`` shows but torch cannot use is an error, not a
     silent fall back to the CPU, unless ``cpu`` is asked for.
@@ -223,4 +226,4 @@ def resolve_device(requested: str, lock_dir: str | os.PathLike | None = None) ->
             (Path(lock_dir) if lock_dir is not None else lock_folder()) / _lock_name(gpus[index], 0)
         )
         return requested
-    return f"cuda:{claim_gpu(gpus, lock_dir)}"
+    return f"cuda:{claim_gpu(gpus, lock_dir, per_gpu=per_gpu)}"

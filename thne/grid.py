@@ -19,8 +19,10 @@ from collections.abc import Mapping, Sequence
 # Keys whose values are not hyper-parameters of one run: which runs exist, and how a job runs.
 NOT_SEARCHABLE = ("seeds", "variants", "threads", "checkpoint_every_s", "jobs_per_gpu", "device")
 KEY = re.compile(r"[a-z][a-z0-9_]*")
-# A point's folder name: one or more key~value levels. A value holds no "/" and no "~".
-POINT_PATTERN = r"[a-z][a-z0-9_]*~[^/~]+(?:/[a-z][a-z0-9_]*~[^/~]+)*"
+# A point's folder name: one or more key~value levels. Values are plain words (letters,
+# digits, _ . + -): names are paths and shell words in the workflow's commands.
+VALUE = re.compile(r"[A-Za-z0-9_.+-]+")
+POINT_PATTERN = r"[a-z][a-z0-9_]*~[A-Za-z0-9_.+-]+(?:/[a-z][a-z0-9_]*~[A-Za-z0-9_.+-]+)*"
 
 Value = bool | int | float | str
 
@@ -33,8 +35,10 @@ def format_value(value: Value) -> str:
     if isinstance(value, float):
         return repr(value)
     text = str(value)
-    if not text or "/" in text or "~" in text:
-        raise ValueError(f"grid value {value!r}: a name needs a value without '/' or '~'")
+    if not VALUE.fullmatch(text):
+        raise ValueError(
+            f"grid value {value!r}: a point's name takes letters, digits and _ . + - only"
+        )
     return text
 
 

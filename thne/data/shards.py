@@ -33,6 +33,16 @@ def shard_clips(clips: Sequence[Clip], shard: int, shard_size: int) -> list[Clip
     return [c for c in clips if c.video_id in videos]
 
 
+def all_shards(clips: Sequence[Clip], shard_size: int) -> list[list[Clip]]:
+    """Every shard's clips (as :func:`shard_clips` gives each), in one pass over ``clips``."""
+    total = n_shards(clips, shard_size)
+    index = {video: i // shard_size for i, video in enumerate(video_ids(clips))}
+    shards: list[list[Clip]] = [[] for _ in range(total)]
+    for clip in clips:
+        shards[index[clip.video_id]].append(clip)
+    return shards
+
+
 def read_shard(manifest: str | os.PathLike, shard: int | None, shard_size: int) -> list[Clip]:
     """The clips of ``manifest``, or only those of shard ``shard`` when it is given."""
     clips = read_manifest(manifest)

@@ -26,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto or cuda (a free GPU; auto: the CPU where there is none), cpu, cuda:N (as given)",
     )
     parser.add_argument(
+        "--jobs-per-gpu",
+        type=int,
+        default=1,
+        help="training jobs that share one GPU (auto and cuda take a free slot of one)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=0, help="CPU threads for torch (0: its default)"
     )
     add_dataclass_flags(parser, TrainConfig)
@@ -41,8 +47,10 @@ def run(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     from thne.devices import resolve_device
 
+    if args.jobs_per_gpu < 1:
+        sys.exit(f"thne train: --jobs-per-gpu {args.jobs_per_gpu}: give 1 or more")
     try:
-        device = resolve_device(args.device)
+        device = resolve_device(args.device, per_gpu=args.jobs_per_gpu)
     except (RuntimeError, ValueError) as exc:
         sys.exit(f"thne train: {exc}")
     print(f"training on {device}", file=sys.stderr)

@@ -12,12 +12,14 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from thne.devices import visible_gpus
+from thne.grid import POINT_PATTERN, check_axes, grid_points
 from thne.imports import PackageCode
 from thne.variants import LOSS_WEIGHTS, with_shipped
 
-# Sections a user's config replaces as a whole: a dataset's source. Merged key by key, the
-# shipped raw_dir would sit beside a user's url or archive and win over it.
-WHOLE_SECTIONS = ("source",)
+# Sections a user's config replaces as a whole: a dataset's source, and a grid's axes. Merged
+# key by key, the shipped raw_dir would sit beside a user's url or archive and win over it, and
+# the shipped axes would be searched beside the user's.
+WHOLE_SECTIONS = ("source", "axes")
 
 
 def fill_defaults(user, defaults):
@@ -93,8 +95,33 @@ for _ds in DATASETS:
         )
 
 
+# Each dataset's grid search (grid.smk): its points by folder name, in the grid's order.
+GRIDS = {}
+for _ds in DATASETS:
+    _grid = config["datasets"][_ds].get("grid")
+    if _grid is None:
+        continue
+    _where = f"datasets.{_ds}.grid"
+    try:
+        check_axes(_grid["axes"], config["datasets"][_ds]["train"], f"{_where}.axes")
+    except ValueError as _error:
+        raise WorkflowError(str(_error)) from None
+    _unknown = sorted(set(_grid["variants"]) - set(config["variants"]))
+    if _unknown:
+        raise WorkflowError(
+            f"{_where}.variants names {', '.join(_unknown)}, not defined under variants:"
+        )
+    if "thne" not in _grid["variants"]:
+        raise WorkflowError(
+            f"{_where}.variants: list thne too; every tuned variant is compared with tuned "
+            "t-HNE (results/{ds}/tuned/variants.json)"
+        )
+    GRIDS[_ds] = grid_points(_grid["axes"])
+
+
 wildcard_constraints:
     ds="|".join(DATASETS),
+    point=POINT_PATTERN,
     modality="audio|visual",
     shard=r"\d+",
     variant="[a-z0-9_]+",
@@ -266,6 +293,28 @@ def manifest_clips(path, mtime_ns):
     return read_manifest(path)
 
 
+@functools.cache
+def manifest_shards(path, mtime_ns, shard_size):
+    """Every shard's clips, split once per parse: a MOSEI plan asks for 600 shards' clips."""
+    from thne.data.shards import all_shards
+
+    return all_shards(manifest_clips(path, mtime_ns), shard_size)
+
+
+def clips_of_shard(manifest, wildcards):
+    shards = manifest_shards(
+        manifest,
+        os.stat(manifest).st_mtime_ns,
+        config["datasets"][wildcards.ds]["shard_size"],
+    )
+    shard = int(wildcards.shard)
+    if not 0 <= shard < len(shards):
+        raise ValueError(
+            f"shard {shard} does not exist: there are {len(shards)} (0 to {len(shards) - 1})"
+        )
+    return shards[shard]
+
+
 def media_stamp(path):
     """Size and modification time of a media file: what changes when it is replaced, restored
     from a backup or re-encoded (a restored copy can be older than the features)."""
@@ -283,14 +332,11 @@ def shard_media(wildcards):
     clips or media changed, not all of them, and a media file changed in place reruns the
     shards that hold it.
     """
-    from thne.data.shards import shard_clips
-
     manifest = checkpoints.ingest.get(ds=wildcards.ds).output.manifest
-    clips = shard_clips(
-        manifest_clips(manifest, os.stat(manifest).st_mtime_ns),
-        int(wildcards.shard),
-        config["datasets"][wildcards.ds]["shard_size"],
-    )
+    return clips_fingerprint(clips_of_shard(manifest, wildcards))
+
+
+def clips_fingerprint(clips):
     digest = hashlib.sha256()
     for clip in clips:
         row = (clip.clip_id, clip.start, clip.end, clip.media, media_stamp(clip.media))
@@ -346,6 +392,18 @@ def shard_files(wildcards):
         modality=wildcards.modality,
         shard=range(n_shards(read_manifest(manifest), size)),
     )
+
+
+def train_inputs(wildcards):
+    ds = wildcards.ds
+    return {
+        "manifest": f"data/{ds}/manifest.tsv",
+        "text": f"features/{ds}/text.h5",
+        "audio": f"features/{ds}/audio.h5",
+        "visual": f"features/{ds}/visual.h5",
+        "audio_stats": f"features/{ds}/audio.stats.json",
+        "visual_stats": f"features/{ds}/visual.stats.json",
+    }
 
 
 def seed_runs(wildcards, filename, variant=None):
@@ -411,18 +469,38 @@ def checkpoint_every_s(wildcards):
     return ds_config(wildcards, "train").get("checkpoint_every_s", 600)
 
 
+def jobs_per_gpu(wildcards):
+    """How many training jobs share a GPU: a resource, as it changes how jobs run, not what
+    they compute (on SLURM the profile sets it for the grid's packed jobs)."""
+    return ds_config(wildcards, "train").get("jobs_per_gpu", 1)
+
+
+def train_gpu_slots(wildcards):
+    """The GPU slots of this machine a training job holds: each GPU counts 8 (the profile's
+    cap is 8 per GPU), and a job takes 8 / jobs_per_gpu, so that many train on each GPU.
+    """
+    return 8 // jobs_per_gpu(wildcards) if train_gpus(wildcards) else 0
+
+
 def train_flags(wildcards):
-    if wildcards.variant not in config["variants"]:
+    return run_flags(wildcards.ds, wildcards.variant)
+
+
+def run_flags(ds, variant, point=None):
+    """The flags of `thne train` for a run of ``variant``: the dataset's training values, the
+    variant's switches and loss weights, and a grid point's values over both."""
+    if variant not in config["variants"]:
         raise ValueError(
-            f"variant {wildcards.variant!r} is not defined under variants: in the config"
+            f"variant {variant!r} is not defined under variants: in the config"
         )
-    entry = dict(config["variants"][wildcards.variant] or {})
+    entry = dict(config["variants"][variant] or {})
     model = entry.pop("model", "thne")
     # The dataset's loss weights, unless the variant sets its own (paper section 5.2 lowers
-    # alpha for its Eq. 10 model).
+    # alpha for its Eq. 10 model); a grid point's values win over both: they are searched.
     train = {
-        **ds_config(wildcards, "train"),
+        **config["datasets"][ds]["train"],
         **{k: entry.pop(k) for k in LOSS_WEIGHTS if k in entry},
+        **(point or {}),
     }
     flags = [
         f"--{key.replace('_', '-')} {train[key]}" for key in TRAIN_FLAGS if key in train
@@ -468,31 +546,38 @@ def source_identity(ds):
     }
 
 
-def _train_values(ds, variant):
+def _train_values(ds, variant, point=None):
     """The training values a run of ``variant`` computes with: the dataset's, its variant
-    entry's, and the encoder; not seeds or the variant list (other runs), nor threads and the
-    checkpoint interval (how the job runs)."""
+    entry's, a grid point's, and the encoder; not seeds or the variant list (other runs), nor
+    threads, the checkpoint interval and GPU sharing (how the job runs)."""
     section = config["datasets"][ds]
     values = {
         k: v
         for k, v in section["train"].items()
-        if k not in ("seeds", "variants", "threads", "checkpoint_every_s")
+        if k
+        not in ("seeds", "variants", "threads", "checkpoint_every_s", "jobs_per_gpu")
     }
-    return {
+    values = {
         **values,
         "variant": config["variants"].get(variant),
         "encoder": section["text"]["encoder"],
     }
+    if point:
+        # Only a run of a grid point carries one, so the runs without keep their lineage.
+        values["point"] = dict(point)
+    return values
 
 
 @functools.cache
-def lineage(ds, step, variant=None):
+def lineage(ds, step, variant=None, point=None):
     """Fingerprint of the config and code behind ``step``'s result for dataset ``ds``.
 
     Steps: ``data`` (manifest, splits; for an imported feature set also its features),
     ``shards/<modality>``, ``features/<modality>``, ``stats/<modality>``, ``text``, ``run``
-    and ``metrics`` (of ``variant``), ``aggregate``, ``variants``, ``table``, ``ablation``,
-    ``loss_curves``, ``cases``, ``report``.
+    and ``metrics`` (of ``variant``, at a grid ``point``: a tuple of (key, value) pairs),
+    ``aggregate``, ``variants``, ``table``, ``ablation``, ``loss_curves``, ``cases``,
+    ``report``; the grid search's ``grid_select`` (of ``variant``), ``tuned_variants`` and
+    ``grid_report`` (grid.smk).
     """
     section = config["datasets"][ds]
     kind, _, modality = step.partition("/")
@@ -533,9 +618,12 @@ def lineage(ds, step, variant=None):
             for files in ("features", "stats")
             for m in ("audio", "visual")
         ]
-        return _digest(stage_code("train"), _train_values(ds, variant), upstream)
+        return _digest(stage_code("train"), _train_values(ds, variant, point), upstream)
     if kind == "metrics":
-        return _digest(stage_code("evaluate"), lineage(ds, "run", variant))
+        return _digest(stage_code("evaluate"), lineage(ds, "run", variant, point))
+    if kind == "grid_select":
+        runs = [lineage(ds, "run", variant, point_key(p)) for p in GRIDS[ds].values()]
+        return _digest(stage_code("grid_select"), section["grid"]["seeds"], runs)
     trained = section["train"]
     if kind == "aggregate":
         return _digest(
@@ -586,6 +674,138 @@ def lineage_of(step, variant=False):
             wc.ds, step.format(modality=wc.modality), wc.variant if variant else None
         )
     return lambda wc: lineage(wc.ds, step, wc.variant if variant else None)
+
+
+# The grid search (grid.smk).
+def grid_section(wildcards):
+    grid = config["datasets"][wildcards.ds].get("grid")
+    if grid is None:
+        raise WorkflowError(
+            f"datasets.{wildcards.ds}.grid: no grid search is configured for this dataset "
+            "(config/config.yaml's mosi section has the paper's)"
+        )
+    return grid
+
+
+def grid_point(wildcards):
+    points = GRIDS.get(wildcards.ds, {})
+    if wildcards.point not in points:
+        raise WorkflowError(
+            f"{wildcards.point}: not a point of datasets.{wildcards.ds}.grid.axes"
+        )
+    return points[wildcards.point]
+
+
+def point_key(point):
+    """A point as lineage's cache takes it: its (key, value) pairs."""
+    return tuple(point.items()) if point else None
+
+
+def grid_flags(wildcards):
+    return run_flags(wildcards.ds, wildcards.variant, grid_point(wildcards))
+
+
+def grid_lineage(wildcards):
+    return lineage(
+        wildcards.ds, "run", wildcards.variant, point_key(grid_point(wildcards))
+    )
+
+
+def grid_runs(wildcards, filename):
+    """``filename`` of every point and search seed of the job's variant, in the grid's order."""
+    return expand(
+        "results/{ds}/grid/{variant}/{point}/seed{seed}/{filename}",
+        ds=wildcards.ds,
+        variant=wildcards.variant,
+        point=list(GRIDS[wildcards.ds]),
+        seed=grid_section(wildcards)["seeds"],
+        filename=filename,
+    )
+
+
+def grid_variants(wildcards):
+    return grid_section(wildcards)["variants"]
+
+
+def chosen_point(ds, variant):
+    """The point grid-select chose for ``variant``, from its best.json. The tuned runs take it
+    as a param, not best.json as an input: they rerun when the choice changes, not each time
+    the selection is redone (grid_select is a checkpoint, so they are planned after it).
+    """
+    best = checkpoints.grid_select.get(ds=ds, variant=variant).output[0]
+    with open(best) as handle:
+        return json.load(handle)["point"]
+
+
+def tuned_inputs(wildcards):
+    chosen_point(wildcards.ds, wildcards.variant)  # after the selection
+    return train_inputs(wildcards)
+
+
+def tuned_flags(wildcards):
+    point = chosen_point(wildcards.ds, wildcards.variant)
+    return run_flags(wildcards.ds, wildcards.variant, point)
+
+
+def tuned_lineage(step):
+    """A params function: the lineage of a tuned run's ``step`` (run, metrics)."""
+
+    def of_job(wildcards):
+        point = chosen_point(wildcards.ds, wildcards.variant)
+        return lineage(wildcards.ds, step, wildcards.variant, point_key(point))
+
+    return of_job
+
+
+def tuned_runs(wildcards, filename):
+    """``filename`` of every seed of every tuned variant, variant by variant (planned after
+    the selections, which a rule whose params read a chosen point must wait for)."""
+    for variant in grid_variants(wildcards):
+        checkpoints.grid_select.get(ds=wildcards.ds, variant=variant)
+    return [
+        path
+        for variant in grid_variants(wildcards)
+        for path in expand(
+            "results/{ds}/tuned/{variant}/seed{seed}/{filename}",
+            ds=wildcards.ds,
+            variant=variant,
+            seed=ds_config(wildcards, "train")["seeds"],
+            filename=filename,
+        )
+    ]
+
+
+def tuned_variants_lineage(wildcards):
+    ds = wildcards.ds
+    runs = [
+        lineage(ds, "metrics", v, point_key(chosen_point(ds, v)))
+        for v in grid_variants(wildcards)
+    ]
+    seeds = ds_config(wildcards, "train")["seeds"]
+    return _digest(stage_code("variants"), seeds, runs)
+
+
+def grid_report_lineage(wildcards):
+    ds, variants = wildcards.ds, grid_variants(wildcards)
+    return _digest(
+        stage_code("grid_report"),
+        paper_dataset(wildcards),
+        ds_config(wildcards, "train")["seeds"],
+        tuned_variants_lineage(wildcards),
+        [lineage(ds, "grid_select", v) for v in variants],
+        [lineage(ds, "metrics", v) for v in variants],
+    )
+
+
+def untuned_values(wildcards):
+    """Per tuned variant, the values of the grid's axes its untuned runs train with."""
+    axes = grid_section(wildcards)["axes"]
+    values = {}
+    for variant in grid_variants(wildcards):
+        entry = config["variants"][variant] or {}
+        train = {**ds_config(wildcards, "train"), **entry}
+        values[variant] = {key: train[key] for key in axes}
+    return json.dumps(values)
 
 
 # Published feature sets (import.smk).
@@ -686,19 +906,7 @@ def predict_manifest(wildcards):
 
 def predict_shard_media(wildcards):
     """As shard_media, for a shard of the clips to score."""
-    from thne.data.shards import shard_clips
-
-    manifest = predict_manifest(wildcards)
-    clips = shard_clips(
-        manifest_clips(manifest, os.stat(manifest).st_mtime_ns),
-        int(wildcards.shard),
-        config["datasets"][wildcards.ds]["shard_size"],
-    )
-    digest = hashlib.sha256()
-    for clip in clips:
-        row = (clip.clip_id, clip.start, clip.end, clip.media, media_stamp(clip.media))
-        digest.update("\t".join(map(str, row)).encode() + b"\n")
-    return digest.hexdigest()[:16]
+    return clips_fingerprint(clips_of_shard(predict_manifest(wildcards), wildcards))
 
 
 def predict_shard_files(wildcards):

@@ -1,11 +1,6 @@
 rule train:
     input:
-        manifest="data/{ds}/manifest.tsv",
-        text="features/{ds}/text.h5",
-        audio="features/{ds}/audio.h5",
-        visual="features/{ds}/visual.h5",
-        audio_stats="features/{ds}/audio.stats.json",
-        visual_stats="features/{ds}/visual.stats.json",
+        unpack(train_inputs),
     output:
         model="results/{ds}/runs/{variant}/seed{seed}/model.safetensors",
         run="results/{ds}/runs/{variant}/seed{seed}/run.json",
@@ -21,11 +16,12 @@ rule train:
     threads: lambda wc: ds_config(wc, "train").get("threads", 2)
     resources:
         # One GPU per training job. gpu is what a cluster profile asks for (profiles/slurm sets
-        # it for the cluster's nodes); local_gpu is what the workflow profile caps at the GPUs
-        # present, so as many train here at once as there are GPUs.
+        # it for the cluster's nodes); gpu_slots is what the workflow profile caps at 8 per GPU
+        # present, a job taking 8 / jobs_per_gpu, so that many train on each GPU here at once.
         gpu=train_gpus,
+        gpu_slots=train_gpu_slots,
+        jobs_per_gpu=jobs_per_gpu,
         checkpoint_every_s=checkpoint_every_s,
-        local_gpu=train_gpus,
     params:
         flags=train_flags,
         encoder=lambda wc: ds_config(wc, "text")["encoder"],
@@ -38,4 +34,5 @@ rule train:
         " --audio-stats {input.audio_stats} --visual-stats {input.visual_stats} --variant {wildcards.variant}"
         " --seed {wildcards.seed} --encoder {params.encoder:q} {params.flags}"
         " --checkpoint-every-s {resources.checkpoint_every_s} --lineage {params.lineage}"
+        " --jobs-per-gpu {resources.jobs_per_gpu}"
         " --threads {threads} > {log} 2>&1"
