@@ -32,6 +32,7 @@ STAGE_MODULES: tuple[str, ...] = (
     "evaluate",
     "aggregate",
     "variants",
+    "grid_select",
     "table",
     "ablation",
     "loss_curves",
