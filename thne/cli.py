@@ -33,6 +33,7 @@ STAGE_MODULES: tuple[str, ...] = (
     "aggregate",
     "variants",
     "grid_select",
+    "grid_report",
     "table",
     "ablation",
     "loss_curves",
