@@ -86,9 +86,9 @@ def test_the_lowest_mean_validation_mae_over_the_seeds_wins(tmp_path, capsys):
 
 def test_ties_go_to_the_higher_corr_then_to_the_earlier_point(tmp_path):
     """Three points tie on MAE to 6 decimals. The higher Corr wins, and of two with the same
-    Corr the earlier in grid order. Checked against three breaks: ranking by unrounded MAE
-    chose POINTS[6] (the lowest raw MAE), dropping the Corr key chose POINTS[2], and
-    reversing the grid order chose POINTS[6]."""
+    Corr the earlier in grid order. Checked against three breaks, each changing the order:
+    ranking by the unrounded means (rounding removed from summary() and the sort key),
+    dropping Corr from the sort key, and reversing the grid order in it."""
     mae = {POINTS[2]: 0.7000001, POINTS[5]: 0.7000004, POINTS[6]: 0.7000001}
     corr = {POINTS[2]: 0.4, POINTS[5]: 0.6, POINTS[6]: 0.6}
     runs = write_grid(
@@ -163,9 +163,9 @@ def opened(monkeypatch):
 def test_selection_never_opens_a_test_prediction(tmp_path, opened):
     """Every run's predictions.tsv makes the validation-worst point perfect on test and is
     unreadable (mode 000); the choice is the same as with no predictions at all, and of the
-    grid's files only valid_metrics.json were opened. Checked against a break: selecting by
-    each run's predictions.tsv MAE (read in read_grid) chose the worst point and recorded the
-    predictions.tsv paths."""
+    grid's files only valid_metrics.json were opened. Checked against two breaks in _read_run:
+    reading the run's predictions.tsv with open(), and scoring the run by its test MAE read
+    with pandas.read_csv; both were caught by the files recorded."""
     grid = tmp_path / "grid"
     runs = write_grid(grid, lambda n, s: 0.5 + 0.01 * POINTS.index(n) + 0.001 * s)
     for tsv in grid.rglob("predictions.tsv"):
@@ -182,8 +182,8 @@ def test_selection_never_opens_a_test_prediction(tmp_path, opened):
 
 
 def test_a_predictions_path_is_refused_before_anything_is_opened(tmp_path, opened):
-    """Checked against a break: without the file-name check the run list was read as a grid
-    and failed only later, as an extra run, after the other files were opened."""
+    """Checked against a break: without the file-name check the path was refused only as a
+    run outside the grid, not as a file grid-select must not read."""
     grid = tmp_path / "grid"
     runs = write_grid(grid, lambda n, s: 0.5)
     test_file = str(pathlib.Path(runs[3]).with_name("predictions.tsv"))
@@ -197,8 +197,8 @@ def test_a_predictions_path_is_refused_before_anything_is_opened(tmp_path, opene
 
 def test_a_missing_or_extra_run_is_an_error_naming_it(tmp_path):
     """A point x seed not given, a run of a seed or a point outside the grid, and a file that
-    is not JSON. Checked against a break: dropping the extra/missing comparison made the
-    missing run a KeyError and the extra ones pass silently."""
+    is not JSON. Checked against two breaks: without the missing-run check the missing run
+    was a KeyError; without the extra-run check the seed3 run passed silently."""
     grid = tmp_path / "grid"
     runs = write_grid(grid, lambda n, s: 0.5)
     kwargs = dict(axes=AXES, seeds=SEEDS, grid_dir=grid, dataset="demo", variant="thne")
@@ -329,9 +329,9 @@ def test_the_report_sets_the_choice_beside_table_2_and_the_paper_row(report):
 
 def test_the_tuned_minus_untuned_difference_is_a_paired_bootstrap(report):
     """The MAE difference is the tuned mean minus the untuned mean of the metrics files, inside
-    its own interval, and clearly negative (tuned runs have a third of the noise). Checked
-    against a break: passing the tuned runs as the reference printed untuned − tuned, positive
-    and off the metrics' difference by its sign."""
+    its own interval, and clearly negative (tuned runs have 0.4 of the noise). Checked against
+    a break: the two prediction sets swapped (and the metrics cross-check off) printed
+    untuned − tuned, +0.479 where the metrics give -0.479."""
     untuned = [json.loads(p.read_text())["mae"] for p in report["untuned"]]
     for k, variant in enumerate(("thne", "mmim")):
         row = next(
@@ -380,8 +380,9 @@ def test_mosei_table_2_notes_its_a_slstm_dim_outside_the_grid(report):
 
 
 def test_the_report_checks_that_its_inputs_cover_the_variants(report, tmp_path, monkeypatch):
-    """A best.json of another variant, and untuned runs lacking a variant. Checked against a
-    break: matching best.json files to --variants by position accepted mmim's as thne's."""
+    """A best.json of another variant, and untuned runs lacking a variant. Checked against two
+    breaks: matching best.json files to --variants by position accepted mmim's as thne's;
+    without the missing-variant check the bootstrap failed with an IndexError."""
     monkeypatch.setenv("THNE_DEBUG", "1")  # the error itself, not the command's exit
     args = list(report["args"])
     out = tmp_path / "grid.md"
