@@ -49,6 +49,18 @@ _PAPER_ROWS = {
 }
 
 
+def _read_json(path: str | os.PathLike) -> dict:
+    try:
+        result = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise GridError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GridError(f"{path}: cannot be read as JSON ({exc})") from None
+    if not isinstance(result, dict):
+        raise GridError(f"{path}: not a JSON object")
+    return result
+
+
 def axis_label(key: str) -> str:
     return f"`{key}` ({AXIS_LABELS[key]})" if key in AXIS_LABELS else f"`{key}`"
 
@@ -61,7 +73,7 @@ def read_best(
     best: dict[str, dict] = {}
     where: dict[str, str] = {}
     for path in paths:
-        result = json.loads(Path(path).read_text())
+        result = _read_json(path)
         variant = result.get("variant")
         if variant not in variants:
             raise GridError(f"{path}: a grid of variant {variant!r}, not one of {list(variants)}")
@@ -121,7 +133,7 @@ def untuned_runs_by_variant(
     runs: dict[str, tuple[list[dict], list[str]]] = {v: ([], []) for v in variants}
     used = set()
     for path in metrics:
-        run = json.loads(Path(path).read_text())
+        run = _read_json(path)
         variant = run.get("variant")
         if variant not in runs:
             raise GridError(f"{path}: a run of variant {variant!r}, not one of {list(variants)}")
@@ -307,7 +319,7 @@ def write_grid_report(
     if not variants:
         raise GridError("--variants: name one or more variants")
     chosen = read_best(best, variants, dataset)
-    tuned = json.loads(Path(tuned_variants).read_text())
+    tuned = _read_json(tuned_variants)
     tuned_preds = tuned_predictions_by_variant(tuned_predictions, tuned, variants)
     untuned = untuned_runs_by_variant(untuned_runs, untuned_predictions, variants)
     for variant in variants:
