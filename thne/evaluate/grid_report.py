@@ -348,12 +348,15 @@ def write_grid_report(
         b = chosen[variant]
         label = VARIANT_LABELS.get(variant, variant)
         runs, untuned_paths = untuned[variant]
-        comparison = compare_variants(
-            {"untuned": untuned_paths, "tuned": tuned_preds[variant]},
-            reference="untuned",
-            resamples=resamples,
-            seed=seed,
-        )
+        try:
+            comparison = compare_variants(
+                {"untuned": untuned_paths, "tuned": tuned_preds[variant]},
+                reference="untuned",
+                resamples=resamples,
+                seed=seed,
+            )
+        except ValueError as exc:  # other clips or labels: the runs are not comparable
+            raise GridError(f"{variant}, tuned against untuned runs: {exc}") from None
         _check_difference(
             variant, comparison["variants"]["tuned"], summarise(runs), tuned["variants"][variant]
         )
