@@ -74,12 +74,14 @@ def read_grid(
             f"grid-select reads validation metrics only ({VALID_METRICS}); refused: "
             f"{_listed(refused)}"
         )
-    if not seeds:
-        raise GridError("--seeds: give one or more search seeds")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise GridError(f"--seeds: give one or more distinct search seeds, got {list(seeds)}")
     try:
         points = grid_points(axes)
     except ValueError as exc:
         raise GridError(f"--axes: {exc}") from None
+    if len(points) != math.prod(len(v) for v in axes.values()):
+        raise GridError("--axes: an axis names the same value twice")
     expected: dict[str, tuple[str, int]] = {}
     for name in points:
         for seed in seeds:
@@ -172,6 +174,7 @@ def rank_points(
     def key(row: tuple) -> tuple:
         order, _, mae, corr, _ = row
         worst = corr["mean"] is None
+        # summary() rounds already; rounded here too so the rule does not hang on that.
         return (round(mae["mean"], DECIMALS), worst, -(corr["mean"] or 0.0), order)
 
     return [
