@@ -23,6 +23,8 @@ COMMANDS = (
     "evaluate",
     "aggregate",
     "variants",
+    "grid-select",
+    "grid-report",
     "table",
     "ablation",
     "loss-curves",

@@ -32,6 +32,8 @@ STAGE_MODULES: tuple[str, ...] = (
     "evaluate",
     "aggregate",
     "variants",
+    "grid_select",
+    "grid_report",
     "table",
     "ablation",
     "loss_curves",

@@ -103,7 +103,7 @@ def _head(title: str, features: str) -> str:
 _MMIM_QUOTE = "paper, Table 3, quoted (from Xie et al., 2024)"
 
 # Columns of the difference tables: (metric, header).
-_DIFF_COLUMNS = (
+DIFF_COLUMNS = (
     ("mae", "MAE"),
     ("corr", "Corr"),
     ("acc7", "Acc-7"),
@@ -118,6 +118,27 @@ def _signed(key: str, value: float) -> str:
     return f"{value:+.3f}" if key in ("mae", "corr") else f"{100 * value:+.2f}"
 
 
+def difference_cells(stats: Mapping) -> list[str]:
+    """One comparison's cells in the order of ``DIFF_COLUMNS``: the difference, its interval
+    in brackets and the reference's share of wins (a ``vs_thne`` entry of ``variants.json``, or
+    any result of :func:`thne.evaluate.significance.compare_many`)."""
+    cells = []
+    for key, _ in DIFF_COLUMNS:
+        d = stats[key]
+        if d["difference"] is None:
+            cells.append("-")
+            continue
+        if d["interval"] is None:
+            cells.append(f"{_signed(key, d['difference'])} [-]")
+            continue
+        lo, hi = d["interval"]
+        cells.append(
+            f"{_signed(key, d['difference'])} [{_signed(key, lo)}, {_signed(key, hi)}] "
+            f"{100 * d['thne_better']:.0f}%"
+        )
+    return cells
+
+
 def differences(result: Mapping) -> str:
     """The variants-against-t-HNE table of a ``variants.json`` with a ``significance`` section,
     with its method written under it; empty without one."""
@@ -127,24 +148,11 @@ def differences(result: Mapping) -> str:
         return ""
     text = (
         "\n## Differences from t-HNE\n\n"
-        "| Variant | " + " | ".join(h for _, h in _DIFF_COLUMNS) + " |\n"
-        "|---|" + "---|" * len(_DIFF_COLUMNS) + "\n"
+        "| Variant | " + " | ".join(h for _, h in DIFF_COLUMNS) + " |\n"
+        "|---|" + "---|" * len(DIFF_COLUMNS) + "\n"
     )
     for variant, stats in rows:
-        cells = []
-        for key, _ in _DIFF_COLUMNS:
-            d = stats[key]
-            if d["difference"] is None:
-                cells.append("-")
-                continue
-            if d["interval"] is None:
-                cells.append(f"{_signed(key, d['difference'])} [-]")
-                continue
-            lo, hi = d["interval"]
-            cells.append(
-                f"{_signed(key, d['difference'])} [{_signed(key, lo)}, {_signed(key, hi)}] "
-                f"{100 * d['thne_better']:.0f}%"
-            )
+        cells = difference_cells(stats)
         label = VARIANT_LABELS.get(variant, variant)
         text += f"| {label} (`{variant}`) | " + " | ".join(cells) + " |\n"
     text += (
