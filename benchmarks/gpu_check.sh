@@ -139,7 +139,8 @@ step "machine"
 uname -srm
 echo "CPUs: $(nproc)"
 if [[ $MODE == check ]]; then
-    nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv ||
+    nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap,compute_mode \
+        --format=csv ||
         echo "nvidia-smi failed" >&2
 fi
 

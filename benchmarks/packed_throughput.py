@@ -31,7 +31,9 @@ and whether the summed samples/s of MOSI-size jobs reaches 3x one job's at some 
 
 Jobs on one GPU share it by time-slicing between processes (no MPS here): kernels of two jobs
 do not run at the same moment, but one job's kernels fill the gaps another leaves while its
-Python launches the next kernels or waits for the host. What packing gains is those gaps.
+Python launches the next kernels or waits for the host. What packing gains is those gaps. A
+GPU in exclusive-process compute mode admits one process: rows of more jobs fail there, with
+the workers' errors printed.
 
     python benchmarks/packed_throughput.py [--device cuda:0] [--jobs 1,2,4,8] [--window 8]
     python benchmarks/packed_throughput.py --dry-run   # CPU, MiniLM-sized, 1 and 2 jobs, 1 step
@@ -249,18 +251,18 @@ def run_configuration(args: argparse.Namespace, dataset: str, jobs: int) -> dict
 def collect(procs: list, sync_dir: Path, jobs: int, deadline: float) -> list[dict]:
     """Waits for every worker to be ready, writes the common start, waits for their figures."""
 
-    def wait_all(name: str) -> None:
+    def wait_all(name: str, what: str) -> None:
         while not all((sync_dir / name.format(i)).exists() for i in range(jobs)):
             for i, proc in enumerate(procs):
                 if proc.poll() is not None:
-                    raise RuntimeError(f"worker {i} exited {proc.returncode} before {name}")
+                    raise RuntimeError(f"worker {i} exited {proc.returncode} before {what}")
             if time.time() > deadline:
-                raise RuntimeError(f"timed out waiting for the workers' {name}")
+                raise RuntimeError(f"timed out waiting for the workers' {what}")
             time.sleep(0.05)
 
-    wait_all(READY)
+    wait_all(READY, "its warm-up ended")
     write_atomic(sync_dir / GO, repr(time.time() + 1.0))
-    wait_all("result-{}.json")
+    wait_all("result-{}.json", "its figures")
     return [json.loads((sync_dir / f"result-{i}.json").read_text()) for i in range(jobs)]
 
 
@@ -366,7 +368,9 @@ def main() -> None:
         return
     if args.dry_run:
         args.device, args.encoder, args.batch_size = "cpu", "minilm", 4
-        args.jobs, args.window, args.min_steps, args.warm, args.threads = "1,2", 0.0, 1, 1, 1
+        args.window, args.min_steps, args.warm, args.threads = 0.0, 1, 1, 1
+        if args.jobs == parser.get_default("jobs"):
+            args.jobs = "1,2"
         args.clips = args.clips or 8
     datasets = args.datasets.split(",")
     counts = [int(n) for n in args.jobs.split(",")]
@@ -389,8 +393,8 @@ def main() -> None:
         "threads_per_job": args.threads,
         "min_gain": args.min_gain,
     }
+    last_wall = 0.0
     for dataset in datasets:
-        last_wall = 0.0
         for jobs in counts:
             # The next row takes about as long as the last, a little more with more workers.
             if args.budget and time.time() - t0 + 1.3 * last_wall > args.budget:

@@ -148,6 +148,8 @@ def build_job(
     from thne.train.loop import make_optimizer
 
     cfg = train_config(dataset, batch_size)
+    if clips < cfg.batch_size:
+        raise ValueError(f"{clips} clips do not make one batch of {cfg.batch_size}")
     dev = torch.device(device)
     torch.manual_seed(0)
     bert = BertModel(
