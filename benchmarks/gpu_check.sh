@@ -25,12 +25,20 @@
 #      downloaded): samples/s, epoch time, peak host and GPU memory;
 #   4. benchmarks/device_agreement.py: demo t-HNE seed 1 on the GPU beside seeds 1-3 on the
 #      CPUs, from the kit's encoder: test metrics side by side, and whether the GPU run lies
-#      within the CPU runs' seed spread.
+#      within the CPU runs' seed spread;
+#   5. benchmarks/packed_throughput.py: 1, 2, 4 and 8 concurrent bert-base-sized MOSI-size,
+#      then MOSEI-size, training jobs on cuda:0, each its own process (estimated 140 s): summed
+#      samples/s against one job's, peak GPU memory per job, and how many jobs one GPU should
+#      run. Last, so that the steps before it have their figures if time runs out; it is given
+#      the time left and skips the rows that would not fit (MOSEI's first).
 # Everything stops after GPU_CHECK_LIMIT seconds (default 480), whatever step it is in.
+# --only speed,agreement,packed runs only the steps named (e.g. --only packed in a call of
+# its own); figures go under --out (default results/gpu_check).
 #
 #   bash benchmarks/gpu_check.sh --dry-run --python .venv/bin/python
 #       the same steps on the CPU, shortened (one batch of 4 clips with MiniLM; the demo step
-#       only checks its inputs): a check of the script and of the kit's offline install.
+#       only checks its inputs; one and two MiniLM-sized MOSI jobs of one batch each): a check
+#       of the script and of the kit's offline install.
 set -euo pipefail
 
 LIMIT=${GPU_CHECK_LIMIT:-480}
@@ -45,17 +53,26 @@ MODE=check
 PYTHON=""
 KIT=$REPO/.gpu-check
 OUTDIR=$REPO/results/gpu_check
+ONLY=speed,agreement,packed
 while [[ $# -gt 0 ]]; do
     case $1 in
     --dry-run) MODE=dry; shift ;;
     --prepare) MODE=prepare; shift ;;
     --python) PYTHON=$2; shift 2 ;;
     --kit) KIT=$(mkdir -p "$2" && cd "$2" && pwd); shift 2 ;;
-    --out) OUTDIR=$2; shift 2 ;;
+    --out) OUTDIR=$(mkdir -p "$2" && cd "$2" && pwd); shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
     *) echo "gpu_check.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 START=$SECONDS
+for name in ${ONLY//,/ }; do
+    case $name in
+    speed | agreement | packed) ;;
+    *) echo "gpu_check.sh: --only takes speed, agreement and packed, not $name" >&2; exit 2 ;;
+    esac
+done
+wanted() { [[ ,$ONLY, == *,$1,* ]]; }
 step() { printf '\n== [%3ds] %s\n' "$((SECONDS - START))" "$*"; }
 DEMO_INPUTS=(data/demo/manifest.tsv features/demo/text.h5 features/demo/audio.h5
     features/demo/visual.h5 features/demo/audio.stats.json features/demo/visual.stats.json)
@@ -122,7 +139,8 @@ step "machine"
 uname -srm
 echo "CPUs: $(nproc)"
 if [[ $MODE == check ]]; then
-    nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap --format=csv ||
+    nvidia-smi --query-gpu=name,memory.total,driver_version,compute_cap,compute_mode \
+        --format=csv ||
         echo "nvidia-smi failed" >&2
 fi
 
@@ -176,7 +194,9 @@ PY
 }
 
 cd "$REPO"
-if [[ $MODE == dry ]]; then
+if ! wanted speed; then
+    :
+elif [[ $MODE == dry ]]; then
     step "training speed on cpu (dry run: one batch of 4 MOSI-shaped clips, MiniLM)"
     "$PYTHON" benchmarks/train_speed.py --device cpu --encoders minilm --datasets mosi --steps 1 \
         --batch-size 4
@@ -186,22 +206,44 @@ else
         --datasets mosi,mosei
 fi
 
-step "demo t-HNE: GPU seed 1 beside CPU seeds 1-3"
-missing=()
-for f in "${DEMO_INPUTS[@]}"; do [[ -f $f ]] || missing+=("$f"); done
-[[ -f $KIT/encoder/config.json ]] || missing+=("$KIT/encoder")
-if [[ $MODE == dry ]]; then
-    echo "dry run: not trained; inputs missing here: ${missing[*]:-none}"
-    echo "would run: $PYTHON benchmarks/device_agreement.py --device cuda --reference cpu" \
-        "--seeds 1 --reference-seeds 1,2,3 --encoder $KIT/encoder --out $OUTDIR/device_agreement"
-else
-    if ((${#missing[@]})); then
-        echo "missing: ${missing[*]}" >&2
-        prepare_help
-        exit 1
+if wanted agreement; then
+    step "demo t-HNE: GPU seed 1 beside CPU seeds 1-3"
+    missing=()
+    for f in "${DEMO_INPUTS[@]}"; do [[ -f $f ]] || missing+=("$f"); done
+    [[ -f $KIT/encoder/config.json ]] || missing+=("$KIT/encoder")
+    if [[ $MODE == dry ]]; then
+        echo "dry run: not trained; inputs missing here: ${missing[*]:-none}"
+        echo "would run: $PYTHON benchmarks/device_agreement.py --device cuda --reference cpu" \
+            "--seeds 1 --reference-seeds 1,2,3 --encoder $KIT/encoder" \
+            "--out $OUTDIR/device_agreement"
+    else
+        if ((${#missing[@]})); then
+            echo "missing: ${missing[*]}" >&2
+            prepare_help
+            exit 1
+        fi
+        "$PYTHON" benchmarks/device_agreement.py --device cuda --reference cpu --seeds 1 \
+            --reference-seeds 1,2,3 --encoder "$KIT/encoder" --out "$OUTDIR/device_agreement"
     fi
-    "$PYTHON" benchmarks/device_agreement.py --device cuda --reference cpu --seeds 1 \
-        --reference-seeds 1,2,3 --encoder "$KIT/encoder" --out "$OUTDIR/device_agreement"
+fi
+
+if ! wanted packed; then
+    :
+elif [[ $MODE == dry ]]; then
+    step "packed jobs on cpu (dry run: 1 and 2 MiniLM-sized MOSI jobs, one batch of 4 each)"
+    "$PYTHON" benchmarks/packed_throughput.py --dry-run --datasets mosi \
+        --out "$OUTDIR/packed_throughput"
+else
+    # What is left of the limit, less a margin for the workers to stop.
+    left=$((LIMIT - (SECONDS - START) - 15))
+    step "packed jobs on cuda:0 (1, 2, 4, 8 MOSI- then MOSEI-size jobs; ${left} s left)"
+    if ((left < 30)); then
+        echo "skipped: ${left} s left of GPU_CHECK_LIMIT=$LIMIT; run it in a call of its own:" \
+            "bash benchmarks/gpu_check.sh --only packed"
+    else
+        "$PYTHON" benchmarks/packed_throughput.py --device cuda:0 --budget "$left" \
+            --out "$OUTDIR/packed_throughput"
+    fi
 fi
 
 step "done"

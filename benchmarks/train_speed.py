@@ -23,7 +23,10 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -36,54 +39,117 @@ TRAIN_CLIPS = {"mosi": 1284, "mosei": 16326}
 TEXT_LEN, FRAMES, VISUAL_DIM, ACOUSTIC_DIM = 50, 500, 35, 74
 
 
-def synthetic_split(n: int, seed: int = 0):
-    """``n`` clips of random tokens and features, at full length (the worst case per clip)."""
+def synthetic_split(n: int, seed: int = 0, device: str = "cpu"):
+    """``n`` clips of random tokens and features, at full length (the worst case per clip),
+    drawn on ``device`` (the CPU by default, where a real job builds its splits)."""
     import torch
 
     from thne.train.data import SplitTensors
 
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(10, TEXT_LEN + 1, (n,), generator=g)
-    mask = (torch.arange(TEXT_LEN)[None, :] < lengths[:, None]).long()
-    ids = torch.randint(1000, 30000, (n, TEXT_LEN), generator=g) * mask
+    g = torch.Generator(device=device).manual_seed(seed)
+    lengths = torch.randint(10, TEXT_LEN + 1, (n,), generator=g, device=device)
+    mask = (torch.arange(TEXT_LEN, device=device)[None, :] < lengths[:, None]).long()
+    ids = torch.randint(1000, 30000, (n, TEXT_LEN), generator=g, device=device) * mask
     ids[:, 0] = 101  # [CLS]
     return SplitTensors(
         clip_ids=[f"c{i}" for i in range(n)],
         texts=[""] * n,
-        label=torch.rand(n, generator=g) * 6 - 3,
+        label=torch.rand(n, generator=g, device=device) * 6 - 3,
         input_ids=ids,
         attention_mask=mask,
-        visual=torch.randn(n, FRAMES, VISUAL_DIM, generator=g),
-        visual_len=torch.full((n,), FRAMES),
-        acoustic=torch.randn(n, FRAMES, ACOUSTIC_DIM, generator=g),
-        acoustic_len=torch.full((n,), FRAMES),
+        visual=torch.randn(n, FRAMES, VISUAL_DIM, generator=g, device=device),
+        visual_len=torch.full((n,), FRAMES, device=device),
+        acoustic=torch.randn(n, FRAMES, ACOUSTIC_DIM, generator=g, device=device),
+        acoustic_len=torch.full((n,), FRAMES, device=device),
     )
 
 
-def measure(
-    encoder: str, dataset: str, device: str, steps: int, batch_size: int | None = None
-) -> dict:
-    """One encoder's figures, in this process (main runs it in a child process)."""
-    import torch
-    from transformers import BertConfig, BertModel
-
-    from thne.model.thne import THNE
+def train_config(dataset: str, batch_size: int | None = None):
+    """The dataset's training hyper-parameters of config/config.yaml, as a TrainConfig."""
     from thne.train.config import TrainConfig
-    from thne.train.forward import bf16_enabled
-    from thne.train.loop import make_optimizer, train_epoch, train_step
 
     train = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["datasets"][dataset]
     train = train["train"]
-    train_clips = TRAIN_CLIPS[dataset]
     if batch_size:
         train = {**train, "batch_size": batch_size}
-    cfg = TrainConfig(
+    return TrainConfig(
         **{k: train[k] for k in ("batch_size", "lr", "bert_lr", "alpha", "beta", "bf16")},
         visual_hidden=train["visual_hidden"],
         acoustic_hidden=train["acoustic_hidden"],
         fusion_dim=train["fusion_dim"],
         grad_clip=train["grad_clip"],
     )
+
+
+@dataclass
+class Job:
+    """One synthetic training job: the model, its optimiser and a split, on one device."""
+
+    model: Any
+    opt: Any
+    cfg: Any
+    split: Any
+    device: Any
+
+    def step(self, k: int) -> None:
+        """Trains the split's k-th batch, in the split's order, from its start again after
+        its last whole batch."""
+        import torch
+
+        from thne.train.loop import train_step
+
+        size = self.cfg.batch_size
+        start = k % (len(self.split) // size) * size
+        index = torch.arange(start, start + size, device=self.device)
+        train_step(self.model, self.split.batch(index), self.opt, self.cfg, self.device)
+
+    def train(
+        self,
+        first: int,
+        steps: int = 0,
+        until: float | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> int:
+        """Trains batches ``first``, ``first + 1``, ...: at least ``steps`` of them, and on
+        while the clock (``time.time()``) is before ``until`` and while ``stop()`` is false,
+        where given. Returns how many it trained; the device may still be working on them."""
+        k = first
+        while (
+            k - first < steps
+            or (until is not None and time.time() < until)
+            or (stop is not None and not stop())
+        ):
+            self.step(k)
+            k += 1
+        return k - first
+
+    def sync(self) -> None:
+        import torch
+
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+def build_job(
+    encoder: str,
+    dataset: str,
+    device: str,
+    clips: int,
+    batch_size: int | None = None,
+    split_on_device: bool = False,
+) -> Job:
+    """t-HNE with a random ``encoder``-sized text encoder and the dataset's hyper-parameters,
+    and a synthetic split of ``clips`` clips on ``device``: drawn on the host and moved, as a
+    real job loads its splits, or drawn on the device itself (faster, less host memory)."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from thne.model.thne import THNE
+    from thne.train.loop import make_optimizer
+
+    cfg = train_config(dataset, batch_size)
+    if clips < cfg.batch_size:
+        raise ValueError(f"{clips} clips do not make one batch of {cfg.batch_size}")
     dev = torch.device(device)
     torch.manual_seed(0)
     bert = BertModel(
@@ -100,33 +166,45 @@ def measure(
         fusion_dim=cfg.fusion_dim,
     ).to(dev)
     opt = make_optimizer(model, cfg)
-    full_epoch = dev.type == "cuda"
-    n = train_clips if full_epoch else (steps + 1) * cfg.batch_size
-    split = synthetic_split(n).to(dev)
+    if split_on_device:
+        split = synthetic_split(clips, device=str(dev))
+    else:
+        split = synthetic_split(clips).to(dev)
+    return Job(model, opt, cfg, split, dev)
 
-    def sync() -> None:
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
+
+def measure(
+    encoder: str, dataset: str, device: str, steps: int, batch_size: int | None = None
+) -> dict:
+    """One encoder's figures, in this process (main runs it in a child process)."""
+    import torch
+
+    from thne.train.forward import bf16_enabled
+    from thne.train.loop import train_epoch
+
+    train_clips = TRAIN_CLIPS[dataset]
+    full_epoch = torch.device(device).type == "cuda"
+    batch = batch_size or train_config(dataset).batch_size
+    job = build_job(
+        encoder, dataset, device, train_clips if full_epoch else (steps + 1) * batch, batch_size
+    )
+    cfg, dev = job.cfg, job.device
 
     # Warm-up: kernel selection, allocator growth, the fused optimiser's first step.
-    for k in range(2 if full_epoch else 1):
-        index = torch.arange(k * cfg.batch_size, (k + 1) * cfg.batch_size, device=dev)
-        train_step(model, split.batch(index), opt, cfg, dev)
-    sync()
+    job.train(0, steps=2 if full_epoch else 1)
+    job.sync()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     if full_epoch:
         gen = torch.Generator().manual_seed(0)
         t0 = time.perf_counter()
-        train_epoch(model, split, opt, cfg, gen, dev)
-        sync()
+        train_epoch(job.model, job.split, job.opt, cfg, gen, dev)
+        job.sync()
         epoch_s = time.perf_counter() - t0
         samples_per_s = train_clips / epoch_s
     else:
         t0 = time.perf_counter()
-        for k in range(1, steps + 1):
-            index = torch.arange(k * cfg.batch_size, (k + 1) * cfg.batch_size, device=dev)
-            train_step(model, split.batch(index), opt, cfg, dev)
+        job.train(1, steps=steps)
         seconds = time.perf_counter() - t0
         samples_per_s = steps * cfg.batch_size / seconds
         epoch_s = train_clips / samples_per_s

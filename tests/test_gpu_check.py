@@ -1,10 +1,15 @@
 """benchmarks/gpu_check.sh's dry run on the CPU: the offline install of a prepared kit, then
-the check's steps, shortened. The GPU run itself needs the machine (see the README)."""
+the check's steps, shortened; benchmarks/packed_throughput.py's dry run and its rule. The GPU
+run itself needs the machine (see the README)."""
 
+import csv
+import json
 import os
 import shutil
 import subprocess
 import sys
+
+import pytest
 
 from conftest import REPO
 
@@ -12,8 +17,10 @@ from conftest import REPO
 def test_dry_run_installs_the_kit_offline_and_runs_the_steps(tmp_path):
     """A kit holding this package as a wheel (built here without the network, as --prepare
     builds it): the dry run installs it with pip --no-index into a folder of its own and
-    imports thne from there, then times one batch. Checked against the script as it was (a
-    venv and pip installs from PyPI, no --dry-run and no kit): exit 2, unknown argument."""
+    imports thne from there, then times one batch and runs one and two packed jobs. Checked
+    against the script as it was (a venv and pip installs from PyPI, no --dry-run and no
+    kit): exit 2, unknown argument; and against the packed step left out of the steps run by
+    default: no "packed jobs on cpu"."""
     src = tmp_path / "src"
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -26,7 +33,8 @@ def test_dry_run_installs_the_kit_offline_and_runs_the_steps(tmp_path):
 
     proc = subprocess.run(
         ["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--dry-run"]
-        + ["--kit", str(tmp_path / "kit"), "--python", sys.executable],
+        + ["--kit", str(tmp_path / "kit"), "--python", sys.executable]
+        + ["--out", str(tmp_path / "out")],
         capture_output=True,
         text=True,
         timeout=300,
@@ -39,4 +47,70 @@ def test_dry_run_installs_the_kit_offline_and_runs_the_steps(tmp_path):
     assert wheel.name in out and f"thne from {site}/thne/__init__.py" in out
     assert "mosi  minilm    on cpu" in out and "samples/s" in out
     assert "would run: " in out and "device_agreement.py --device cuda" in out
+    # The packed step, last: one and two MOSI-size jobs.
+    assert "packed jobs on cpu" in out and "recommendation: jobs per GPU mosi " in out
+    assert (tmp_path / "out" / "packed_throughput" / "packed_throughput.tsv").is_file()
     shutil.rmtree(site, ignore_errors=True)
+
+
+def test_packed_dry_run_prints_the_summed_throughput(tmp_path):
+    """One and two MiniLM-sized MOSEI-shaped jobs on the CPU, each its own process, one batch
+    each after one warm-up batch (gpu_check's dry run covers the MOSI shape): the table has
+    a row per count with the jobs' summed samples/s, the two jobs' windows start together,
+    and the figures are written. Checked against the summed column computed as the median
+    job's samples/s: failed on summed == 2 x median."""
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "packed_throughput.py"), "--dry-run"]
+        + ["--datasets", "mosei", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert "summed" in proc.stdout.splitlines()[1]
+    assert "recommendation: jobs per GPU mosei " in proc.stdout
+    with open(out / "packed_throughput.tsv") as fh:
+        rows = {int(r["jobs"]): r for r in csv.DictReader(fh, delimiter="\t")}
+    assert set(rows) == {1, 2} and all(r["status"] == "ok" for r in rows.values())
+    one, two = rows[1], rows[2]
+    assert float(one["summed"]) == pytest.approx(float(one["per_job_median"]))
+    assert float(one["ratio"]) == pytest.approx(1.0)
+    # The median of two jobs is their mean: the sum is twice it.
+    assert float(two["summed"]) == pytest.approx(2 * float(two["per_job_median"]), rel=1e-3)
+    ratio = float(two["summed"]) / float(one["summed"])
+    assert float(two["ratio"]) == pytest.approx(ratio, rel=1e-3)
+    # Both released by the one start time: their windows open within a fraction of a second.
+    assert float(two["window_skew_s"]) < 0.5
+    for line in proc.stdout.splitlines()[3:5]:
+        assert line.split()[:2] in (["mosei", "1"], ["mosei", "2"])
+    saved = json.loads((out / "packed_throughput.json").read_text())
+    assert saved["recommendation"]["jobs_per_gpu"]["mosei"] in (1, 2)
+
+
+def test_packed_recommendation_doubles_while_the_gain_holds():
+    """The rule behind the recommended jobs per GPU: doubling from one job while the summed
+    samples/s grows by 15 %; a failed count ends it; 3x one job read off MOSI's rows.
+    Checked against each doubling compared with one job instead of half as many: failed
+    with 8 jobs for MOSI."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import packed_throughput as pt
+
+    def rows(dataset, summed, status=None):
+        out = []
+        for n, s in zip((1, 2, 4, 8), summed, strict=True):
+            out.append({"dataset": dataset, "jobs": n, "summed": s, "status": "ok"})
+        if status:
+            out[-1]["status"] = status
+        return out
+
+    table = rows("mosi", [100, 190, 300, 320]) + rows("mosei", [100, 200, 400, 900], "failed")
+    pt.add_ratios(table)
+    advice = pt.recommend(table, ["mosi", "mosei"], 0.15)
+    # 190 >= 115 and 300 >= 218.5, but 320 < 345; MOSEI's 8 jobs failed.
+    assert advice["jobs_per_gpu"] == {"mosi": 4, "mosei": 4}
+    assert advice["mosi_3x"] and advice["mosi_best_jobs"] == 8
+    assert advice["mosi_best_ratio"] == pytest.approx(3.2)
+    table[2]["summed"], table[3]["summed"] = 280, 290
+    pt.add_ratios(table)
+    assert not pt.recommend(table, ["mosi"], 0.15)["mosi_3x"]
