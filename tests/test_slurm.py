@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 from test_workflow import demo_subset, write_config
@@ -127,7 +126,9 @@ def test_demo_subset_through_slurm(slurm, tmp_path):
     """The demo through profiles/slurm: the train job's own sbatch call asks for a GPU and
     SLURM rejects it (this node has none); THNE_SLURM_GPUS=0 then trains on the CPU node.
     Checked against the profiles as they were (profiles/default capping `gpu` at the
-    submitting host's GPUs): the train job's sbatch call had no --gpus."""
+    submitting host's GPUs): the train job's sbatch call had no --gpus. Then the demo grid's
+    four points go to SLURM as one grouped job (THNE_SLURM_JOBS_PER_GPU=4) that asks for one
+    GPU, and run as one job on the CPU node."""
     raw = demo_subset(tmp_path / "raw", {"train": 4, "valid": 2, "test": 2})
     cfg = write_config(tmp_path / "cfg.yaml", raw, variants=["thne"], device="auto")
     work = tmp_path / "work"
@@ -175,14 +176,22 @@ def test_demo_subset_through_slurm(slurm, tmp_path):
     assert "group_grid" in grid_call and " --gres=gpu:1" in grid_call, grid_call
     assert "--gpus" not in grid_call
     # On the CPU node: the four points run as one SLURM job, as sacct lists it.
-    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
+    before = finished_jobs()
     run_on_slurm(work, cfg, grid, gpus=0, per_gpu=4)
     assert len(list((work / "results/demo/grid/thne").rglob("valid_metrics.json"))) == 4
-    listed = subprocess.run(
-        ["sacct", "--completion", "-X", "-n", "-P", "-S", start, "-o", "JobID,JobName,State"],
+    new = {job: state for job, state in finished_jobs().items() if job not in before}
+    assert list(new.values()) == ["COMPLETED"], new
+    assert [p.name for p in logs.iterdir() if "grid" in p.name] == ["group_grid_grid_train"]
+    assert len(list((logs / "group_grid_grid_train").rglob("*.log"))) == 1
+
+
+def finished_jobs() -> dict[str, str]:
+    """Every job this cluster has finished, with its state, as `sacct` lists them from the
+    job completion log (`.ci/slurm-up`: no accounting database)."""
+    out = subprocess.run(
+        ["sacct", "--completion", "-X", "-n", "-P", "-o", "JobID,State"],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout.split()
-    assert len(listed) == 1 and listed[0].endswith("|COMPLETED"), listed
-    assert [p.name for p in logs.iterdir() if "grid" in p.name] == ["group_grid"]
+    ).stdout
+    return dict(line.split("|", 1) for line in out.split())
