@@ -56,6 +56,17 @@ def mosei_size_workdir(root: Path, seed: int = 0) -> Path:
     )
     (data / "excluded.tsv").write_text("clip_id\tvideo_id\tsplit\tmedia\treason\n")
     (data / "splits.json").write_text("{}\n")
+    # Planned as a user plans: from a repository root (links to this checkout's workflow).
+    for name in (
+        "Snakefile",
+        "workflow",
+        "config",
+        "profiles",
+        "thne",
+        "resources",
+        "environment.yml",
+    ):
+        (root / name).symlink_to(REPO / name)
     cfg = root / "mosei_size.yaml"
     cfg.write_text(
         yaml.safe_dump({"datasets": {"mosei": {"source": {"layout": "mmsa", "raw_dir": str(raw)}}}})
@@ -70,8 +81,8 @@ def _children_cpu() -> float:
 
 def plan(root: Path, cfg: Path, *targets: str) -> tuple[float, dict[str, int]]:
     """Seconds to plan ``targets`` in ``root``, and the planned jobs per rule."""
-    cmd = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(REPO / "Snakefile")]
-    cmd += ["--directory", str(root), "--configfile", str(cfg), "-n", "--quiet", "rules"]
+    cmd = [sys.executable, "-m", "snakemake", *targets, "--configfile", str(cfg)]
+    cmd += ["-n", "--quiet", "rules"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
     seconds = time.perf_counter() - t0
@@ -94,10 +105,11 @@ def after_selection(root: Path, cfg: Path) -> None:
     """``root`` as it is once the grid search's selection is made: every file of the plan
     before it present and up to date (empty files, dated in order by ``snakemake --touch``), a
     best.json choosing Table 2's MOSI point, and no tuned run or report yet."""
-    snakemake = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-    snakemake += ["--directory", str(root), "--configfile", str(cfg)]
+    # The target first: --configfile takes every word after it.
+    snakemake = [sys.executable, "-m", "snakemake", "results/mosei/grid.md"]
+    snakemake += ["--configfile", str(cfg)]
     summary = subprocess.run(
-        [*snakemake, "--summary", "results/mosei/grid.md"],
+        [*snakemake, "--summary"],
         capture_output=True,
         text=True,
         check=True,
@@ -111,7 +123,7 @@ def after_selection(root: Path, cfg: Path) -> None:
     point.update(visual_hidden=32, acoustic_hidden=32)
     (root / "results/mosei/grid/thne/best.json").write_text(json.dumps({"point": point}))
     subprocess.run(
-        [*snakemake, "--touch", "--cores", "1", "--quiet", "all", "results/mosei/grid.md"],
+        [*snakemake, "--touch", "--cores", "1", "--quiet", "all"],
         capture_output=True,
         check=True,
         cwd=root,

@@ -105,23 +105,25 @@ def aggregate_variants(
             seed=seed,
         )
         for variant, stats in comparison.pop("variants").items():
-            _check_against_metrics(variant, stats, summaries)
+            check_differences(
+                stats, summaries[variant]["mean"], summaries["thne"]["mean"], variant
+            )
             summaries[variant]["vs_thne"] = stats
         result["significance"] = comparison
     write_json(out_path, result)
     return result
 
 
-def _check_against_metrics(variant: str, stats: dict, summaries: dict) -> None:
-    """The bootstrap's point estimates come from the predictions; they must be the difference
-    of the means the tables print from the runs' metrics, or the two files are out of step."""
+def check_differences(stats: dict, ours: dict, ref: dict, label: str) -> None:
+    """The bootstrap's point estimates (``stats``, from the predictions) must be the difference
+    of the means the tables print from the runs' metrics (``ours`` - ``ref``), or the two files
+    are out of step."""
     for key in METRIC_KEYS:
-        ours, ref = summaries[variant]["mean"][key], summaries["thne"]["mean"][key]
-        point = stats[key]["difference"]
-        if point is None or ours is None or ref is None or not np.isfinite(ours - ref):
+        a, b, point = ours[key], ref[key], stats[key]["difference"]
+        if point is None or a is None or b is None or not np.isfinite(a - b):
             continue
-        if abs(point - (ours - ref)) > 1e-5:
+        if abs(point - (a - b)) > 1e-5:
             raise ValueError(
-                f"{variant} {key}: the runs' metrics.json give a mean difference from thne of "
-                f"{ours - ref:.6f}, their predictions.tsv {point:.6f}: rerun the evaluate step"
+                f"{label} {key}: the runs' metrics.json give a mean difference of {a - b:.6f}, "
+                f"their predictions.tsv {point:.6f}: rerun the evaluate step"
             )

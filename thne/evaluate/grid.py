@@ -115,15 +115,21 @@ def _seed_list(seeds: Sequence[int]) -> str:
     return ",".join(str(s) for s in seeds)
 
 
-def _read_run(path: str, seed: int, variant: str) -> dict:
+def read_json_object(path: str | os.PathLike, missing: str = "no such file") -> dict:
+    """A JSON object from ``path``; a missing, unreadable or other file is a GridError."""
     try:
-        run = json.loads(Path(path).read_text())
+        result = json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise GridError(f"{path}: no such file (has that run finished?)") from None
+        raise GridError(f"{path}: {missing}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise GridError(f"{path}: cannot be read as JSON ({exc})") from None
-    if not isinstance(run, dict):
+    if not isinstance(result, dict):
         raise GridError(f"{path}: not a JSON object")
+    return result
+
+
+def _read_run(path: str, seed: int, variant: str) -> dict:
+    run = read_json_object(path, "no such file (has that run finished?)")
     mae = run.get("mae")
     if isinstance(mae, bool) or not isinstance(mae, int | float) or not math.isfinite(mae):
         raise GridError(f"{path}: validation 'mae' is {mae!r}, not a finite number")

@@ -17,16 +17,12 @@ The test split enters only in c), through runs trained after the choice was made
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
-
-from thne.evaluate.aggregate import summarise
-from thne.evaluate.grid import RULE, GridError
-from thne.evaluate.metrics import METRIC_KEYS
+from thne.evaluate.aggregate import check_differences, summarise
+from thne.evaluate.grid import RULE, GridError, read_json_object
 from thne.evaluate.paper import PAPER_HIDDEN_GRID, TABLE2, TABLE3, TABLE3_MMIM, VARIANT_LABELS
 from thne.evaluate.significance import RESAMPLES, SEED, compare_variants
 from thne.evaluate.tables import DIFF_COLUMNS, HEADER, difference_cells, format_row
@@ -49,17 +45,6 @@ _PAPER_ROWS = {
 }
 
 
-def _read_json(path: str | os.PathLike) -> dict:
-    try:
-        result = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise GridError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GridError(f"{path}: cannot be read as JSON ({exc})") from None
-    if not isinstance(result, dict):
-        raise GridError(f"{path}: not a JSON object")
-    return result
-
 
 def axis_label(key: str) -> str:
     return f"`{key}` ({AXIS_LABELS[key]})" if key in AXIS_LABELS else f"`{key}`"
@@ -73,7 +58,7 @@ def read_best(
     best: dict[str, dict] = {}
     where: dict[str, str] = {}
     for path in paths:
-        result = _read_json(path)
+        result = read_json_object(path)
         variant = result.get("variant")
         if variant not in variants:
             raise GridError(f"{path}: a grid of variant {variant!r}, not one of {list(variants)}")
@@ -133,7 +118,7 @@ def untuned_runs_by_variant(
     runs: dict[str, tuple[list[dict], list[str]]] = {v: ([], []) for v in variants}
     used = set()
     for path in metrics:
-        run = _read_json(path)
+        run = read_json_object(path)
         variant = run.get("variant")
         if variant not in runs:
             raise GridError(f"{path}: a run of variant {variant!r}, not one of {list(variants)}")
@@ -286,20 +271,6 @@ def results_table(
     return text + "\n"
 
 
-def _check_difference(variant: str, stats: Mapping, untuned: Mapping, tuned: Mapping) -> None:
-    """The bootstrap's point estimates, from the predictions, must be the difference of the
-    means printed from the metrics files, or the two are out of step."""
-    for key in METRIC_KEYS:
-        a, b, point = tuned["mean"][key], untuned["mean"][key], stats[key]["difference"]
-        if point is None or a is None or b is None or not np.isfinite(a - b):
-            continue
-        if abs(point - (a - b)) > 1e-5:
-            raise GridError(
-                f"{variant} {key}: the metrics give tuned − untuned {a - b:.6f}, the "
-                f"predictions.tsv files {point:.6f}: rerun the evaluate and variants steps"
-            )
-
-
 def write_grid_report(
     out_path: str | os.PathLike,
     *,
@@ -319,7 +290,7 @@ def write_grid_report(
     if not variants:
         raise GridError("--variants: name one or more variants")
     chosen = read_best(best, variants, dataset)
-    tuned = _read_json(tuned_variants)
+    tuned = read_json_object(tuned_variants)
     tuned_preds = tuned_predictions_by_variant(tuned_predictions, tuned, variants)
     untuned = untuned_runs_by_variant(untuned_runs, untuned_predictions, variants)
     for variant in variants:
@@ -357,9 +328,15 @@ def write_grid_report(
             )
         except ValueError as exc:  # other clips or labels: the runs are not comparable
             raise GridError(f"{variant}, tuned against untuned runs: {exc}") from None
-        _check_difference(
-            variant, comparison["variants"]["tuned"], summarise(runs), tuned["variants"][variant]
-        )
+        try:
+            check_differences(
+                comparison["variants"]["tuned"],
+                tuned["variants"][variant]["mean"],
+                summarise(runs)["mean"],
+                f"{variant}, tuned − untuned",
+            )
+        except ValueError as exc:
+            raise GridError(str(exc)) from None
         text += (
             f"\n## {label} (`{variant}`)\n\n{_grid_line(b)}\n"
             f"Chosen: `{b['name']}` (validation MAE {_mean_std(b['valid']['mae'])}).\n\n"
