@@ -57,15 +57,7 @@ def mosei_size_workdir(root: Path, seed: int = 0) -> Path:
     (data / "excluded.tsv").write_text("clip_id\tvideo_id\tsplit\tmedia\treason\n")
     (data / "splits.json").write_text("{}\n")
     # Planned as a user plans: from a repository root (links to this checkout's workflow).
-    for name in (
-        "Snakefile",
-        "workflow",
-        "config",
-        "profiles",
-        "thne",
-        "resources",
-        "environment.yml",
-    ):
+    for name in "Snakefile workflow config profiles thne resources environment.yml".split():
         (root / name).symlink_to(REPO / name)
     cfg = root / "mosei_size.yaml"
     cfg.write_text(
