@@ -128,7 +128,8 @@ def test_demo_subset_through_slurm(slurm, tmp_path):
     Checked against the profiles as they were (profiles/default capping `gpu` at the
     submitting host's GPUs): the train job's sbatch call had no --gpus. Then the demo grid's
     four points go to SLURM as one grouped job (THNE_SLURM_JOBS_PER_GPU=4) that asks for one
-    GPU, and run as one job on the CPU node."""
+    GPU, and run as one job on the CPU node; checked against the profile without the
+    grid_train group: four sbatch calls, each one grid point."""
     raw = demo_subset(tmp_path / "raw", {"train": 4, "valid": 2, "test": 2})
     cfg = write_config(tmp_path / "cfg.yaml", raw, variants=["thne"], device="auto")
     work = tmp_path / "work"
