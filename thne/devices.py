@@ -25,6 +25,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+# The workflow counts each GPU of a machine as this many slots (resource gpu_slots); a training
+# job holds SLOTS_PER_GPU / jobs_per_gpu of them, so jobs_per_gpu is 1, 2, 4 or 8.
+SLOTS_PER_GPU = 8
+
 # Held open for the life of the process that claimed the GPU; the lock goes with it.
 _CLAIMED: list = []
 

@@ -16,8 +16,11 @@ import itertools
 import re
 from collections.abc import Mapping, Sequence
 
-# Keys whose values are not hyper-parameters of one run: which runs exist, and how a job runs.
-NOT_SEARCHABLE = ("seeds", "variants", "threads", "checkpoint_every_s", "jobs_per_gpu", "device")
+# Train keys that say which runs exist or how a job runs, not what a run computes: in no
+# lineage (workflow/rules/common.smk), and never a grid axis.
+NOT_COMPUTED = ("seeds", "variants", "threads", "checkpoint_every_s", "jobs_per_gpu")
+# Nor is the device an axis: it is where a run trains, not a hyper-parameter.
+NOT_SEARCHABLE = (*NOT_COMPUTED, "device")
 KEY = re.compile(r"[a-z][a-z0-9_]*")
 # A point's folder name: one or more key~value levels. Values are plain words (letters,
 # digits, _ . + -): names are paths and shell words in the workflow's commands.

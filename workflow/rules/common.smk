@@ -11,8 +11,8 @@ from jsonschema import ValidationError
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from thne.devices import visible_gpus
-from thne.grid import POINT_PATTERN, check_axes, grid_points
+from thne.devices import SLOTS_PER_GPU, visible_gpus
+from thne.grid import NOT_COMPUTED, POINT_PATTERN, check_axes, grid_points
 from thne.imports import PackageCode
 from thne.variants import LOSS_WEIGHTS, with_shipped
 
@@ -476,19 +476,19 @@ def jobs_per_gpu(wildcards):
 
 
 def train_gpu_slots(wildcards):
-    """The GPU slots of this machine a training job holds: each GPU counts 8 (the profile's
-    cap is 8 per GPU), and a job takes 8 / jobs_per_gpu, so that many train on each GPU.
+    """The GPU slots of this machine a training job holds: the profile counts SLOTS_PER_GPU
+    per GPU and a job takes SLOTS_PER_GPU / jobs_per_gpu, so that many train on each GPU.
     """
-    return 8 // jobs_per_gpu(wildcards) if train_gpus(wildcards) else 0
+    return SLOTS_PER_GPU // jobs_per_gpu(wildcards) if train_gpus(wildcards) else 0
 
 
 def train_flags(wildcards):
     return run_flags(wildcards.ds, wildcards.variant)
 
 
-def run_flags(ds, variant, point=None):
-    """The flags of `thne train` for a run of ``variant``: the dataset's training values, the
-    variant's switches and loss weights, and a grid point's values over both."""
+def run_values(ds, variant, point=None):
+    """What a run of ``variant`` trains with: the training values (the dataset's, the
+    variant's loss weights, a grid point's over both), its model, and its switches."""
     if variant not in config["variants"]:
         raise ValueError(
             f"variant {variant!r} is not defined under variants: in the config"
@@ -502,6 +502,12 @@ def run_flags(ds, variant, point=None):
         **{k: entry.pop(k) for k in LOSS_WEIGHTS if k in entry},
         **(point or {}),
     }
+    return train, model, entry
+
+
+def run_flags(ds, variant, point=None):
+    """The flags of `thne train` for a run of ``variant`` (run_values)."""
+    train, model, entry = run_values(ds, variant, point)
     flags = [
         f"--{key.replace('_', '-')} {train[key]}" for key in TRAIN_FLAGS if key in train
     ]
@@ -551,12 +557,7 @@ def _train_values(ds, variant, point=None):
     entry's, a grid point's, and the encoder; not seeds or the variant list (other runs), nor
     threads, the checkpoint interval and GPU sharing (how the job runs)."""
     section = config["datasets"][ds]
-    values = {
-        k: v
-        for k, v in section["train"].items()
-        if k
-        not in ("seeds", "variants", "threads", "checkpoint_every_s", "jobs_per_gpu")
-    }
+    values = {k: v for k, v in section["train"].items() if k not in NOT_COMPUTED}
     values = {
         **values,
         "variant": config["variants"].get(variant),
@@ -802,8 +803,7 @@ def untuned_values(wildcards):
     axes = grid_section(wildcards)["axes"]
     values = {}
     for variant in grid_variants(wildcards):
-        entry = config["variants"][variant] or {}
-        train = {**ds_config(wildcards, "train"), **entry}
+        train = run_values(wildcards.ds, variant)[0]
         values[variant] = {key: train[key] for key in axes}
     return json.dumps(values)
 
