@@ -24,23 +24,29 @@ def n_shards(clips: Sequence[Clip], shard_size: int) -> int:
     return max(1, math.ceil(len(video_ids(clips)) / shard_size))
 
 
-def shard_clips(clips: Sequence[Clip], shard: int, shard_size: int) -> list[Clip]:
-    """The clips of shard ``shard`` (0-based), in manifest order."""
-    total = n_shards(clips, shard_size)
-    if not 0 <= shard < total:
-        raise ValueError(f"shard {shard} does not exist: there are {total} (0 to {total - 1})")
-    videos = set(video_ids(clips)[shard * shard_size : (shard + 1) * shard_size])
-    return [c for c in clips if c.video_id in videos]
-
-
 def all_shards(clips: Sequence[Clip], shard_size: int) -> list[list[Clip]]:
-    """Every shard's clips (as :func:`shard_clips` gives each), in one pass over ``clips``."""
+    """Every shard's clips, each in manifest order, in one pass over ``clips``: callers that
+    need many shards (the workflow's plan, the OpenFace plans) split the manifest once."""
     total = n_shards(clips, shard_size)
     index = {video: i // shard_size for i, video in enumerate(video_ids(clips))}
     shards: list[list[Clip]] = [[] for _ in range(total)]
     for clip in clips:
         shards[index[clip.video_id]].append(clip)
     return shards
+
+
+def pick_shard(shards: Sequence[list[Clip]], shard: int) -> list[Clip]:
+    """Shard ``shard`` (0-based) of :func:`all_shards`; one that does not exist is an error."""
+    if not 0 <= shard < len(shards):
+        raise ValueError(
+            f"shard {shard} does not exist: there are {len(shards)} (0 to {len(shards) - 1})"
+        )
+    return shards[shard]
+
+
+def shard_clips(clips: Sequence[Clip], shard: int, shard_size: int) -> list[Clip]:
+    """The clips of shard ``shard`` (0-based), in manifest order."""
+    return pick_shard(all_shards(clips, shard_size), shard)
 
 
 def read_shard(manifest: str | os.PathLike, shard: int | None, shard_size: int) -> list[Clip]:

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from thne.data.manifest import read_manifest
-    from thne.data.shards import n_shards, shard_clips
+    from thne.data.shards import all_shards
     from thne.features.openface import plan_inputs, write_plan
 
     clips = read_manifest(args.manifest)
@@ -28,10 +28,9 @@ def run(args: argparse.Namespace) -> None:
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    total = n_shards(clips, args.shard_size)
-    for shard in range(total):
-        media = (c.media for c in shard_clips(clips, shard, args.shard_size))
-        write_plan(plan_inputs(media), tmp / f"{shard}.tsv")
+    shards = all_shards(clips, args.shard_size)
+    for shard, members in enumerate(shards):
+        write_plan(plan_inputs(c.media for c in members), tmp / f"{shard}.tsv")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
-    print(f"OpenFace plans for {total} shard(s) in {out}", file=sys.stderr)
+    print(f"OpenFace plans for {len(shards)} shard(s) in {out}", file=sys.stderr)

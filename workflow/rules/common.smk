@@ -302,17 +302,14 @@ def manifest_shards(path, mtime_ns, shard_size):
 
 
 def clips_of_shard(manifest, wildcards):
+    from thne.data.shards import pick_shard
+
     shards = manifest_shards(
         manifest,
         os.stat(manifest).st_mtime_ns,
         config["datasets"][wildcards.ds]["shard_size"],
     )
-    shard = int(wildcards.shard)
-    if not 0 <= shard < len(shards):
-        raise ValueError(
-            f"shard {shard} does not exist: there are {len(shards)} (0 to {len(shards) - 1})"
-        )
-    return shards[shard]
+    return pick_shard(shards, int(wildcards.shard))
 
 
 def media_stamp(path):
