@@ -30,11 +30,12 @@ from pathlib import Path
 import torch
 import yaml
 
+from thne.model.build import build_model
 from thne.model.mmim import MMIM
 from thne.train.config import TrainConfig
 from thne.train.data import load_dataset
 from thne.train.forward import model_inputs
-from thne.train.loop import build_model, evaluate, make_optimizer, seed_everything
+from thne.train.loop import evaluate, make_optimizer, seed_everything
 from thne.train.two_stage import estimator_step, new_memory
 
 PARTS = ("text", "visual", "acoustic", "fusion")

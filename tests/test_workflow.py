@@ -261,3 +261,17 @@ def test_missing_clip_fails_or_is_excluded(tmp_path):
         "clips per split: train 2, valid 1, test 1"
         in (tmp_path / "logs/demo/ingest.log").read_text()
     )
+
+
+def test_a_shipped_variant_keeps_its_switches(tmp_path):
+    """An entry named like a shipped variant may change its loss weights, not its switches:
+    Snakemake stops before any job, naming the key. Checked against the workflow without
+    this check: the plan went ahead, and the training job stopped with a traceback after the
+    features were built."""
+    cfg = tmp_path / "v.yaml"
+    cfg.write_text(yaml.safe_dump({"variants": {"no_re": {"recovery": False, "residual": True}}}))
+    proc = run_snakemake(tmp_path, "--configfile", str(cfg), "-n", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "variants.no_re:" in out and "not residual" in out, out
+    cfg.write_text(yaml.safe_dump({"variants": {"no_re": {"alpha": 0.2}}}))
+    run_snakemake(tmp_path, "--configfile", str(cfg), "-n")

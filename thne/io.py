@@ -32,7 +32,10 @@ class DiskFull(InputError):
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         free = free_bytes(self.path.parent)
-        top = self.path.parts[0] if not self.path.is_absolute() else str(self.path.parent)
+        if self.path.is_absolute():
+            top = str(self.path.parent)
+        else:  # the output's top folder; a bare file name is in the working directory
+            top = self.path.parts[0] if len(self.path.parts) > 1 else "."
         super().__init__(
             f"no space left on device while writing {self.path} ({free / 1e6:.0f} MB free); "
             f"free space or move {top.rstrip('/')}/ to a disk with room (a link to it works)"

@@ -246,16 +246,8 @@ def compare_many(
     whole = metrics_from_counts(flat + ensembles, truth, np.ones((1, n)))
     means = {name: _seed_mean(whole[slices[name]]) for name in names}
     ensemble = dict(zip(names, whole[len(flat) :], strict=True))
-    parts = [metrics_from_counts(flat, truth, c) for c in _draw_counts(n, resamples, seed, chunk)]
-    sampled = {
-        name: _seed_mean(
-            [
-                {k: np.concatenate([p[i][k] for p in parts]) for k in METRIC_KEYS}
-                for i in range(slices[name].start, slices[name].stop)
-            ]
-        )
-        for name in names
-    }
+    per_set = bootstrap(flat, truth, resamples=resamples, seed=seed, chunk=chunk)
+    sampled = {name: _seed_mean(per_set[slices[name]]) for name in names}
     out: dict[str, dict[str, dict[str, object]]] = {}
     for name in names:
         if name == reference:

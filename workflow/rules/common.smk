@@ -14,7 +14,7 @@ from snakemake.utils import validate
 from thne.devices import SLOTS_PER_GPU, visible_gpus
 from thne.grid import NOT_COMPUTED, POINT_PATTERN, check_axes, grid_points
 from thne.imports import PackageCode
-from thne.variants import LOSS_WEIGHTS, with_shipped
+from thne.variants import LOSS_WEIGHTS, SHIPPED_VARIANTS, with_shipped
 
 # Sections a user's config replaces as a whole: a dataset's source, and a grid's axes. Merged
 # key by key, the shipped raw_dir would sit beside a user's url or archive and win over it, and
@@ -69,6 +69,22 @@ fill_defaults(
     config, yaml.safe_load(Path(workflow.basedir, "config/config.yaml").read_text())
 )
 inherit_bases(config["datasets"])
+for _name, _entry in (config.get("variants") or {}).items():
+    if _name not in SHIPPED_VARIANTS:
+        continue
+    _changed = sorted(
+        key
+        for key, value in (_entry or {}).items()
+        if key not in LOSS_WEIGHTS and SHIPPED_VARIANTS[_name].get(key) != value
+    )
+    if _changed:
+        # The name means its switches (thne train --variant, the tables): caught here, not in
+        # the training job after the features are built.
+        raise WorkflowError(
+            f"variants.{_name}: a shipped variant's entry may change its loss weights "
+            f"({', '.join(LOSS_WEIGHTS)}) only, not {', '.join(_changed)}; give the variant "
+            "a name of its own"
+        )
 config["variants"] = with_shipped(config.get("variants"))
 try:
     validate(config, schema="../schemas/config.schema.yaml")
