@@ -13,10 +13,10 @@ MMIM's own equation numbers are not given: they have not been checked against th
 paper's method section.
 
 What is shared with t-HNE, and why:
-- The encoders (BERT [CLS], unidirectional LSTMs over the visual and acoustic sequences), the
-  fusion network, the regression head and the CPC head are t-HNE's classes (``THNE`` with
-  DeNo1 and DeNo2 off is MMIM's skeleton: no text-guided attention, F = FN(h_t, h_v, h_a)), so
-  a difference between the two models comes from their objectives, not from other layers.
+- The encoders (BERT [CLS], unidirectional LSTMs over the visual and acoustic sequences) and
+  the CPC heads are t-HNE's classes (``THNE`` with DeNo1 and DeNo2 off is MMIM's skeleton: no
+  text-guided attention, F = FN(h_t, h_v, h_a)); the fusion network, regression head and
+  initialisation are MMIM's own (below).
 - Fusion-level CPC between F and h_t, h_v, h_a uses t-HNE's CPC head and score (t-HNE Eq. 6),
   its InfoNCE taken as MMIM's code takes it (below); MMIM also predicts h_t from F, t-HNE
   does not.
@@ -44,10 +44,16 @@ Where MMIM is open to reading we follow its public code (declare-lab/Multimodal-
 - CPC's InfoNCE picks, for each h_m^i, its own F^i among the batch's predictions (the public
   code's softmax runs over the fused vectors); t-HNE's Eq. 7 picks h_m^i for each F^i.
 
+- The fusion and regression network is MMIM's (its ``SubNet``): F = tanh(W_2 tanh(W_1 x)),
+  prediction W_3 F, with dropout on x; and every weight matrix outside the text encoder is
+  initialised Xavier-normal, as its ``Solver`` does. With t-HNE's ReLU fusion and regressor at
+  PyTorch's default initialisation the predictions start with a spread of about 0.005 of the
+  labels' and need several epochs to leave it, so on small training sets validation MAE kept
+  an epoch whose predictions were a constant (thne's issue 27 measured it on the demo).
+
 Where this still differs from MMIM's public code, for whoever compares numbers with it:
-- the encoders, fusion network and CPC predictors are t-HNE's (above): its code has a linear
-  layer after each LSTM, a tanh fusion network and a one-layer CPC predictor, and initialises
-  every non-BERT weight matrix Xavier-normal;
+- the encoders and CPC predictors are t-HNE's (above): its code has a linear layer after each
+  LSTM and a one-layer CPC predictor;
 - its first stage sees only half the training batches on MOSEI, and back-propagates into the
   encoders, whose gradients then count in its clip of the estimators' step; its clips span
   all parameters in both stages;
@@ -184,9 +190,31 @@ class MMIM(THNE):
         # MMIM trains its own F -> h_t CPC head, so t-HNE's detached s_ft probe is not needed.
         del self.cpc_t_probe
         self.cpc_t = CPCHead(fusion_dim, d_t)
+        # MMIM's fusion and regression network (its public code's SubNet): two tanh layers
+        # give F, a linear layer the prediction. t-HNE's ReLU stack, left at PyTorch's default
+        # initialisation, starts with predictions that spread 0.007 on the demo and stay
+        # near-constant for several epochs; MMIM's does not (see initialise).
+        fusion_in = self.fusion[1].in_features
+        self.fusion = nn.Sequential(
+            nn.Dropout(dropout),
+            nn.Linear(fusion_in, fusion_dim),
+            nn.Tanh(),
+            nn.Linear(fusion_dim, fusion_dim),
+            nn.Tanh(),
+        )
+        self.regressor = nn.Linear(fusion_dim, 1)
         # The MI estimators: the only parameters of the first optimisation stage.
         self.mi_tv = GaussianEstimator(d_t, visual_hidden)
         self.mi_ta = GaussianEstimator(d_t, acoustic_hidden)
+        self.initialise()
+
+    def initialise(self) -> None:
+        """Every weight matrix outside the text encoder Xavier-normal, biases as built: MMIM's
+        public code (``Solver.__init__``) does this to its LSTMs, fusion network, CPC heads and
+        MI estimators alike."""
+        for name, param in self.named_parameters():
+            if not name.startswith("text_encoder.") and param.dim() > 1:
+                nn.init.xavier_normal_(param)
 
     ESTIMATORS = ("mi_tv", "mi_ta")
 
