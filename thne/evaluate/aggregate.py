@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from thne.evaluate.metrics import METRIC_KEYS, regression_metrics
+from thne.evaluate.metrics import METRIC_KEYS, constant_warning, regression_metrics, spread_share
 from thne.evaluate.significance import RESAMPLES, SEED, compare_variants
 from thne.io import write_json
 
@@ -18,12 +18,24 @@ from thne.io import write_json
 def evaluate_predictions(
     predictions: str | os.PathLike, out_path: str | os.PathLike, **info
 ) -> dict:
-    """Test metrics of one run from its ``predictions.tsv``; written to ``out_path``."""
+    """Test metrics of one run from its ``predictions.tsv``; written to ``out_path`` with the
+    predictions' spread (their std over the labels') and, for a near-constant predictor, a
+    ``warning`` (:func:`~thne.evaluate.metrics.constant_warning`)."""
     frame = pd.read_csv(predictions, sep="\t", dtype={"clip_id": str})
     if frame.empty:
         raise ValueError(f"{predictions}: no predictions")
-    metrics = regression_metrics(frame["prediction"].to_numpy(), frame["label"].to_numpy())
-    write_json(out_path, {**info, "n_clips": len(frame), **metrics})
+    pred, label = frame["prediction"].to_numpy(), frame["label"].to_numpy()
+    metrics = regression_metrics(pred, label)
+    record = {
+        **info,
+        "n_clips": len(frame),
+        **metrics,
+        "spread": round(spread_share(pred, label), 6),
+    }
+    warning = constant_warning(pred, label)
+    if warning is not None:
+        record["warning"] = warning
+    write_json(out_path, record)
     return metrics
 
 
@@ -105,9 +117,7 @@ def aggregate_variants(
             seed=seed,
         )
         for variant, stats in comparison.pop("variants").items():
-            check_differences(
-                stats, summaries[variant]["mean"], summaries["thne"]["mean"], variant
-            )
+            check_differences(stats, summaries[variant]["mean"], summaries["thne"]["mean"], variant)
             summaries[variant]["vs_thne"] = stats
         result["significance"] = comparison
     write_json(out_path, result)

@@ -47,6 +47,33 @@ def pearson(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(np.clip((pc * tc).sum() / denom, -1.0, 1.0))
 
 
+# A run whose test predictions spread less than this share of the labels' (standard deviation
+# over standard deviation) is reported as a near-constant predictor: a warning on the result in
+# the run's log, its metrics.json and the tables, never a change to the epoch chosen.
+CONSTANT_SHARE = 0.1
+
+
+def spread_share(pred: Sequence[float] | np.ndarray, truth: Sequence[float] | np.ndarray) -> float:
+    """The predictions' standard deviation over the labels' (NaN where the labels are constant)."""
+    p, t = np.asarray(pred, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    label_std = float(t.std())
+    return float(p.std()) / label_std if label_std > 0 else float("nan")
+
+
+def constant_warning(
+    pred: Sequence[float] | np.ndarray, truth: Sequence[float] | np.ndarray
+) -> str | None:
+    """The warning for predictions that barely vary, or None."""
+    share = spread_share(pred, truth)
+    if not share < CONSTANT_SHARE:
+        return None
+    return (
+        f"near-constant predictions: their spread is {share:.3f} of the labels' (under "
+        f"{CONSTANT_SHARE}), so this run predicts about the same score for every clip and its "
+        f"metrics are those of a constant, not of a model"
+    )
+
+
 def _class_accuracy(pred: np.ndarray, truth: np.ndarray, bound: float) -> float:
     # np.round rounds half to even, as the reference code does: 0.5 -> 0, 1.5 -> 2.
     p = np.round(np.clip(pred, -bound, bound))

@@ -166,6 +166,23 @@ def differences(result: Mapping) -> str:
     return text
 
 
+def constant_runs(summaries: Mapping[str, Mapping]) -> str:
+    """A warning under a table for every run whose ``metrics.json`` says its test predictions
+    are near-constant (:func:`thne.evaluate.metrics.constant_warning`); empty when none is."""
+    lines = [
+        f"- `{variant}` seed {run.get('seed')}: {run['warning']}\n"
+        for variant, summary in summaries.items()
+        for run in summary.get("runs", [])
+        if run.get("warning")
+    ]
+    if not lines:
+        return ""
+    return (
+        "\n**Warning: near-constant runs.** These runs' rows above include a constant "
+        "predictor, not a model:\n\n" + "".join(lines)
+    )
+
+
 def write_table(
     metrics_json: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -195,6 +212,9 @@ def write_table(
         )
     if paper not in TABLE3:
         text += f"\nThe paper reports no results on {paper}.\n"
+    text += constant_runs(
+        {"thne": result, **{k: v for k, v in variants["variants"].items() if k == "mmim"}}
+    )
     text += differences(variants)
     return _write(out_path, text)
 
@@ -226,6 +246,7 @@ def write_ablation(
         text += (
             f"\nThe paper's ablation (Table 4) is on mosei only; it has no rows for {paper_name}.\n"
         )
+    text += constant_runs(result["variants"])
     text += differences(result)
     return _write(out_path, text)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 COMMAND = "evaluate"
 HELP = "test metrics of one run from its predictions.tsv"
@@ -21,3 +23,6 @@ def run(args: argparse.Namespace) -> None:
 
     m = evaluate_predictions(args.predictions, args.out, variant=args.variant, seed=args.seed)
     print(" ".join(f"{k} {v:.4f}" for k, v in m.items()), file=sys.stderr)
+    warning = json.loads(Path(args.out).read_text()).get("warning")
+    if warning:
+        print(f"warning: {args.predictions}: {warning}", file=sys.stderr)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from thne.evaluate.metrics import regression_metrics
+from thne.evaluate.metrics import constant_warning, regression_metrics
 from thne.io import atomic_path, write_json
 from thne.model.build import build_model
 from thne.model.thne import THNE, total_loss
@@ -311,6 +311,13 @@ def train_run(
     # The test split is looked at only here, with the weights chosen on validation.
     _, test_pred = evaluate(model, test, cfg, dev)
     valid_metrics = selection_metrics(valid_pred)
+    warning = constant_warning(test_pred["prediction"], test_pred["label"])
+    if warning is not None:
+        print(
+            f"warning: epoch {state.best_epoch}, chosen on validation MAE, gives {warning}",
+            file=sys.stderr,
+            flush=True,
+        )
     save_run(
         out,
         best,
