@@ -72,7 +72,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from thne.model.thne import THNE, CPCHead, Output, Variant, info_nce
+from thne.model.thne import THNE, CPCHead, Output, Variant, fusion_network, info_nce
 
 # MMIM as switches over t-HNE's model: no text-guided attention, no DeNo2 NCE, CPC on.
 MMIM_SKELETON = Variant(deno1=False, deno2=False, recovery=True)
@@ -195,13 +195,7 @@ class MMIM(THNE):
         # initialisation, starts with predictions that spread 0.007 on the demo and stay
         # near-constant for several epochs; MMIM's does not (see initialise).
         fusion_in = self.fusion[1].in_features
-        self.fusion = nn.Sequential(
-            nn.Dropout(dropout),
-            nn.Linear(fusion_in, fusion_dim),
-            nn.Tanh(),
-            nn.Linear(fusion_dim, fusion_dim),
-            nn.Tanh(),
-        )
+        self.fusion = fusion_network(fusion_in, fusion_dim, fusion_dim, dropout, nn.Tanh)
         self.regressor = nn.Linear(fusion_dim, 1)
         # The MI estimators: the only parameters of the first optimisation stage.
         self.mi_tv = GaussianEstimator(d_t, visual_hidden)

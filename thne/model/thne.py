@@ -121,6 +121,20 @@ class PairCritic(nn.Module):
         return self.net(pairs).squeeze(-1)  # [i, j]: x of sample i with y of sample j
 
 
+def fusion_network(
+    in_dim: int, hidden: int, out_dim: int, dropout: float, activation: type[nn.Module]
+) -> nn.Sequential:
+    """FN: dropout on the concatenated input, then two linear layers, each followed by
+    ``activation``; the output is F."""
+    return nn.Sequential(
+        nn.Dropout(dropout),
+        nn.Linear(in_dim, hidden),
+        activation(),
+        nn.Linear(hidden, out_dim),
+        activation(),
+    )
+
+
 def info_nce(logits: torch.Tensor) -> torch.Tensor:
     """-E_i log( exp(logits[i, i]) / sum_j exp(logits[i, j]) ): positives on the diagonal."""
     target = torch.arange(logits.shape[0], device=logits.device)
@@ -180,13 +194,7 @@ class THNE(nn.Module):
                 self.cpc_v = CPCHead(fusion_dim, visual_hidden)
                 self.cpc_a = CPCHead(fusion_dim, acoustic_hidden)
         # Fusion network FN: stacked linear + activation layers into F.
-        self.fusion = nn.Sequential(
-            nn.Dropout(dropout),
-            nn.Linear(fusion_in, fusion_hidden),
-            nn.ReLU(),
-            nn.Linear(fusion_hidden, fusion_dim),
-            nn.ReLU(),
-        )
+        self.fusion = fusion_network(fusion_in, fusion_hidden, fusion_dim, dropout, nn.ReLU)
         self.regressor = nn.Sequential(
             nn.Dropout(dropout),
             nn.Linear(fusion_dim, fusion_dim // 2),
