@@ -15,6 +15,10 @@ from test_workflow import demo_subset, write_config
 
 from conftest import REPO, run_snakemake
 
+# One worker under pytest-xdist runs this file's tests, one after another: the cluster's job
+# list (sacct) must hold only the jobs of the test that reads it.
+pytestmark = pytest.mark.xdist_group("slurm")
+
 
 def cluster_up() -> bool:
     if shutil.which("sinfo") is None:
@@ -122,6 +126,7 @@ def profile_resources() -> dict:
     return process_yaml(text)["resources"]
 
 
+@pytest.mark.slow
 def test_demo_subset_through_slurm(slurm, tmp_path):
     """The demo through profiles/slurm: the train job's own sbatch call asks for a GPU and
     SLURM rejects it (this node has none); THNE_SLURM_GPUS=0 then trains on the CPU node.
