@@ -16,6 +16,15 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
+# Under pytest-xdist, a test that trains in its worker's process takes that worker's share of
+# the cores, not every core (torch's default): two workers each spinning two threads on two
+# cores slow each other down several times over.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    import torch
+
+    workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FIXTURES = SHARED / "fixtures"
