@@ -126,6 +126,7 @@ def dataset(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("data"))
 
 
+@pytest.mark.slow
 def test_training_on_a_full_disk(small_disk, dataset):
     """The first write is a checkpoint (torch's writer), then, with room for it, the run's
     weights. Checked by hand: without the probe write after torch's error, training ended

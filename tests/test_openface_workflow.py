@@ -100,6 +100,7 @@ PATH={image_bin}:$PATH exec "${{args[$((n - 3))]}}" -c "${{args[$((n - 1))]}}"
 """
 
 
+@pytest.mark.slow
 def test_openface_runs_in_the_container_with_sdm_apptainer(tmp_path):
     csv = need(FIXTURES / "openface" / "astronaut_75frames.csv")
     host_bin, image_bin = tmp_path / "bin", tmp_path / "image_bin"

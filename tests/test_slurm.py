@@ -87,6 +87,7 @@ def job_resources(out: str, rule: str) -> dict[str, str]:
     return dict(kv.split("=", 1) for kv in line.split(":", 1)[1].strip().split(", "))
 
 
+@pytest.mark.slow
 def test_gpu_requests_come_from_the_profile_not_the_submitting_host(tmp_path, monkeypatch):
     """Planned on a host without GPUs, a training job under profiles/slurm still asks for
     one; the workflow profile's cap at this host's GPUs applies to local runs only. Checked
