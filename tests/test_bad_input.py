@@ -250,6 +250,7 @@ def test_a_users_source_replaces_the_shipped_one(tmp_path):
 # Downloads and archives
 
 
+@pytest.mark.slow
 def test_failed_download_names_every_url_and_what_to_set_instead(tmp_path):
     """Before: two tracebacks, ending in 'could not download ... from any of 1 URL(s)'."""
     cfg = tmp_path / "c.yaml"
@@ -282,6 +283,7 @@ def test_failed_download_names_every_url_and_what_to_set_instead(tmp_path):
     assert "datasets.mosi.source.raw_dir" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_corrupt_download_is_moved_aside_and_fetched_again(tmp_path, server):
     """Before: a damaged archive downloaded without a sha256 stayed 'finished', and every
     later run failed at unpacking with no word on deleting it."""

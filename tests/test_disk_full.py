@@ -95,6 +95,7 @@ def test_merge_on_a_full_disk(small_disk, tmp_path):
         assert len(h5.keys()) == 8
 
 
+@pytest.mark.slow
 def test_feature_extraction_on_a_full_disk(small_disk, tmp_path):
     """Real librosa features of two demo clips, on a disk with 8 kB left. Checked by hand:
     without ensure_room before each clip's write, HDF5 raised nothing where it wrote and

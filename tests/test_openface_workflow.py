@@ -43,6 +43,7 @@ for video in inputs:
 """
 
 
+@pytest.mark.slow
 def test_demo_subset_with_openface(tmp_path):
     csv = need(FIXTURES / "openface" / "astronaut_75frames.csv")
     bindir = tmp_path / "bin"
