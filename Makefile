@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install system demo test lint clean-demo
+.PHONY: install system demo test test-fast lint clean-demo
 
 install: $(VENV)/.installed
 
@@ -40,8 +40,17 @@ system:
 		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# The whole suite on every core (pytest-xdist, one worker a core); tests that must not overlap
+# share an xdist_group, which --dist loadgroup runs on one worker. --durations=15 names the
+# slowest tests in every run. `make test PYTEST_WORKERS=0` runs it serially.
+PYTEST_WORKERS ?= auto
+PYTEST_ARGS := -q -n $(PYTEST_WORKERS) --dist loadgroup
 test: install system
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest $(PYTEST_ARGS) --durations=15
+
+# The edit-test loop: every test but the end-to-end ones (marked slow), in under 2 minutes.
+test-fast: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "not slow" --durations=10
 
 lint: install
 	$(BIN)/ruff check thne tests benchmarks resources

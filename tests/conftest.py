@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -12,6 +15,15 @@ import pytest
 # Nothing in the tests may reach a model hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+# Under pytest-xdist, a test that trains in its worker's process takes that worker's share of
+# the cores, not every core (torch's default): two workers each spinning two threads on two
+# cores slow each other down several times over.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    import torch
+
+    workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -133,3 +145,82 @@ def render_page(url: str, shot: Path, size: tuple[int, int], min_colours: int) -
     return subprocess.run(
         [*common, "--dump-dom", url], check=True, capture_output=True, text=True, timeout=120
     ).stdout
+
+
+# The demo built once per test session: the workflow tests that need the demo's features, its
+# tokenized text and a finished training run copy them from here, with Snakemake's records,
+# instead of extracting them again (about two CPU-minutes each on two cores).
+DEMO_SPLITS = {"train": 6, "valid": 3, "test": 3}
+DEMO_TRAIN = {"max_epochs": 2}
+DEMO_TARGET = "results/demo/metrics.json"
+# What a finished run leaves in its repository root: outputs, logs, benchmarks and Snakemake's
+# metadata (its records of params, code and inputs, keyed by the output's path from the root).
+DEMO_OUTPUTS = ("data", "features", "results", "logs", "benchmarks", ".snakemake")
+
+
+@dataclass(frozen=True)
+class DemoBuild:
+    """A finished ``snakemake results/demo/metrics.json`` on a demo subset (DEMO_SPLITS, one
+    seed of t-HNE trained DEMO_TRAIN["max_epochs"] epochs), made from the repository root
+    ``root`` with the config ``config``; ``raw`` is the subset, which every copy reads in place
+    (its path is a param of ingest)."""
+
+    root: Path
+    raw: Path
+    config: Path
+
+    def write_config(self, path: Path, **train) -> Path:
+        """A config for this build's subset, as test_workflow.write_config writes one (the
+        build's training values under ``train``): with no ``train``, the build's own."""
+        from test_workflow import write_config
+
+        return write_config(path, self.raw, **{**DEMO_TRAIN, **train})
+
+    def copy_to(self, dest: Path) -> Path:
+        """The build's outputs and Snakemake records copied into the repository root
+        ``dest``, with their dates, so that Snakemake finds them up to date there."""
+        dest.mkdir(parents=True, exist_ok=True)
+        skip = shutil.ignore_patterns("log", "locks", "incomplete")
+        for name in DEMO_OUTPUTS:
+            shutil.copytree(
+                self.root / name,
+                dest / name,
+                copy_function=shutil.copy2,
+                ignore=skip if name == ".snakemake" else None,
+                dirs_exist_ok=True,
+            )
+        return dest
+
+
+def _build_demo(folder: Path) -> DemoBuild:
+    from test_workflow import demo_subset
+
+    raw = demo_subset(folder / "raw", DEMO_SPLITS)
+    root = repository_root(folder / "root")
+    build = DemoBuild(root, raw, folder / "cfg.yaml")
+    build.write_config(build.config)
+    run_snakemake(root, "--configfile", str(build.config), "--cores", "2", DEMO_TARGET)
+    return build
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory) -> DemoBuild:
+    """The session's DemoBuild, made by the first test that asks for it. Under pytest-xdist
+    each worker has a session of its own: the build lies beside the workers' temporary
+    folders, and a file lock lets one worker make it while the others wait for it."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / "demo-build"
+    with open(base / "demo-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            done = folder / "done"
+            if not done.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir()
+                _build_demo(folder)
+                done.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return DemoBuild(folder / "root", folder / "raw", folder / "cfg.yaml")

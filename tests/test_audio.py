@@ -106,6 +106,10 @@ def _features(paths):
     return out
 
 
+# Under pytest-xdist, tests of the cold cache share a group: one worker runs them one after
+# another, so no two of them compile at once beside the four jobs this one starts.
+@pytest.mark.slow
+@pytest.mark.xdist_group("numba_cache")
 def test_four_shard_jobs_on_a_cold_cache_equal_a_sequential_run(tmp_path):
     """Four audio shard jobs started at once on a cold cache, then the same shards one after
     another on the cache they published, then one job with 2 workers: byte-identical features.

@@ -96,6 +96,7 @@ def truncated(tmp_path):
 # Truncated media
 
 
+@pytest.mark.slow
 def test_truncated_faststart_video_is_stopped_at_ingest(tmp_path, truncated):
     """Before: it went through ingest and both extractors with exit 0, its features covering
     0.96 s of a 3.12 s clip."""
@@ -120,6 +121,7 @@ def test_truncated_faststart_video_is_stopped_at_ingest(tmp_path, truncated):
     assert "holds 0." in excluded.reason[0] and "truncated" in excluded.reason[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["audio", "visual"])
 def test_each_extractor_checks_its_frames_reach_the_clips_end(tmp_path, truncated, stage):
     """Before: a clip that got past ingest was extracted from whatever decoded; the acoustic
@@ -147,6 +149,7 @@ def test_each_extractor_checks_its_frames_reach_the_clips_end(tmp_path, truncate
 # Changed media
 
 
+@pytest.mark.slow
 def test_a_replaced_or_restored_media_file_reruns_its_shards_and_nothing_else(tmp_path):
     """Before: neither ingest nor extraction took the media as input, so a replaced video kept
     its old features and a clip excluded for a missing file stayed excluded after the file was
@@ -247,6 +250,7 @@ def test_a_users_source_replaces_the_shipped_one(tmp_path):
 # Downloads and archives
 
 
+@pytest.mark.slow
 def test_failed_download_names_every_url_and_what_to_set_instead(tmp_path):
     """Before: two tracebacks, ending in 'could not download ... from any of 1 URL(s)'."""
     cfg = tmp_path / "c.yaml"
@@ -279,6 +283,7 @@ def test_failed_download_names_every_url_and_what_to_set_instead(tmp_path):
     assert "datasets.mosi.source.raw_dir" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_corrupt_download_is_moved_aside_and_fetched_again(tmp_path, server):
     """Before: a damaged archive downloaded without a sha256 stayed 'finished', and every
     later run failed at unpacking with no word on deleting it."""

@@ -115,6 +115,7 @@ def test_sigterm_mid_epoch_checkpoints_and_resumes_exactly(
     assert not (out / CHECKPOINT).exists()
 
 
+@pytest.mark.slow
 def test_sigterm_to_a_training_process(data_dir, tmp_path):
     """The real thing: `thne train` gets SIGTERM while it trains, exits 143 with a checkpoint,
     and a second start resumes from it and ends as an uninterrupted run."""
@@ -171,6 +172,7 @@ def test_a_checkpoint_that_would_run_code_is_not_resumed(data_dir, tmp_path, cap
     assert json.loads((out / "valid_metrics.json").read_text())["epochs"] == 1
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_other_code_is_not_resumed(data_dir, tmp_path, capfd):
     """The workflow passes each run its lineage (config and code, tests/test_reruns.py); a
     checkpoint written under another lineage, as by the code before an edit, starts over.

@@ -186,6 +186,7 @@ def _poses(row, face_tools):
     ]
 
 
+@pytest.mark.slow
 def test_faces_detected_and_head_motion(rows, face_tools):
     sample = _sample(rows)
     assert len(sample) == 9

@@ -95,6 +95,7 @@ def test_merge_on_a_full_disk(small_disk, tmp_path):
         assert len(h5.keys()) == 8
 
 
+@pytest.mark.slow
 def test_feature_extraction_on_a_full_disk(small_disk, tmp_path):
     """Real librosa features of two demo clips, on a disk with 8 kB left. Checked by hand:
     without ensure_room before each clip's write, HDF5 raised nothing where it wrote and
@@ -126,6 +127,7 @@ def dataset(tmp_path_factory):
     return make_dataset(tmp_path_factory.mktemp("data"))
 
 
+@pytest.mark.slow
 def test_training_on_a_full_disk(small_disk, dataset):
     """The first write is a checkpoint (torch's writer), then, with room for it, the run's
     weights. Checked by hand: without the probe write after torch's error, training ended

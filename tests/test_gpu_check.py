@@ -14,6 +14,7 @@ import pytest
 from conftest import REPO
 
 
+@pytest.mark.slow
 def test_dry_run_installs_the_kit_offline_and_runs_the_steps(tmp_path):
     """A kit holding this package as a wheel (built here without the network, as --prepare
     builds it): the dry run installs it with pip --no-index into a folder of its own and
@@ -53,6 +54,7 @@ def test_dry_run_installs_the_kit_offline_and_runs_the_steps(tmp_path):
     shutil.rmtree(site, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_packed_dry_run_prints_the_summed_throughput(tmp_path):
     """One and two MiniLM-sized MOSEI-shaped jobs on the CPU, each its own process, one batch
     each after one warm-up batch (gpu_check's dry run covers the MOSI shape): the table has

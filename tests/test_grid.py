@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_workflow import demo_subset, embedded_results, write_config
+from test_workflow import embedded_results
 
 from conftest import run_snakemake
 
@@ -49,11 +49,13 @@ def tuned_state(work: Path) -> tuple[int, dict]:
 
 
 @pytest.mark.slow
-def test_demo_grid_chosen_on_validation_and_rerun_only_where_needed(tmp_path):
+def test_demo_grid_chosen_on_validation_and_rerun_only_where_needed(demo_build, tmp_path):
     """Checked by hand against best.json as an input of the tuned runs (their params still
-    read the chosen point): the reselection with the same outcome retrained them."""
-    raw = demo_subset(tmp_path / "raw", {"train": 6, "valid": 3, "test": 3})
-    cfg = write_config(tmp_path / "cfg.yaml", raw, variants=["thne"], max_epochs=2)
+    read the chosen point): the reselection with the same outcome retrained them. The demo
+    subset's features and text come from the session's build (conftest.demo_build), copied
+    here with Snakemake's records; the grid's own runs are trained here."""
+    demo_build.copy_to(tmp_path)
+    cfg = demo_build.write_config(tmp_path / "cfg.yaml", variants=["thne"], max_epochs=2)
     args = ("--configfile", str(cfg))
 
     # The selection is planned on the four points' validation metrics, and on nothing else.

@@ -259,6 +259,7 @@ def test_mmim_switches_are_fixed():
         TrainConfig(model="misa")
 
 
+@pytest.mark.slow
 def test_mmim_trains_through_the_trainer_and_aggregates(dataset, tmp_path):  # noqa: F811
     data = load(dataset)
     runs = []
@@ -299,6 +300,7 @@ def test_mmim_trains_through_the_trainer_and_aggregates(dataset, tmp_path):  # n
     assert agg["mean"]["mae"] == pytest.approx((runs[0]["mae"] + runs[1]["mae"]) / 2, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_mmim_resumes_from_its_checkpoint_exactly(dataset, tmp_path, capfd):  # noqa: F811
     """MMIM's two optimisers go through checkpoint.pt (read with
     torch.load(weights_only=True)); its entropy memory is emptied each epoch, so a run stopped
@@ -366,6 +368,7 @@ def demo_mmim(tmp_path_factory):
     return labels, mean_mae, preds
 
 
+@pytest.mark.slow
 def test_mmim_learns_on_the_demo(demo_mmim):
     """Every seed beats the train-mean predictor on the test clips, with predictions that
     spread at least SPREAD_SHARE of the labels' standard deviation.

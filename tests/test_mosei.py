@@ -319,6 +319,7 @@ def test_real_labels_give_the_standard_fold_counts(tmp_path):
     assert sum(s.video_id == FORK_EXTRA for s in segments) == 4
 
 
+@pytest.mark.slow
 def test_workflow_ingests_a_cmu_mosei_copy(archive, tmp_path):
     """`snakemake data/mosei/manifest.tsv` on an unpacked copy and a local labels file: the
     manifest and excluded.tsv account for every candidate clip, clip by clip."""

@@ -102,6 +102,7 @@ def test_cli_writes_splits_report(mosi_copy, tmp_path):
     assert report["left_out"] == {}
 
 
+@pytest.mark.slow
 def test_mismatches_are_recorded(tmp_path):
     root = build_cmu_mosi(
         tmp_path / "copy", drop_label="03bSnISJMiM_5", extra_segment="_dI--eQ6qVU_99"

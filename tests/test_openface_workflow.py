@@ -43,6 +43,7 @@ for video in inputs:
 """
 
 
+@pytest.mark.slow
 def test_demo_subset_with_openface(tmp_path):
     csv = need(FIXTURES / "openface" / "astronaut_75frames.csv")
     bindir = tmp_path / "bin"
@@ -100,6 +101,7 @@ PATH={image_bin}:$PATH exec "${{args[$((n - 3))]}}" -c "${{args[$((n - 1))]}}"
 """
 
 
+@pytest.mark.slow
 def test_openface_runs_in_the_container_with_sdm_apptainer(tmp_path):
     csv = need(FIXTURES / "openface" / "astronaut_75frames.csv")
     host_bin, image_bin = tmp_path / "bin", tmp_path / "image_bin"

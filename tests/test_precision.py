@@ -53,6 +53,7 @@ def history(run):
     return pd.read_csv(run / "history.tsv", sep="\t")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_bf16_training_stays_near_float32(runs, dataset, model, monkeypatch):
     """Losses of a bf16 run within LOSS_RTOL of the float32 run, every term and epoch; the
@@ -79,6 +80,7 @@ def test_bf16_training_stays_near_float32(runs, dataset, model, monkeypatch):
     assert out.fused.dtype == torch.bfloat16
 
 
+@pytest.mark.slow
 def test_predict_equals_the_run_under_bf16(runs, dataset, monkeypatch):
     """``score_run`` runs a batch in the precision the run's evaluation ran in, which the run
     records, so a bf16 run's test clips get the predictions its predictions.tsv holds, on a

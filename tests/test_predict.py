@@ -143,6 +143,7 @@ def run_predictions(root: Path, seed: int) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", dtype={"clip_id": str}).set_index("clip_id")
 
 
+@pytest.mark.slow
 def test_run_records_how_features_and_tokens_were_made(trained):
     root, _ = trained
     run = root / "results/demo/runs/thne/seed1"
@@ -168,6 +169,7 @@ def test_run_records_how_features_and_tokens_were_made(trained):
     assert not list(run.rglob("*.pt")) and not list(run.rglob("*.pkl"))
 
 
+@pytest.mark.slow
 def test_predictions_equal_the_runs_own_on_its_test_clips(scored):
     root, test, out = scored
     pred = pd.read_csv(out, sep="\t", dtype={"clip": str}).set_index("clip")
@@ -198,6 +200,7 @@ def test_predictions_equal_the_runs_own_on_its_test_clips(scored):
     assert excluded.empty
 
 
+@pytest.mark.slow
 def test_a_clip_without_face_or_sound_is_scored_with_its_presence_at_zero(scored):
     _, _, out = scored
     pred = pd.read_csv(out, sep="\t").set_index("clip")
@@ -206,6 +209,7 @@ def test_a_clip_without_face_or_sound_is_scored_with_its_presence_at_zero(scored
     assert np.isfinite(pred.loc[["faceless", "silent"], "prediction"]).all()
 
 
+@pytest.mark.slow
 def test_one_video_with_its_transcript_on_the_command_line(trained, tmp_path):
     root, test = trained
     clip = test.iloc[0]
@@ -226,6 +230,7 @@ def test_one_video_with_its_transcript_on_the_command_line(trained, tmp_path):
     assert pred.prediction[0] == pytest.approx(own.loc[clip.clip_id, "prediction"], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_ensemble_averages_the_seeds_and_gives_their_spread(scored, tmp_path):
     """From the features the first call kept (the workflow's way: --manifest --audio --visual)."""
     root, test, _ = scored
@@ -252,6 +257,7 @@ def test_ensemble_averages_the_seeds_and_gives_their_spread(scored, tmp_path):
         assert pred.loc[clip, "prediction_std"] == pytest.approx(np.std(seeds, ddof=1), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_attention_sums_to_one_over_each_clips_frames(scored):
     from thne.data.manifest import read_manifest
     from thne.predict.score import read_features, score_run
@@ -272,6 +278,7 @@ def test_attention_sums_to_one_over_each_clips_frames(scored):
         assert np.all(np.diff(s.times_v) > 0) and s.times_a[0] == 0
 
 
+@pytest.mark.slow
 def test_explain_figures_and_page(scored):
     from PIL import Image
 
@@ -290,6 +297,7 @@ def test_explain_figures_and_page(scored):
     assert dom.count("<figure") == len(clips) and "Where the text looked" in dom
 
 
+@pytest.mark.slow
 def test_an_unreadable_video_is_an_error_or_an_exclusion(trained, tmp_path):
     root, _ = trained
     astronaut = need(FIXTURES / "media" / "astronaut_75frames.mp4")
@@ -311,6 +319,7 @@ def test_an_unreadable_video_is_an_error_or_an_exclusion(trained, tmp_path):
     assert "broken.mp4" in excluded["reason"][0]
 
 
+@pytest.mark.slow
 def test_a_folder_video_without_a_transcript_is_named(trained, tmp_path):
     root, _ = trained
     tiny_mp4(tmp_path / "alone.mp4")
@@ -326,6 +335,7 @@ def test_a_folder_video_without_a_transcript_is_named(trained, tmp_path):
     assert proc.returncode == 1 and "alone.txt" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_run_loads_without_its_encoder_on_the_machine(scored, tmp_path):
     """The run directory alone suffices: the run's encoder name pointing nowhere changes
     nothing."""
@@ -349,6 +359,7 @@ def test_a_run_loads_without_its_encoder_on_the_machine(scored, tmp_path):
         assert scores[clip] == pytest.approx(own.loc[clip, "prediction"], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_a_truncated_run_file_is_named(trained, tmp_path):
     """A model file cut short (a copy interrupted on its way from a cluster): thne predict
     names the file and says what is wrong, without a traceback. Before: a raw
@@ -397,6 +408,7 @@ def test_an_older_run_says_what_to_retrain_and_is_never_unpickled(tmp_path):
     assert not marker.exists(), "the old run's pickle was loaded and its code ran"
 
 
+@pytest.mark.slow
 def test_explain_needs_a_variant_with_attention(trained, tmp_path):
     from thne.predict.explain import NoAttention
     from thne.predict.pipeline import predict
@@ -415,6 +427,7 @@ def test_explain_needs_a_variant_with_attention(trained, tmp_path):
         predict([test.media.iloc[0]], tmp_path / "o.tsv", run=run, text="x", explain=tmp_path / "e")
 
 
+@pytest.mark.slow
 def test_workflow_target_scores_a_folder_and_a_second_run_does_nothing(trained):
     """results/{ds}/predict/{name}/predictions.tsv from a config's predict: section."""
     import yaml

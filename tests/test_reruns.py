@@ -16,9 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_workflow import demo_subset, write_config
+from test_workflow import write_config as workflow_config
 
-from conftest import BIN, REPO, SNAKEMAKE, run_snakemake
+from conftest import BIN, DEMO_TRAIN, REPO, SNAKEMAKE, run_snakemake
+
+# Every test here starts from a finished run (the session's demo build, trained again).
+pytestmark = pytest.mark.slow
 
 FEATURE_RULES = {"audio_shard", "merge_features", "feature_stats"}
 AFTER_FEATURES = {"train", "evaluate", "aggregate"}
@@ -37,6 +40,18 @@ def planned(root: Path, cfg: Path, target: str = TARGET) -> dict[str, int]:
     }
 
 
+# One batch an epoch, as the subset of four training clips with batches of four that these
+# tests were written on: a job cut off after its first checkpoint then resumes after an epoch,
+# never inside one (the interrupted retrains below check "resuming after epoch").
+ONE_BATCH = {"batch_size": 8}
+
+
+def write_config(path: Path, raw_dir: Path, **train) -> Path:
+    """test_workflow.write_config with the session build's training values (DEMO_TRAIN) and
+    ONE_BATCH, so that a config with no change of its own plans nothing after ``finished``."""
+    return workflow_config(path, raw_dir, **{**DEMO_TRAIN, **ONE_BATCH, **train})
+
+
 def copy_repository(dest: Path) -> Path:
     """A copy of the repository's workflow, config, package, tests and docs at ``dest``."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
@@ -48,11 +63,14 @@ def copy_repository(dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """A copy of the repository, and a finished demo-subset run made from its root."""
+def finished(tmp_path_factory, demo_build):
+    """A copy of the repository, and a finished demo-subset run in its root: the session's
+    (conftest.demo_build), copied there with Snakemake's records, then trained again here in
+    ONE_BATCH (the features, text and statistics are the build's, up to date)."""
     root = tmp_path_factory.mktemp("reruns")
     wf = copy_repository(root / "wf")
-    raw = demo_subset(root / "raw", {"train": 4, "valid": 2, "test": 2})
+    demo_build.copy_to(wf)
+    raw = demo_build.raw
     cfg = write_config(root / "cfg.yaml", raw)
     run_snakemake(wf, TARGET, "--configfile", str(cfg), "--cores", "2", source=wf)
     assert planned(wf, cfg) == {}

@@ -127,6 +127,7 @@ def test_merge_keeps_every_frame_timestamp_and_exclusion(tmp_path):
             np.testing.assert_array_equal(h5[clip.clip_id]["timestamps"][()], stamps)
 
 
+@pytest.mark.slow
 def test_mosei_size_manifest_plans_few_jobs(tmp_path):
     """3,228 videos and about 23k clips: hundreds of jobs, not tens of thousands."""
     sys.path.insert(0, str(REPO / "benchmarks"))

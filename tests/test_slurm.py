@@ -15,6 +15,10 @@ from test_workflow import demo_subset, write_config
 
 from conftest import REPO, run_snakemake
 
+# One worker under pytest-xdist runs this file's tests, one after another: the cluster's job
+# list (sacct) must hold only the jobs of the test that reads it.
+pytestmark = pytest.mark.xdist_group("slurm")
+
 
 def cluster_up() -> bool:
     if shutil.which("sinfo") is None:
@@ -83,6 +87,7 @@ def job_resources(out: str, rule: str) -> dict[str, str]:
     return dict(kv.split("=", 1) for kv in line.split(":", 1)[1].strip().split(", "))
 
 
+@pytest.mark.slow
 def test_gpu_requests_come_from_the_profile_not_the_submitting_host(tmp_path, monkeypatch):
     """Planned on a host without GPUs, a training job under profiles/slurm still asks for
     one; the workflow profile's cap at this host's GPUs applies to local runs only. Checked
@@ -122,6 +127,7 @@ def profile_resources() -> dict:
     return process_yaml(text)["resources"]
 
 
+@pytest.mark.slow
 def test_demo_subset_through_slurm(slurm, tmp_path):
     """The demo through profiles/slurm: the train job's own sbatch call asks for a GPU and
     SLURM rejects it (this node has none); THNE_SLURM_GPUS=0 then trains on the CPU node.

@@ -73,6 +73,7 @@ def mosi_copy(tmp_path_factory):
     return small_cmu_mosi(tmp_path_factory.mktemp("src") / "CMU_MOSI")
 
 
+@pytest.mark.slow
 def test_raw_dir(tmp_path, mosi_copy):
     root, n_rows = mosi_copy
     cfg = config(tmp_path / "c.yaml", raw_dir=str(root), url=None)
@@ -88,6 +89,7 @@ def zip_of(root, dest):
     return dest
 
 
+@pytest.mark.slow
 def test_archive_without_network(tmp_path, mosi_copy):
     root, n_rows = mosi_copy
     archive = zip_of(root, tmp_path / "CMU_MOSI.zip")
@@ -99,6 +101,7 @@ def test_archive_without_network(tmp_path, mosi_copy):
     assert (tmp_path / "data/mosi/raw/CMU_MOSI/Raw/Labels/OpinionLevelSentiment.csv").exists()
 
 
+@pytest.mark.slow
 def test_url_from_local_server_with_mirror(tmp_path, mosi_copy):
     root, n_rows = mosi_copy
     served = tmp_path / "served"

@@ -186,6 +186,7 @@ def test_clip_missing_from_a_feature_file_is_left_out_with_reason(dataset, tmp_p
     assert not (tmp_path / "v3.h5").exists()  # no half-written output
 
 
+@pytest.mark.slow
 def test_train_run_writes_run_directory(dataset, tmp_path):
     data = load(dataset)
     cfg = TrainConfig(batch_size=4, max_epochs=2, patience=2, seed=3)
@@ -276,6 +277,7 @@ def test_stats_come_from_train_clips_only(dataset, tmp_path):
     assert_standardised_with(data, ff.features, shifted.mean, shifted.std)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("variant", "kept"),
     [
@@ -357,6 +359,7 @@ def early(tmp_path_factory):
     return data, cfg, root / "whole"
 
 
+@pytest.mark.slow
 def test_early_stopping_stops_patience_epochs_after_the_best(early):
     """With patience 2 a run stops two epochs after its best validation MAE, long before
     max_epochs, and keeps the best epoch's weights.
@@ -377,6 +380,7 @@ def test_early_stopping_stops_patience_epochs_after_the_best(early):
     assert saved["epoch"] == best["best_epoch"]
 
 
+@pytest.mark.slow
 def test_resume_after_a_non_improving_epoch_and_after_the_stop(early, tmp_path, monkeypatch):
     """A run killed after an epoch that did not improve, then again after its last epoch (early
     stopped, outputs not yet written), ends as the uninterrupted run: same history, same
@@ -478,6 +482,7 @@ def _train_cli(dataset, out, *extra):
     return cmd
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(dataset, tmp_path, capfd):
     """A run killed after its first epoch and started again ends as an uninterrupted one."""
     import shutil
