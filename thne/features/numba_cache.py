@@ -23,7 +23,6 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from importlib.metadata import version
-from importlib.util import find_spec
 from pathlib import Path
 
 
@@ -46,16 +45,11 @@ def _cpu() -> str:
 
 
 def cache_key() -> str:
-    # numba files its cache of a module under a folder named after the module's absolute
-    # path: a copy published from another environment (a second clone's venv) holds none of
-    # this one's entries, and every job here would compile afresh. So the key holds where
-    # librosa is installed (found without importing it).
     parts = [
         sys.version,
         platform.machine(),
         _cpu(),
         *(f"{p} {version(p)}" for p in ("numba", "llvmlite", "librosa")),
-        str(find_spec("librosa").origin),
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
