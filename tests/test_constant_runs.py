@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from test_train import dataset, load  # noqa: F401 - the fixture is used by name
 
@@ -80,6 +81,7 @@ def test_metrics_json_and_the_tables_name_a_constant_run(tmp_path):
         assert "`mmim` seed 1:" not in text and "`thne` seed" not in text
 
 
+@pytest.mark.slow
 def test_the_training_log_says_when_the_chosen_epoch_is_a_constant(dataset, capfd):  # noqa: F811
     """One epoch at learning rate 0 leaves t-HNE at its initialisation, whose predictions barely
     vary: the run still ends normally, and its log says so.

@@ -385,6 +385,7 @@ def test_mmim_learns_on_the_demo(demo_mmim):
         assert share >= SPREAD_SHARE, (seed, share)
 
 
+@pytest.mark.slow
 def test_mmim_leaves_the_constant_in_its_first_epochs(dataset):  # noqa: F811
     """Three epochs of two-clip batches (nine steps) on the twelve-clip set, the demo's loss
     weights: the predictions on all clips spread at least a fifth of the labels' and follow
