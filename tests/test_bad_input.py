@@ -227,6 +227,7 @@ def test_config_error_names_the_key_path_first(tmp_path):
     assert "Failed validating" not in out and "On instance" not in out
 
 
+@pytest.mark.slow
 def test_a_users_source_replaces_the_shipped_one(tmp_path):
     """From the repository root, as the README runs it: a demo url plans the download and
     unpacking, a raw_dir plans neither. Checked by hand: with the Snakefile's former
@@ -351,6 +352,7 @@ def test_expected_errors_print_one_message_and_no_traceback(tmp_path):
 # Leftovers of killed jobs
 
 
+@pytest.mark.slow
 def test_stale_temporaries_are_removed_when_a_job_starts(tmp_path):
     """Before: a killed job's .tmp files stayed forever (at MOSEI scale, large HDF5 files)."""
     raw = demo_subset(tmp_path / "raw", {"train": 2, "valid": 1, "test": 1})

@@ -134,6 +134,7 @@ def test_demo_grid_chosen_on_validation_and_rerun_only_where_needed(demo_build, 
     assert results["results/demo/figures/grid.png"][:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_a_users_axes_replace_the_shipped_ones(tmp_path):
     """A grid given in a user's config is searched as given: its axes are not merged with
     the shipped grid's (which would add the shipped alpha axis here). Checked by hand against

@@ -84,6 +84,7 @@ def test_mmsa_pickle_to_metrics(tmp_path):
         assert len(h5["trainVid0_0"]["features"]) == data["train"]["audio_lengths"][0]
 
 
+@pytest.mark.slow
 def test_sdk_defaults_are_the_sdk_urls_downloaded(tmp_path):
     cfg = write_config(tmp_path / "cfg.yaml", "mosei_sdk", "mosei", {"layout": "sdk"})
     proc = run_snakemake(
@@ -100,6 +101,7 @@ def test_sdk_defaults_are_the_sdk_urls_downloaded(tmp_path):
     assert "checkpoint ingest" not in out and "rule merge_features" not in out
 
 
+@pytest.mark.slow
 def test_unknown_base_is_named(tmp_path):
     cfg = write_config(tmp_path / "cfg.yaml", "mosi_x", "mosy", {"layout": "mmim", "pickles": "p"})
     proc = run_snakemake(tmp_path, "--configfile", str(cfg), "-n", check=False)
@@ -107,6 +109,7 @@ def test_unknown_base_is_named(tmp_path):
     assert "datasets.mosi_x.base: 'mosy' must name another section" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_base_of_the_same_layout_gives_its_source(tmp_path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(

@@ -122,6 +122,7 @@ def test_url_from_local_server_with_mirror(tmp_path, mosi_copy):
     ).stat().st_size
 
 
+@pytest.mark.slow
 def test_missing_source_is_named(tmp_path):
     cfg = config(tmp_path / "c.yaml", url=None)
     proc = run_snakemake(

@@ -43,6 +43,7 @@ def write_config(path: Path, raw_dir: Path, **train) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_lint():
     proc = subprocess.run(
         [*SNAKEMAKE, "--lint"],
@@ -66,6 +67,7 @@ def test_bad_config_stops_before_any_job(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.slow
 def test_a_variant_may_set_its_own_loss_weights(tmp_path):
     """The shipped residual variant trains with alpha 0.05 (paper section 5.2), the others with
     the dataset's alpha; a variant's beta likewise replaces the dataset's."""
@@ -270,6 +272,7 @@ def test_missing_clip_fails_or_is_excluded(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_shipped_variant_keeps_its_switches(tmp_path):
     """An entry named like a shipped variant may change its loss weights, not its switches:
     Snakemake stops before any job, naming the key. Checked against the workflow without
