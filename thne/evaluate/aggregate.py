@@ -30,13 +30,18 @@ def evaluate_predictions(
         **info,
         "n_clips": len(frame),
         **metrics,
-        "spread": round(spread_share(pred, label), 6),
+        "spread": _finite(round(spread_share(pred, label), 6)),
     }
     warning = constant_warning(pred, label)
     if warning is not None:
         record["warning"] = warning
     write_json(out_path, record)
     return metrics
+
+
+def _finite(value: float) -> float | None:
+    """``value``, or None where it is NaN (JSON has no NaN)."""
+    return value if np.isfinite(value) else None
 
 
 def summarise(runs: list[dict]) -> dict:
