@@ -192,8 +192,9 @@ class MMIM(THNE):
         self.cpc_t = CPCHead(fusion_dim, d_t)
         # MMIM's fusion and regression network (its public code's SubNet): two tanh layers
         # give F, a linear layer the prediction. t-HNE's ReLU stack, left at PyTorch's default
-        # initialisation, starts with predictions that spread 0.007 on the demo and stay
-        # near-constant for several epochs; MMIM's does not (see initialise).
+        # initialisation, starts with predictions that spread about 0.005 of the labels' on the
+        # demo and stay near-constant for several epochs; MMIM's does not (see initialise). Its
+        # hidden layer is fusion_dim wide, as MMIM's (d_prjh): fusion_hidden is t-HNE's only.
         fusion_in = self.fusion[1].in_features
         self.fusion = fusion_network(fusion_in, fusion_dim, fusion_dim, dropout, nn.Tanh)
         self.regressor = nn.Linear(fusion_dim, 1)
