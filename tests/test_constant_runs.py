@@ -3,6 +3,7 @@ constant, in words, in its training log, its metrics.json and the tables; the ch
 is left as it is."""
 
 import json
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 import torch
 from test_train import dataset, load  # noqa: F401 - the fixture is used by name
 
+from conftest import BIN
 from thne.evaluate.aggregate import aggregate_runs, aggregate_variants, evaluate_predictions
 from thne.evaluate.metrics import CONSTANT_SHARE, constant_warning, spread_share
 from thne.evaluate.tables import write_ablation, write_table
@@ -79,6 +81,28 @@ def test_metrics_json_and_the_tables_name_a_constant_run(tmp_path):
         assert "**Warning: near-constant runs.**" in text
         assert "- `mmim` seed 2: near-constant predictions: their spread is 0.003" in text
         assert "`mmim` seed 1:" not in text and "`thne` seed" not in text
+
+
+def test_the_evaluate_log_names_a_constant_run(tmp_path):
+    """``thne evaluate``, as the workflow's evaluate rule runs it: the metrics line, then the
+    warning naming the predictions file; none for a run that varies.
+
+    Break caught: the warning written to metrics.json only, with the evaluate log silent."""
+    for name, prediction in (("model", LABELS * 0.5), ("constant", 0.2 + LABELS * 0.003)):
+        folder = tmp_path / name
+        folder.mkdir()
+        pd.DataFrame(
+            {"clip_id": [f"v{i}_{i}" for i in range(len(LABELS))], "label": LABELS,
+             "prediction": prediction}
+        ).to_csv(folder / "predictions.tsv", sep="\t", index=False)  # fmt: skip
+        proc = subprocess.run(
+            [str(BIN / "thne"), "evaluate", "--predictions", str(folder / "predictions.tsv"),
+             "--out", str(folder / "metrics.json"), "--variant", "mmim", "--seed", "2"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert proc.stderr.startswith("mae "), proc.stderr
+        warned = f"warning: {folder / 'predictions.tsv'}: near-constant predictions" in proc.stderr
+        assert warned == (name == "constant"), proc.stderr
 
 
 @pytest.mark.slow

@@ -18,9 +18,10 @@ from thne.io import write_json
 def evaluate_predictions(
     predictions: str | os.PathLike, out_path: str | os.PathLike, **info
 ) -> dict:
-    """Test metrics of one run from its ``predictions.tsv``; written to ``out_path`` with the
+    """Test metrics of one run from its ``predictions.tsv``, with ``info``, the clip count, the
     predictions' spread (their std over the labels') and, for a near-constant predictor, a
-    ``warning`` (:func:`~thne.evaluate.metrics.constant_warning`)."""
+    ``warning`` (:func:`~thne.evaluate.metrics.constant_warning`): the record written to
+    ``out_path``, returned."""
     frame = pd.read_csv(predictions, sep="\t", dtype={"clip_id": str})
     if frame.empty:
         raise ValueError(f"{predictions}: no predictions")
@@ -36,7 +37,7 @@ def evaluate_predictions(
     if warning is not None:
         record["warning"] = warning
     write_json(out_path, record)
-    return metrics
+    return record
 
 
 def _finite(value: float) -> float | None:

@@ -212,9 +212,8 @@ def write_table(
         )
     if paper not in TABLE3:
         text += f"\nThe paper reports no results on {paper}.\n"
-    text += constant_runs(
-        {"thne": result, **{k: v for k, v in variants["variants"].items() if k == "mmim"}}
-    )
+    # The runs of this table's rows: t-HNE's, and MMIM's where it has a row.
+    text += constant_runs({"thne": result, **({"mmim": mmim} if mmim is not None else {})})
     text += differences(variants)
     return _write(out_path, text)
 

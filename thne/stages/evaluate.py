@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 COMMAND = "evaluate"
 HELP = "test metrics of one run from its predictions.tsv"
@@ -20,9 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from thne.evaluate.aggregate import evaluate_predictions
+    from thne.evaluate.metrics import METRIC_KEYS
 
     m = evaluate_predictions(args.predictions, args.out, variant=args.variant, seed=args.seed)
-    print(" ".join(f"{k} {v:.4f}" for k, v in m.items()), file=sys.stderr)
-    warning = json.loads(Path(args.out).read_text()).get("warning")
-    if warning:
-        print(f"warning: {args.predictions}: {warning}", file=sys.stderr)
+    print(" ".join(f"{k} {m[k]:.4f}" for k in METRIC_KEYS), file=sys.stderr)
+    if "warning" in m:
+        print(f"warning: {args.predictions}: {m['warning']}", file=sys.stderr)
