@@ -9,7 +9,17 @@ This module imports nothing heavy: every Snakemake parse reads it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 LOSS_WEIGHTS = ("alpha", "beta")
+SWITCHES = ("deno1", "deno2", "recovery", "residual", "multimodal")
+# Each model's switches where a variant sets none: t-HNE has every part but Eq. 10's residual;
+# MMIM (thne/model/mmim.py) has no text-guided attention and no DeNo2, and always its CPC terms.
+MODEL_SWITCHES: dict[str, dict[str, bool]] = {
+    "thne": {**dict.fromkeys(SWITCHES, True), "residual": False},
+    "mmim": {**dict.fromkeys(SWITCHES, True), "residual": False, "deno1": False, "deno2": False},
+}
 
 # The paper's Table 4 ablations, its Eq. 10 variant, the text-only baseline, and MMIM (Han et
 # al., 2021), the model t-HNE builds on (thne/model/mmim.py).
@@ -35,3 +45,13 @@ def with_shipped(variants: dict | None) -> dict[str, dict]:
     for name, entry in (variants or {}).items():
         merged[name] = {**merged.get(name, {}), **(entry or {})}
     return merged
+
+
+def variant_values(entry: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a variant's entry (``{"residual": True, "alpha": 0.05}``) sets: its model, every
+    switch (its model's, changed by the entry's) and the loss weights it gives."""
+    entry = dict(entry or {})
+    model = entry.pop("model", "thne")
+    if model not in MODEL_SWITCHES:
+        raise ValueError(f"unknown model {model!r}; known: {', '.join(MODEL_SWITCHES)}")
+    return {"model": model, **MODEL_SWITCHES[model], **entry}

@@ -17,7 +17,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     for name in ("manifest", "text", "audio", "visual", "out-dir"):
         parser.add_argument(f"--{name}", required=True)
-    parser.add_argument("--max-frames", type=int, default=500)
     parser.add_argument("--visual-stats", help="statistics from thne stats (default: fit on train)")
     parser.add_argument("--audio-stats", help="statistics from thne stats (default: fit on train)")
     parser.add_argument(
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> None:
         args.text,
         args.audio,
         args.visual,
-        max_frames=args.max_frames,
+        max_frames=cfg.max_frames,
         visual_stats=args.visual_stats,
         audio_stats=args.audio_stats,
     )
@@ -69,27 +68,24 @@ def run(args: argparse.Namespace) -> None:
 
 
 def train_config(args: argparse.Namespace):
-    """TrainConfig from the flags; switches and loss weights not given come from the variant's
-    preset when the variant is one of the shipped ones (thne/variants.py: ``residual`` trains
-    with alpha 0.05, as the workflow runs it), else from TrainConfig's defaults."""
-    from thne.model.thne import VARIANTS, Variant
+    """TrainConfig from the flags; the model, switches and loss weights not given come from
+    the variant's entry where the variant is a shipped one (thne/variants.py: ``residual``
+    trains with alpha 0.05, as the workflow runs it), else from TrainConfig's defaults."""
     from thne.train.config import TrainConfig
-    from thne.variants import LOSS_WEIGHTS, SHIPPED_VARIANTS
+    from thne.variants import SHIPPED_VARIANTS, SWITCHES, variant_values
 
-    switches = [f.name for f in dataclasses.fields(Variant)]
-    if args.model == "mmim":
-        from thne.model.mmim import MMIM_SKELETON
-
-        preset = dataclasses.asdict(MMIM_SKELETON)
-    elif args.variant not in VARIANTS and all(getattr(args, s) is None for s in switches):
-        sys.exit(
-            f"thne train: variant {args.variant!r} is not one of {', '.join(VARIANTS)}; "
-            "name one of those, or give its switches (--deno1/--no-deno1 and so on)"
-        )
-    else:
-        preset = dataclasses.asdict(VARIANTS.get(args.variant, Variant()))
-    shipped = SHIPPED_VARIANTS.get(args.variant, {})
-    preset.update({k: shipped[k] for k in LOSS_WEIGHTS if k in shipped})
+    entry = SHIPPED_VARIANTS.get(args.variant)
+    if args.model is not None and (entry or {}).get("model", "thne") != args.model:
+        entry = {"model": args.model}
+    elif entry is None:
+        if all(getattr(args, s) is None for s in SWITCHES):
+            sys.exit(
+                f"thne train: variant {args.variant!r} is not one of "
+                f"{', '.join(SHIPPED_VARIANTS)}; name one of those, or give its switches "
+                "(--deno1/--no-deno1 and so on)"
+            )
+        entry = {}
+    preset = variant_values(entry)
     for f in dataclasses.fields(TrainConfig):
         if getattr(args, f.name, None) is None:
             setattr(args, f.name, preset.get(f.name, f.default))

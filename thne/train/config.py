@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from thne.variants import MODEL_SWITCHES, SHIPPED_VARIANTS, SWITCHES, variant_values
 
 if TYPE_CHECKING:  # the model module imports torch, which the CLI loads only to train
     from thne.model.thne import Variant
 
-
-MODELS = ("thne", "mmim")
+MODELS = tuple(MODEL_SWITCHES)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_epochs: int = 40
     patience: int = 8
+    # Frames kept of each clip's visual and acoustic sequences (longer ones are resampled).
+    max_frames: int = 500
     seed: int = 1
     # bf16 autocast of the forward pass; used on GPUs of compute capability 8.0 or more only
     # (older GPUs and the CPU run float32; thne.train.forward says why).
@@ -54,27 +57,28 @@ class TrainConfig:
     lineage: str = ""
 
     def __post_init__(self) -> None:
-        from thne.model.thne import VARIANTS
-
+        # Checked against thne.variants, which imports nothing heavy: the workflow builds a
+        # TrainConfig for every run it plans.
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; known: {', '.join(MODELS)}")
+        switches = {name: getattr(self, name) for name in SWITCHES}
         if self.model == "mmim":
-            from thne.model.mmim import MMIM_SKELETON
-
-            if asdict(self.components) != asdict(MMIM_SKELETON):
+            if switches != MODEL_SWITCHES["mmim"]:
                 raise ValueError(
                     f"model mmim has no text-guided attention and no DeNo2, and always has its "
-                    f"CPC terms: its switches are {asdict(MMIM_SKELETON)}, this config has "
-                    f"{asdict(self.components)}"
+                    f"CPC terms: its switches are {MODEL_SWITCHES['mmim']}, this config has "
+                    f"{switches}"
                 )
             return
-
-        preset = VARIANTS.get(self.variant)
-        if preset is not None and asdict(preset) != asdict(self.components):
+        entry = SHIPPED_VARIANTS.get(self.variant)
+        if entry is None or entry.get("model", "thne") != "thne":
+            return
+        preset = {k: v for k, v in variant_values(entry).items() if k in SWITCHES}
+        if preset != switches:
             raise ValueError(
-                f"variant {self.variant!r} names a preset with switches {asdict(preset)}, but "
-                f"this config has {asdict(self.components)}: use TrainConfig.preset("
-                f"{self.variant!r}, ...) or another variant name"
+                f"variant {self.variant!r} names a preset with switches {preset}, but this "
+                f"config has {switches}: use TrainConfig.preset({self.variant!r}, ...) or "
+                "another variant name"
             )
 
     @property
@@ -91,15 +95,17 @@ class TrainConfig:
 
     @classmethod
     def preset(cls, variant: str, **values) -> TrainConfig:
-        """A config for one of the named variants of :data:`thne.model.thne.VARIANTS`, or for
-        ``mmim`` (MMIM's model and switches)."""
-        from thne.model.thne import VARIANTS
-
-        if variant == "mmim" or values.get("model") == "mmim":
-            from thne.model.mmim import MMIM_SKELETON
-
-            values = {**asdict(MMIM_SKELETON), "model": "mmim", **values}
-            return cls(variant=variant, **values)
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-        return cls(variant=variant, **{**asdict(VARIANTS[variant]), **values})
+        """A config for one of the shipped variants (:data:`thne.variants.SHIPPED_VARIANTS`,
+        switches only: the loss weights are ``values``'), or any variant name with
+        ``model="mmim"`` (MMIM's model and switches)."""
+        if variant in SHIPPED_VARIANTS:
+            entry = SHIPPED_VARIANTS[variant]
+        elif values.get("model") == "mmim":
+            entry = {"model": "mmim"}
+        else:
+            known = ", ".join(SHIPPED_VARIANTS)
+            raise ValueError(f"unknown variant {variant!r}; known: {known}")
+        if values.get("model") == "mmim":
+            entry = {"model": "mmim"}
+        preset = {k: v for k, v in variant_values(entry).items() if k not in ("alpha", "beta")}
+        return cls(variant=variant, **{**preset, **values})

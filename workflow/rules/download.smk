@@ -1,6 +1,7 @@
 # Downloads take params from no config value: a changed mirror list, checksum or module must
 # never delete a finished 126 GB archive to fetch it again (params changes rerun a rule). The
-# command is built in run:, where Snakemake tracks the code, not the values.
+# command is built in run:, where Snakemake tracks the code, not the values (so the run:
+# blocks here and in import.smk keep their text: an edit to it reruns a finished download).
 
 
 rule download_archive:
@@ -25,7 +26,7 @@ rule download_labels:
 
 rule unpack_archive:
     input:
-        archive_path,
+        lambda wc: sources.archive_path(config, wc.ds),
     output:
         directory("data/{ds}/raw"),
     log:
@@ -34,6 +35,6 @@ rule unpack_archive:
         "../../environment.yml"
     params:
         code=stage_code("unpack"),
-        corrupt=corrupt_flag,
+        corrupt=lambda wc: sources.corrupt_flag(config, wc.ds),
     shell:
         "thne unpack --archive {input:q} --out {output} {params.corrupt} > {log} 2>&1"

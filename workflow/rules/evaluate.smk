@@ -10,8 +10,8 @@ rule evaluate:
     conda:
         "../../environment.yml"
     params:
-        code=stage_code("evaluate"),
-        lineage=lineage_of("metrics", variant=True),
+        code=code_of("evaluate"),
+        lineage=lineage_of("evaluate"),
     shell:
         "thne evaluate --predictions {input} --out {output} --variant {wildcards.variant}"
         " --seed {wildcards.seed} > {log} 2>&1"
@@ -19,7 +19,7 @@ rule evaluate:
 
 rule aggregate:
     input:
-        lambda wc: seed_runs(wc, "metrics.json", variant="thne"),
+        lambda wc: paths.run_paths(config, wc.ds, "metrics.json", ["thne"]),
     output:
         "results/{ds}/metrics.json",
     log:
@@ -29,7 +29,7 @@ rule aggregate:
     conda:
         "../../environment.yml"
     params:
-        code=stage_code("aggregate"),
+        code=code_of("aggregate"),
         lineage=lineage_of("aggregate"),
     shell:
         "thne aggregate --runs {input} --out {output} --dataset {wildcards.ds}"

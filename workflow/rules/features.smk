@@ -1,3 +1,8 @@
+# Audio and visual features, extracted in shards of videos and merged. The shard rules read
+# the manifest as ancient(), with a fingerprint of their own clips and media as a param, so a
+# new manifest reruns only the shards whose clips or media changed.
+
+
 rule audio_shard:
     input:
         ancient("data/{ds}/manifest.tsv"),
@@ -9,15 +14,15 @@ rule audio_shard:
         "benchmarks/out/{ds}/audio/shard{shard}.tsv"
     conda:
         "../../environment.yml"
-    threads: lambda wc: shard_threads(wc)
+    threads: dataset("shard_threads")
     params:
-        cfg=lambda wc: ds_config(wc, "audio"),
-        groups=lambda wc: ",".join(ds_config(wc, "audio")["groups"]),
-        shard_size=lambda wc: config["datasets"][wc.ds]["shard_size"],
-        on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
-        media=shard_media,
-        code=stage_code("audio"),
-        lineage=lineage_of("shards/audio"),
+        cfg=dataset("audio"),
+        groups=dataset("audio", "groups", join=True),
+        shard_size=dataset("shard_size"),
+        on_bad_clip=dataset("on_bad_clip"),
+        media=lambda wc: shards.shard_media(config, manifest(wc), dict(wc.items())),
+        code=code_of("audio_shard"),
+        lineage=lineage_of("audio_shard"),
     shell:
         "thne audio --manifest {input} --out {output}"
         " --shard {wildcards.shard} --shard-size {params.shard_size}"
@@ -30,7 +35,7 @@ rule audio_shard:
 
 rule visual_shard:
     input:
-        unpack(visual_inputs),
+        unpack(lambda wc: shards.visual_inputs(config, wc.ds, wc.shard)),
     output:
         "features/{ds}/shards/visual/{shard}.h5",
     log:
@@ -39,16 +44,16 @@ rule visual_shard:
         "benchmarks/out/{ds}/visual/shard{shard}.tsv"
     conda:
         "../../environment.yml"
-    threads: lambda wc: shard_threads(wc)
+    threads: dataset("shard_threads")
     params:
-        extractor=lambda wc: ds_config(wc, "visual")["extractor"],
-        detect_every=lambda wc: ds_config(wc, "visual").get("detect_every", 1),
-        openface=lambda wc, input: openface_flags(wc, input),
-        shard_size=lambda wc: config["datasets"][wc.ds]["shard_size"],
-        on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
-        media=shard_media,
-        code=stage_code("visual"),
-        lineage=lineage_of("shards/visual"),
+        extractor=dataset("visual", "extractor"),
+        detect_every=dataset("visual", "detect_every"),
+        openface=lambda wc, input: shards.openface_flags(config, wc.ds, wc.shard, input),
+        shard_size=dataset("shard_size"),
+        on_bad_clip=dataset("on_bad_clip"),
+        media=lambda wc: shards.shard_media(config, manifest(wc), dict(wc.items())),
+        code=code_of("visual_shard"),
+        lineage=lineage_of("visual_shard"),
     shell:
         "thne visual --manifest {input.manifest} --out {output}"
         " --extractor {params.extractor}"
@@ -57,52 +62,11 @@ rule visual_shard:
         " --threads {threads} --on-bad-clip {params.on_bad_clip} > {log} 2>&1"
 
 
-rule openface_plan:
-    input:
-        "data/{ds}/manifest.tsv",
-    output:
-        directory("features/{ds}/openface/plan"),
-    log:
-        "logs/{ds}/openface/plan.log",
-    conda:
-        "../../environment.yml"
-    params:
-        shard_size=lambda wc: config["datasets"][wc.ds]["shard_size"],
-        code=stage_code("openface_plan"),
-    shell:
-        "thne openface-plan --manifest {input} --shard-size {params.shard_size}"
-        " --out {output} > {log} 2>&1"
-
-
-# Bash only, so that with --sdm apptainer it runs inside the OpenFace image, which holds no
-# Python. Its CSVs are large (714 columns per frame), hence temp(): once the shard's features
-# are read, they go (--notemp keeps them).
-rule openface_shard:
-    input:
-        plan=ancient("features/{ds}/openface/plan"),
-    output:
-        temp(directory("features/{ds}/openface/run/{shard}")),
-    log:
-        "logs/{ds}/openface/shard{shard}.log",
-    benchmark:
-        "benchmarks/out/{ds}/openface/shard{shard}.tsv"
-    container:
-        "docker://algebr/openface:latest"
-    threads: lambda wc: shard_threads(wc)
-    params:
-        plan=lambda wc, input: f"{input.plan}/{wc.shard}.tsv",
-        binary=lambda wc: ds_config(wc, "visual").get("openface_bin") or "",
-        # Snakemake reruns a script rule when the script is newer than the output; the content
-        # hash also catches an edit that came with an older date (a copy that kept dates).
-        code=file_code("thne/features/openface_run.sh"),
-        media=shard_media,
-    script:
-        "../../thne/features/openface_run.sh"
-
-
 rule merge_features:
     input:
-        shard_files,
+        lambda wc: shards.shard_files(
+            config, SHARD_FILE, manifest(wc), dict(wc.items())
+        ),
     output:
         "features/{ds}/{modality}.h5",
     log:
@@ -114,8 +78,8 @@ rule merge_features:
     conda:
         "../../environment.yml"
     params:
-        code=stage_code("merge"),
-        lineage=lineage_of("features/{modality}"),
+        code=code_of("merge_features"),
+        lineage=lineage_of("merge_features"),
     shell:
         "thne merge --inputs {input} --out {output} > {log} 2>&1"
 
@@ -133,8 +97,8 @@ rule feature_stats:
     conda:
         "../../environment.yml"
     params:
-        code=stage_code("stats"),
-        lineage=lineage_of("stats/{modality}"),
+        code=code_of("feature_stats"),
+        lineage=lineage_of("feature_stats"),
     shell:
         "thne stats --manifest {input.manifest} --features {input.features}"
         " --out {output} > {log} 2>&1"

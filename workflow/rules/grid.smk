@@ -1,8 +1,6 @@
 # The paper's grid search (section 4), for each variant of datasets.<ds>.grid.variants: every
 # point of the grid trained with the search seeds, the best chosen on validation MAE alone,
 # then trained with every seed of train.seeds, evaluated, and set beside the untuned runs.
-
-
 # One run of one point: the train rule, at the point's values.
 use rule train as grid_train with:
     output:
@@ -16,15 +14,17 @@ use rule train as grid_train with:
     benchmark:
         "benchmarks/out/{ds}/grid/{variant}/{point}/seed{seed}.tsv"
     params:
-        flags=grid_flags,
-        lineage=grid_lineage,
+        flags=lambda wc: runs.run_flags(config, wc.ds, wc.variant, grid_point(wc)),
+        lineage=lineage_of("train", grid_point),
 
 
 # A checkpoint: the tuned runs read the chosen point when it is known, as a param.
 checkpoint grid_select:
     input:
         # Validation metrics only: the selection never sees a test prediction.
-        lambda wc: grid_runs(wc, "valid_metrics.json"),
+        lambda wc: paths.grid_runs(
+            config, GRIDS, wc.ds, wc.variant, "valid_metrics.json"
+        ),
     output:
         "results/{ds}/grid/{variant}/best.json",
     log:
@@ -32,11 +32,11 @@ checkpoint grid_select:
     conda:
         "../../environment.yml"
     params:
-        axes=lambda wc: json.dumps(grid_section(wc)["axes"]),
-        seeds=lambda wc: ",".join(map(str, grid_section(wc)["seeds"])),
+        axes=lambda wc: json.dumps(paths.grid_section(config, wc.ds)["axes"]),
+        seeds=dataset("grid", "seeds", join=True),
         grid_dir=lambda wc: f"results/{wc.ds}/grid/{wc.variant}",
-        code=stage_code("grid_select"),
-        lineage=lineage_of("grid_select", variant=True),
+        code=code_of("grid_select"),
+        lineage=lineage_of("grid_select"),
     shell:
         "thne grid-select --axes {params.axes:q} --seeds {params.seeds}"
         " --grid-dir {params.grid_dir} --runs {input} --dataset {wildcards.ds}"
@@ -58,8 +58,8 @@ use rule train as tuned_train with:
     benchmark:
         "benchmarks/out/{ds}/tuned/train/{variant}/seed{seed}.tsv"
     params:
-        flags=tuned_flags,
-        lineage=tuned_lineage("run"),
+        flags=lambda wc: runs.run_flags(config, wc.ds, wc.variant, chosen(wc)),
+        lineage=lineage_of("train", chosen),
 
 
 use rule evaluate as tuned_evaluate with:
@@ -72,42 +72,36 @@ use rule evaluate as tuned_evaluate with:
     benchmark:
         "benchmarks/out/{ds}/tuned/evaluate/{variant}/seed{seed}.tsv"
     params:
-        lineage=tuned_lineage("metrics"),
+        lineage=lineage_of("evaluate", chosen),
 
 
 # Each tuned variant over seeds, and its paired bootstrap against tuned t-HNE.
 use rule variants as tuned_variants with:
     input:
-        runs=lambda wc: tuned_runs(wc, "metrics.json"),
-        predictions=lambda wc: tuned_runs(wc, "predictions.tsv"),
+        runs=lambda wc: paths.tuned_runs(config, wc.ds, "metrics.json", chosen_point),
+        predictions=lambda wc: paths.tuned_runs(
+            config, wc.ds, "predictions.tsv", chosen_point
+        ),
     output:
         "results/{ds}/tuned/variants.json",
     log:
         "logs/{ds}/tuned/variants.log",
     params:
-        variants=lambda wc: ",".join(grid_variants(wc)),
-        lineage=tuned_variants_lineage,
+        variants=lambda wc: ",".join(paths.grid_variants(config, wc.ds)),
+        lineage=lineage_of("tuned_variants"),
 
 
 rule grid_report:
     input:
-        best=lambda wc: expand(
-            "results/{ds}/grid/{variant}/best.json",
-            ds=wc.ds,
-            variant=grid_variants(wc),
-        ),
+        best=lambda wc: paths.grid_files(config, wc.ds, "best.json"),
         tuned="results/{ds}/tuned/variants.json",
-        tuned_predictions=lambda wc: tuned_runs(wc, "predictions.tsv"),
-        untuned=lambda wc: [
-            path
-            for v in grid_variants(wc)
-            for path in seed_runs(wc, "metrics.json", variant=v)
-        ],
-        untuned_predictions=lambda wc: [
-            path
-            for v in grid_variants(wc)
-            for path in seed_runs(wc, "predictions.tsv", variant=v)
-        ],
+        tuned_predictions=lambda wc: paths.tuned_runs(
+            config, wc.ds, "predictions.tsv", chosen_point
+        ),
+        untuned=lambda wc: paths.untuned_runs(config, wc.ds, "metrics.json"),
+        untuned_predictions=lambda wc: paths.untuned_runs(
+            config, wc.ds, "predictions.tsv"
+        ),
     output:
         table="results/{ds}/grid.md",
         figure=report(
@@ -130,11 +124,11 @@ rule grid_report:
     conda:
         "../../environment.yml"
     params:
-        variants=lambda wc: ",".join(grid_variants(wc)),
-        untuned_values=untuned_values,
-        paper=paper_dataset,
-        code=stage_code("grid_report"),
-        lineage=grid_report_lineage,
+        variants=lambda wc: ",".join(paths.grid_variants(config, wc.ds)),
+        untuned_values=lambda wc: runs.untuned_values(config, wc.ds),
+        paper=lambda wc: sources.paper_dataset(config, wc.ds),
+        code=code_of("grid_report"),
+        lineage=lineage_of("grid_report"),
     shell:
         "thne grid-report --dataset {wildcards.ds} --paper {params.paper}"
         " --variants {params.variants} --best {input.best}"

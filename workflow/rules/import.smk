@@ -4,7 +4,7 @@
 
 rule import_features:
     input:
-        unpack(import_inputs),
+        unpack(lambda wc: sources.import_inputs(config, wc.ds)),
     output:
         manifest="data/{ds}/manifest.tsv",
         excluded="data/{ds}/excluded.tsv",
@@ -20,12 +20,12 @@ rule import_features:
     conda:
         "../../environment.yml"
     params:
-        layout=lambda wc: source_of(wc)["layout"],
-        dataset=cmu_dataset,
-        flags=import_flags,
-        on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
-        code=stage_code("import_features"),
-        lineage=lineage_of("data"),
+        layout=dataset("source", "layout"),
+        dataset=lambda wc: sources.cmu_dataset(config, wc.ds),
+        flags=lambda wc, input: sources.import_flags(dict(input.items())),
+        on_bad_clip=dataset("on_bad_clip"),
+        code=code_of("import_features"),
+        lineage=lineage_of("import_features"),
     shell:
         "thne import-features --layout {params.layout} --dataset {params.dataset}"
         " {params.flags} --manifest {output.manifest} --excluded {output.excluded}"

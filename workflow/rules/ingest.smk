@@ -1,6 +1,6 @@
 checkpoint ingest:
     input:
-        unpack(ingest_inputs),
+        unpack(lambda wc: sources.ingest_inputs(config, wc.ds)),
     output:
         manifest="data/{ds}/manifest.tsv",
         excluded="data/{ds}/excluded.tsv",
@@ -15,11 +15,11 @@ checkpoint ingest:
         "../../environment.yml"
     threads: 2
     params:
-        flags=ingest_flags,
-        on_bad_clip=lambda wc: config["datasets"][wc.ds]["on_bad_clip"],
-        media=ingest_media,
-        code=stage_code("ingest"),
-        lineage=lineage_of("data"),
+        flags=lambda wc, input: sources.ingest_flags(config, wc.ds, input.get("labels")),
+        on_bad_clip=dataset("on_bad_clip"),
+        media=lambda wc: sources.raw_media(dataset("source", "raw_dir")(wc)),
+        code=code_of("ingest"),
+        lineage=lineage_of("ingest"),
     shell:
         "thne ingest {params.flags} --raw-dir {input.raw:q}"
         " --manifest {output.manifest} --excluded {output.excluded} --splits {output.splits}"

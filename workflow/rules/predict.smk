@@ -5,7 +5,7 @@
 
 checkpoint predict_clips:
     input:
-        predict_sources,
+        lambda wc: predict.predict_sources(config, wc.ds, wc.name),
     output:
         manifest="data/{ds}/predict/{name}/manifest.tsv",
         excluded="data/{ds}/predict/{name}/excluded.tsv",
@@ -14,15 +14,18 @@ checkpoint predict_clips:
     conda:
         "../../environment.yml"
     params:
-        inputs=lambda wc: " ".join(shlex.quote(i) for i in predict_inputs(wc)),
-        on_bad_clip=lambda wc: predict_entry(wc).get("on_bad_clip", "exclude"),
+        inputs=lambda wc: shlex.join(predict.predict_inputs(config, wc.ds, wc.name)),
+        on_bad_clip=lambda wc: predict.predict_entry(config, wc.ds, wc.name)[
+            "on_bad_clip"
+        ],
         code=stage_code("predict_clips"),
     shell:
         "thne predict-clips {params.inputs} --out {output.manifest}"
         " --excluded {output.excluded} --on-bad-clip {params.on_bad_clip} > {log} 2>&1"
 
 
-rule predict_audio_shard:
+# The dataset's shard rules, on the clips to score, under the entry's bad-clip policy.
+use rule audio_shard as predict_audio_shard with:
     input:
         ancient("data/{ds}/predict/{name}/manifest.tsv"),
     output:
@@ -31,74 +34,54 @@ rule predict_audio_shard:
         "logs/{ds}/predict/{name}/audio/shard{shard}.log",
     benchmark:
         "benchmarks/out/{ds}/predict/{name}/audio/shard{shard}.tsv"
-    conda:
-        "../../environment.yml"
-    threads: lambda wc: shard_threads(wc)
     params:
-        cfg=lambda wc: ds_config(wc, "audio"),
-        groups=lambda wc: ",".join(ds_config(wc, "audio")["groups"]),
-        shard_size=lambda wc: config["datasets"][wc.ds]["shard_size"],
-        on_bad_clip=lambda wc: predict_entry(wc).get("on_bad_clip", "exclude"),
-        media=predict_shard_media,
-        code=stage_code("audio"),
-        lineage=lineage_of("shards/audio"),
-    shell:
-        "thne audio --manifest {input} --out {output}"
-        " --shard {wildcards.shard} --shard-size {params.shard_size}"
-        " --sample-rate {params.cfg[sample_rate]} --win-seconds {params.cfg[win_seconds]}"
-        " --hop-seconds {params.cfg[hop_seconds]} --n-mfcc {params.cfg[n_mfcc]}"
-        " --groups {params.groups} --fmin {params.cfg[fmin]} --fmax {params.cfg[fmax]}"
-        " --f0-resolution {params.cfg[f0_resolution]}"
-        " --threads {threads} --on-bad-clip {params.on_bad_clip} > {log} 2>&1"
+        on_bad_clip=lambda wc: predict.predict_entry(config, wc.ds, wc.name)[
+            "on_bad_clip"
+        ],
+        media=lambda wc: shards.shard_media(
+            config, predict_manifest(wc), dict(wc.items())
+        ),
+        lineage=lineage_of("predict_audio_shard"),
 
 
 # OpenFace, where the dataset uses it, runs inside the shard's job (thne visual runs it).
-rule predict_visual_shard:
+use rule visual_shard as predict_visual_shard with:
     input:
-        ancient("data/{ds}/predict/{name}/manifest.tsv"),
+        manifest=ancient("data/{ds}/predict/{name}/manifest.tsv"),
     output:
         "features/{ds}/predict/{name}/shards/visual/{shard}.h5",
     log:
         "logs/{ds}/predict/{name}/visual/shard{shard}.log",
     benchmark:
         "benchmarks/out/{ds}/predict/{name}/visual/shard{shard}.tsv"
-    conda:
-        "../../environment.yml"
-    threads: lambda wc: shard_threads(wc)
     params:
-        extractor=lambda wc: ds_config(wc, "visual")["extractor"],
-        detect_every=lambda wc: ds_config(wc, "visual").get("detect_every", 1),
-        openface=lambda wc: (
-            f"--openface-groups {','.join(ds_config(wc, 'visual')['openface_groups'])}"
-            f" --openface-dir features/{wc.ds}/predict/{wc.name}/openface/{wc.shard}"
+        openface=lambda wc: shards.predict_openface_flags(
+            config, wc.ds, wc.name, wc.shard
         ),
-        shard_size=lambda wc: config["datasets"][wc.ds]["shard_size"],
-        on_bad_clip=lambda wc: predict_entry(wc).get("on_bad_clip", "exclude"),
-        media=predict_shard_media,
-        code=stage_code("visual"),
-        lineage=lineage_of("shards/visual"),
-    shell:
-        "thne visual --manifest {input} --out {output}"
-        " --extractor {params.extractor}"
-        " --shard {wildcards.shard} --shard-size {params.shard_size}"
-        " --detect-every {params.detect_every} {params.openface}"
-        " --threads {threads} --on-bad-clip {params.on_bad_clip} > {log} 2>&1"
+        on_bad_clip=lambda wc: predict.predict_entry(config, wc.ds, wc.name)[
+            "on_bad_clip"
+        ],
+        media=lambda wc: shards.shard_media(
+            config, predict_manifest(wc), dict(wc.items())
+        ),
+        lineage=lineage_of("predict_visual_shard"),
 
 
-rule predict_merge:
+use rule merge_features as predict_merge with:
     input:
-        predict_shard_files,
+        lambda wc: shards.shard_files(
+            config, PREDICT_SHARD_FILE, predict_manifest(wc), dict(wc.items())
+        ),
     output:
         "features/{ds}/predict/{name}/{modality}.h5",
     log:
         "logs/{ds}/predict/{name}/{modality}.log",
-    conda:
-        "../../environment.yml"
+    benchmark:
+        "benchmarks/out/{ds}/predict/{name}/merge/{modality}.tsv"
+    wildcard_constraints:
+        ds="|".join(DATASETS),
     params:
-        code=stage_code("merge"),
-        lineage=lineage_of("features/{modality}"),
-    shell:
-        "thne merge --inputs {input} --out {output} > {log} 2>&1"
+        lineage=lineage_of("predict_merge"),
 
 
 rule predict:
@@ -106,7 +89,7 @@ rule predict:
         manifest="data/{ds}/predict/{name}/manifest.tsv",
         audio="features/{ds}/predict/{name}/audio.h5",
         visual="features/{ds}/predict/{name}/visual.h5",
-        models=predict_models,
+        models=lambda wc: predict.predict_models(config, wc.ds, wc.name),
     output:
         predictions="results/{ds}/predict/{name}/predictions.tsv",
         excluded="results/{ds}/predict/{name}/excluded.tsv",
@@ -117,30 +100,21 @@ rule predict:
     conda:
         "../../environment.yml"
     params:
-        flags=predict_flags,
-        code=stage_code("predict"),
-        lineage=predict_lineage,
+        flags=lambda wc, input: predict.predict_flags(dict(input.items())),
+        out=lambda wc, output: f"--out {output.predictions} --excluded {output.excluded}",
+        code=code_of("predict"),
+        lineage=lineage_of("predict"),
     shell:
-        "thne predict {params.flags} --out {output.predictions}"
-        " --excluded {output.excluded} > {log} 2>&1"
+        "thne predict {params.flags} {params.out} > {log} 2>&1"
 
 
-rule predict_explain:
-    input:
-        manifest="data/{ds}/predict/{name}/manifest.tsv",
-        audio="features/{ds}/predict/{name}/audio.h5",
-        visual="features/{ds}/predict/{name}/visual.h5",
-        models=predict_models,
+# The same scores, with the figures of where the text looked in each clip.
+use rule predict as predict_explain with:
     output:
         directory("results/{ds}/predict/{name}/explain"),
     log:
         "logs/{ds}/predict/{name}/explain.log",
-    conda:
-        "../../environment.yml"
+    benchmark:
+        "benchmarks/out/{ds}/predict/{name}/explain.tsv"
     params:
-        flags=predict_flags,
-        code=stage_code("predict"),
-        lineage=predict_lineage,
-    shell:
-        "thne predict {params.flags} --out {output}/predictions.tsv"
-        " --explain {output} > {log} 2>&1"
+        out=lambda wc, output: f"--out {output}/predictions.tsv --explain {output}",

@@ -1,8 +1,8 @@
 # Each variant's metrics over seeds, and its paired bootstrap against thne over test clips.
 rule variants:
     input:
-        runs=lambda wc: all_variant_runs(wc, "metrics.json"),
-        predictions=lambda wc: all_variant_runs(wc, "predictions.tsv"),
+        runs=lambda wc: paths.trained_runs(config, wc.ds, "metrics.json"),
+        predictions=lambda wc: paths.trained_runs(config, wc.ds, "predictions.tsv"),
     output:
         "results/{ds}/variants.json",
     log:
@@ -10,8 +10,8 @@ rule variants:
     conda:
         "../../environment.yml"
     params:
-        variants=lambda wc: ",".join(ds_config(wc, "train")["variants"]),
-        code=stage_code("variants"),
+        variants=dataset("train", "variants", join=True),
+        code=code_of("variants"),
         lineage=lineage_of("variants"),
     shell:
         "thne variants --runs {input.runs} --predictions {input.predictions}"
@@ -31,9 +31,9 @@ rule table:
     conda:
         "../../environment.yml"
     params:
-        encoder=lambda wc: ds_config(wc, "text")["encoder"],
-        paper=paper_dataset,
-        code=stage_code("table"),
+        encoder=dataset("text", "encoder"),
+        paper=lambda wc: sources.paper_dataset(config, wc.ds),
+        code=code_of("table"),
         lineage=lineage_of("table"),
     shell:
         "thne table --metrics {input.metrics} --variants-json {input.variants}"
@@ -53,9 +53,9 @@ rule ablation:
     conda:
         "../../environment.yml"
     params:
-        encoder=lambda wc: ds_config(wc, "text")["encoder"],
-        paper=paper_dataset,
-        code=stage_code("ablation"),
+        encoder=dataset("text", "encoder"),
+        paper=lambda wc: sources.paper_dataset(config, wc.ds),
+        code=code_of("ablation"),
         lineage=lineage_of("ablation"),
     shell:
         "thne ablation --variants-json {input.variants} --visual {input.visual}"
@@ -66,7 +66,9 @@ rule ablation:
 # Figure 3: (a) t-HNE and, where trained, (b) the Eq. 10 residual variant.
 rule loss_curves:
     input:
-        lambda wc: figure_histories(wc),
+        lambda wc: paths.run_paths(
+            config, wc.ds, "history.tsv", figure_variants(config, wc.ds)
+        ),
     output:
         report(
             "results/{ds}/figures/loss_curves.png",
@@ -79,7 +81,7 @@ rule loss_curves:
     conda:
         "../../environment.yml"
     params:
-        code=stage_code("loss_curves"),
+        code=code_of("loss_curves"),
         lineage=lineage_of("loss_curves"),
     shell:
         "thne loss-curves --histories {input} --out {output}"
@@ -90,7 +92,9 @@ rule loss_curves:
 rule cases:
     input:
         manifest="data/{ds}/manifest.tsv",
-        predictions=lambda wc: seed_runs(wc, "predictions.tsv", variant="thne"),
+        predictions=lambda wc: paths.run_paths(
+            config, wc.ds, "predictions.tsv", ["thne"]
+        ),
     output:
         "results/{ds}/cases.md",
     log:
@@ -98,7 +102,7 @@ rule cases:
     conda:
         "../../environment.yml"
     params:
-        code=stage_code("cases"),
+        code=code_of("cases"),
         lineage=lineage_of("cases"),
     shell:
         "thne cases --predictions {input.predictions} --manifest {input.manifest}"
@@ -159,18 +163,9 @@ rule report_pages:
     conda:
         "../../environment.yml"
     params:
-        config=lambda wc: yaml.safe_dump(
-            {
-                "dataset": {wc.ds: config["datasets"][wc.ds]},
-                "variants": {
-                    v: config["variants"][v]
-                    for v in ds_config(wc, "train")["variants"]
-                },
-            },
-            sort_keys=False,
-        ),
-        code=stage_code("report_pages"),
-        lineage=lineage_of("report"),
+        config=lambda wc: dataset_view(config, wc.ds),
+        code=code_of("report_pages"),
+        lineage=lineage_of("report_pages"),
     shell:
         "thne report-pages --table {input.table} --ablation {input.ablation}"
         " --cases {input.cases} --figure {input.figure} --splits {input.splits}"

@@ -10,10 +10,10 @@ rule tokenize:
     conda:
         "../../environment.yml"
     params:
-        encoder=lambda wc: ds_config(wc, "text")["encoder"],
-        max_length=lambda wc: ds_config(wc, "text")["max_length"],
-        code=stage_code("text"),
-        lineage=lineage_of("text"),
+        encoder=dataset("text", "encoder"),
+        max_length=dataset("text", "max_length"),
+        code=code_of("tokenize"),
+        lineage=lineage_of("tokenize"),
     shell:
         "thne text --manifest {input} --out {output} --encoder {params.encoder:q}"
         " --max-length {params.max_length} > {log} 2>&1"

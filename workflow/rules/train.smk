@@ -1,6 +1,6 @@
 rule train:
     input:
-        unpack(train_inputs),
+        unpack(lambda wc: paths.train_inputs(wc.ds)),
     output:
         model="results/{ds}/runs/{variant}/seed{seed}/model.safetensors",
         run="results/{ds}/runs/{variant}/seed{seed}/run.json",
@@ -13,26 +13,27 @@ rule train:
         "benchmarks/out/{ds}/train/{variant}/seed{seed}.tsv"
     conda:
         "../../environment.yml"
-    threads: lambda wc: ds_config(wc, "train").get("threads", 2)
+    threads: dataset("train", "threads")
     resources:
         # One GPU per training job. gpu is what a cluster profile asks for (profiles/slurm sets
         # it for the cluster's nodes); gpu_slots is what the workflow profile caps at 8 per GPU
         # present, a job taking 8 / jobs_per_gpu, so that many train on each GPU here at once.
-        gpu=train_gpus,
-        gpu_slots=train_gpu_slots,
-        jobs_per_gpu=jobs_per_gpu,
-        checkpoint_every_s=checkpoint_every_s,
+        # How often a job saves its state and how many share a GPU change how it runs, not
+        # what it computes: resources, which Snakemake never takes as a reason to rerun.
+        gpu=lambda wc: runs.train_gpus(config, wc.ds),
+        gpu_slots=lambda wc: runs.train_gpu_slots(config, wc.ds),
+        jobs_per_gpu=dataset("train", "jobs_per_gpu"),
+        checkpoint_every_s=dataset("train", "checkpoint_every_s"),
     params:
-        flags=train_flags,
-        encoder=lambda wc: ds_config(wc, "text")["encoder"],
+        flags=lambda wc: runs.run_flags(config, wc.ds, wc.variant),
         outdir=subpath(output.model, parent=True),
-        code=stage_code("train"),
-        lineage=lineage_of("run", variant=True),
+        code=code_of("train"),
+        lineage=lineage_of("train"),
     shell:
         "thne train --manifest {input.manifest} --text {input.text} --audio {input.audio}"
         " --visual {input.visual} --out-dir {params.outdir}"
-        " --audio-stats {input.audio_stats} --visual-stats {input.visual_stats} --variant {wildcards.variant}"
-        " --seed {wildcards.seed} --encoder {params.encoder:q} {params.flags}"
+        " --audio-stats {input.audio_stats} --visual-stats {input.visual_stats}"
+        " --seed {wildcards.seed} {params.flags}"
         " --checkpoint-every-s {resources.checkpoint_every_s} --lineage {params.lineage}"
         " --jobs-per-gpu {resources.jobs_per_gpu}"
         " --threads {threads} > {log} 2>&1"
