@@ -205,11 +205,13 @@ def test_every_extraction_shard_carries_its_media_fingerprint():
     same fingerprint and read the manifest as ancient(), or a changed video reruns nothing."""
     text = (REPO / "workflow" / "rules" / "features.smk").read_text()
     rules = re.split(r"^rule ", text, flags=re.M)
+    openface = (REPO / "workflow" / "rules" / "openface.smk").read_text()
+    rules += re.split(r"^rule ", openface, flags=re.M)
     for name in ("audio_shard", "visual_shard", "openface_shard"):
         [body] = [r for r in rules if r.startswith(f"{name}:")]
-        assert "media=shard_media," in body, name
-    common = (REPO / "workflow" / "rules" / "common.smk").read_text()
-    assert 'ancient(f"data/{wildcards.ds}/manifest.tsv")' in common
+        assert "media=lambda wc: shards.shard_media(config, manifest(wc)" in body, name
+    shards = (REPO / "thne" / "workflow" / "shards.py").read_text()
+    assert 'ancient(f"data/{ds}/manifest.tsv")' in shards
     assert 'ancient("data/{ds}/manifest.tsv")' in "\n".join(rules)
 
 

@@ -8,6 +8,7 @@ import pytest
 from conftest import REPO
 from thne.cli import STAGE_MODULES
 from thne.imports import ImportProblem, PackageCode, import_cycles
+from thne.workflow.lineage import STEPS
 
 
 def test_the_package_has_no_import_cycles():
@@ -135,7 +136,10 @@ def test_every_rule_that_runs_thne_fingerprints_its_stage_module():
             continue
         module = command.group(1).replace("-", "_")
         assert module in STAGE_MODULES, name
-        assert f'code=stage_code("{module}")' in rule, name
+        # The code param: stage_code(<module>), or code_of(<step>) whose stage it is.
+        code = re.search(r'code=(?:stage_code\("(\w+)"\)|code_of\("(\w+)"\))', rule)
+        assert code, name
+        assert (code.group(1) or STEPS[code.group(2)].stage) == module, name
         seen.add(module)
     assert seen == set(STAGE_MODULES) - {"download"}
     assert "code_version" not in text

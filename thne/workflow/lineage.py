@@ -30,8 +30,11 @@ from thne.workflow.config import is_imported
 from thne.workflow.paths import grid_variants
 from thne.workflow.predict import predict_entry, predict_seeds
 from thne.workflow.runs import computed_values, resolve_run
+from thne.workflow.sources import is_url
 
 MODALITIES = ("audio", "visual")
+# The steps that write a dataset's manifest: from media, or from a published feature set.
+DATA_STEPS = ("ingest", "import_features")
 # Steps whose upstream is the grid points the selections chose (Lineage.chosen).
 CHOSEN_STEPS = ("tuned_variants", "grid_report")
 # Source keys that say where a dataset is fetched from, not which data it is.
@@ -53,14 +56,17 @@ class Job(NamedTuple):
 
 @dataclass(frozen=True)
 class Step:
-    """``stage``: the module under thne/stages whose code the step runs (none: the step is a
-    grouping of others); ``own(lineage, job)``: the config values the step reads itself;
-    ``upstream(lineage, job)``: the jobs whose results it reads, each a Job or a list of
-    them (the digest keeps that grouping)."""
+    """``stage``: the module under thne/stages whose code the step runs (its ``thne``
+    command: the stage's name with - for _); ``own(lineage, job)``: the config values the
+    step reads itself; ``upstream(lineage, job)``: the jobs whose results it reads, each a Job
+    or a list of them (the digest keeps that grouping); ``by_date``: steps whose results it
+    reads but follows by their dates and a fingerprint of its own instead (the shards read
+    the manifest as ancient())."""
 
-    stage: str | None
+    stage: str
     own: Callable[[Lineage, Job], list]
     upstream: Callable[[Lineage, Job], list]
+    by_date: tuple[str, ...] = ()
 
 
 def digest(*parts: Any) -> str:
@@ -71,10 +77,6 @@ def digest(*parts: Any) -> str:
 def point_key(point: Mapping | None) -> tuple | None:
     """A grid point as a Job holds it: its (key, value) pairs."""
     return tuple(point.items()) if point else None
-
-
-def is_url(value: Any) -> bool:
-    return str(value).startswith(("http://", "https://"))
 
 
 class Lineage:
@@ -119,7 +121,7 @@ class Lineage:
 
     def data(self, ds: str) -> Job:
         """The step that writes a dataset's manifest and splits."""
-        return Job("import_features" if is_imported(self.config, ds) else "ingest", ds)
+        return Job(DATA_STEPS[is_imported(self.config, ds)], ds)
 
     def features(self, ds: str, modality: str) -> Job:
         """The step that writes a dataset's features of ``modality``."""
@@ -224,8 +226,8 @@ def _none(lin: Lineage, job: Job) -> list:
 STEPS: dict[str, Step] = {
     "ingest": Step("ingest", _data_own, _none),
     "import_features": Step("import_features", _data_own, _none),
-    "audio_shard": Step("audio", _shard_own("audio"), _none),
-    "visual_shard": Step("visual", _shard_own("visual"), _none),
+    "audio_shard": Step("audio", _shard_own("audio"), _none, by_date=DATA_STEPS),
+    "visual_shard": Step("visual", _shard_own("visual"), _none, by_date=DATA_STEPS),
     "merge_features": Step("merge", _code, lambda lin, j: [Job(f"{j.modality}_shard", j.ds)]),
     "feature_stats": Step(
         "stats", _code, lambda lin, j: [lin.data(j.ds), lin.features(j.ds, j.modality)]
@@ -306,3 +308,30 @@ STEPS: dict[str, Step] = {
     ),
     "predict": Step("predict", _predict_own, _predict_up),
 }
+
+# Rules that run another rule's step at other paths (use rule ... with:).
+RULE_STEPS = {
+    "grid_train": "train",
+    "tuned_train": "train",
+    "tuned_evaluate": "evaluate",
+    "predict_explain": "predict",
+}
+# Rules with no lineage: the downloads and unpacking (what they fetch is seen by its date),
+# OpenFace's plan and runs (the visual shards' lineage holds their code), and the clips of a
+# predict: entry (seen by the dates and fingerprints of the shards that read them).
+NO_LINEAGE = (
+    "download_archive",
+    "download_labels",
+    "download_sequence",
+    "unpack_archive",
+    "openface_plan",
+    "openface_shard",
+    "predict_clips",
+)
+
+
+def step_of(rule: str) -> str | None:
+    """The lineage step a rule runs (None for the rules of NO_LINEAGE)."""
+    if rule in NO_LINEAGE:
+        return None
+    return RULE_STEPS.get(rule, rule)

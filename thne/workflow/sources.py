@@ -10,7 +10,10 @@ import shlex
 from collections.abc import Iterable, Mapping
 
 from thne.workflow.config import SDK_ROLES
-from thne.workflow.lineage import is_url
+
+
+def is_url(value: object) -> bool:
+    return str(value).startswith(("http://", "https://"))
 
 
 def source(config: Mapping, ds: str) -> Mapping:
