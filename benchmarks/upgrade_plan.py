@@ -29,8 +29,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import ROOT_ENTRIES  # noqa: E402
 from test_workflow import demo_subset, write_config  # noqa: E402
+
+from conftest import ROOT_ENTRIES  # noqa: E402
 
 EXTRACTION = (
     "ingest",
@@ -73,7 +74,9 @@ def snakemake(root: Path, source: Path, *args: str) -> str:
         text=True,
     )
     if proc.returncode != 0:
-        sys.exit(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        sys.exit(
+            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     return proc.stdout + proc.stderr
 
 
@@ -92,7 +95,9 @@ def planned(text: str) -> dict[str, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", required=True, help="the git revision that builds first")
-    parser.add_argument("--workdir", type=Path, help="scratch folder (default: a new temporary one)")
+    parser.add_argument(
+        "--workdir", type=Path, help="scratch folder (default: a new temporary one)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="thne-upgrade-"))

@@ -79,7 +79,9 @@ def test_every_jobs_inputs_come_from_its_lineages_upstream(demo_build, tmp_path)
     config.write_text(yaml.safe_dump(cfg))
     # The checkpoints the plan reads: the clips to score (made for real), and a grid point
     # chosen for each tuned variant (best.json, as grid-select writes it).
-    run_snakemake(root, "--configfile", str(config), "--cores", "1", "data/demo/predict/mine/manifest.tsv")
+    run_snakemake(
+        root, "--configfile", str(config), "--cores", "1", "data/demo/predict/mine/manifest.tsv"
+    )
     resolved = resolve_config(yaml.safe_load(config.read_text()), REPO)
     points = grids(resolved)["demo"]
     chosen_name = list(points)[-1]
@@ -136,3 +138,30 @@ def test_every_jobs_inputs_come_from_its_lineages_upstream(demo_build, tmp_path)
     # Every rule with a lineage was planned, so every step's declaration was checked.
     every = {"grid_train", "tuned_train", "tuned_evaluate", "predict_explain", *STEPS}
     assert every - {"import_features"} <= checked, every - checked
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder", ["runs/thne/seed1", "grid/thne/alpha~0.1/lr~0.001/seed1"])
+def test_the_retrain_command_retrains_that_run_alone(demo_build, tmp_path, folder):
+    """thne's message for an older run (a model.pt only) names a command that plans that one
+    training job. Before: `snakemake --forcerun train <run>/model.safetensors` took the path
+    as a rule to force, planned the default target and forced every train job."""
+    import re
+
+    from thne.runs import RunError, read_run
+
+    root = demo_build.copy_to(tmp_path / "root")
+    run = root / "results/demo" / folder
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "model.safetensors").unlink(missing_ok=True)
+    (run / "model.pt").write_bytes(b"old")
+    with pytest.raises(RunError) as error:
+        read_run(run)
+    [command] = re.findall(r"snakemake [^()]*model\.safetensors", str(error.value))
+    assert f"results/demo/{folder}/model.safetensors" in command
+    args = command.split()[1:]
+    plan = run_snakemake(root, *args, "--configfile", str(demo_build.config), "-n")
+    text = plan.stdout + plan.stderr
+    rule = "grid_train" if folder.startswith("grid") else "train"
+    assert re.search(rf"^{rule}\s+1$", text, re.M), text[-2000:]
+    assert re.search(r"^total\s+1$", text, re.M), text[-2000:]

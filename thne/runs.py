@@ -120,9 +120,15 @@ def _plain_norm(norm: Normaliser) -> dict:
 
 
 def _retrain_hint(path: Path) -> str:
+    """The command that retrains the run in ``path`` and nothing else: --force reruns the job
+    of the target it names (the train, grid or tuned run), whatever its rule."""
     parts = path.resolve().parts
-    target = "/".join(parts[-5:]) if len(parts) >= 5 and parts[-3] == "runs" else str(path)
-    return f"retrain it with this thne (snakemake --forcerun train {target}/{MODEL_FILE})"
+    start = len(parts) - 1 - parts[::-1].index("results") if "results" in parts else None
+    target = "/".join(parts[start:]) if start is not None else str(path)
+    return (
+        f"retrain it with this thne: snakemake --cores 1 --force {target}/{MODEL_FILE} "
+        "(from the repository root, with the --configfile it was trained with)"
+    )
 
 
 def read_run(run_dir: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
