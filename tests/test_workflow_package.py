@@ -212,3 +212,15 @@ def test_every_rule_maps_to_a_step_with_a_stage_module():
         assert (REPO / "thne" / "stages" / f"{step.stage}.py").is_file(), step
     assert step_of("grid_train") == "train" and step_of("download_archive") is None
     assert yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def test_config_readme_is_written_from_the_schema():
+    """config/README.md lists every key the schema has, as the schema says it."""
+    from thne.workflow.config_docs import render
+
+    page = (REPO / "config" / "README.md").read_text()
+    assert page == render(load_schema(REPO)), (
+        "config/README.md is out of date: python -m thne.workflow.config_docs > config/README.md"
+    )
+    assert "| `datasets.<name>.train.batch_size` | integer, ≥ 2 | required |" in page
+    assert "| `datasets.<name>.shard_threads` | integer, ≥ 1 | `2` |" in page
