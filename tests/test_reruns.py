@@ -318,10 +318,9 @@ def test_an_interrupted_retrain_resumes_and_replaces_the_old_results(finished, t
 
 
 def test_a_run_deleted_under_a_finished_result_is_trained_again(demo_build, tmp_path):
-    """Snakemake alone leaves results/demo/metrics.json up to date when the runs it gathers
-    are deleted ("Nothing to be done"), so it keeps quoting runs that are gone. The gathering
-    rules' ``absent`` param reruns it, and so the runs; once rebuilt, nothing is planned.
-    Checked by hand: without the param, the first plan below was empty."""
+    """A result that gathers runs does not keep quoting a run deleted under it: the deleted
+    run's outputs are inputs of a job the target needs, so Snakemake plans the run again
+    and the result after it; once rebuilt, nothing is planned."""
     root = demo_build.copy_to(tmp_path / "root")
     cfg = demo_build.config
     assert planned(root, cfg) == {}
