@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 VISUAL_DIM, ACOUSTIC_DIM = 40, 26
@@ -78,12 +77,11 @@ def main() -> None:
     args = parser.parse_args()
 
     from thne.train.checkpoint import TrainingState
-    from thne.train.config import TrainConfig
     from thne.train.loop import build_model, make_optimizer, seed_everything, train_epoch
+    from thne.workflow.config import resolve_config
+    from thne.workflow.runs import resolve_run
 
-    demo = yaml.safe_load((REPO / "config/config.yaml").read_text())["datasets"]["demo"]["train"]
-    keys = ("batch_size", "lr", "bert_lr", "visual_hidden", "acoustic_hidden", "fusion_dim")
-    cfg = TrainConfig(**{k: demo[k] for k in keys})
+    cfg = resolve_run(resolve_config({}, REPO), "demo", "thne")
     split = demo_split(args.frames)
     seed_everything(0)
     model = build_model(cfg, VISUAL_DIM, ACOUSTIC_DIM)

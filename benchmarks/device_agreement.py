@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,25 +35,23 @@ def train_one(
     import torch
 
     from thne.evaluate.aggregate import evaluate_predictions
-    from thne.train.config import TrainConfig
     from thne.train.data import load_dataset
     from thne.train.loop import train_run
+    from thne.workflow.config import resolve_config
+    from thne.workflow.runs import resolve_run
 
-    train = yaml.safe_load((root / "config/config.yaml").read_text())["datasets"]["demo"]["train"]
-    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"seed", "variant"}
-    values = {k: v for k, v in train.items() if k in names}
+    cfg = dataclasses.replace(resolve_run(resolve_config({}, root), "demo", "thne"), seed=seed)
     if max_epochs is not None:
-        values["max_epochs"] = max_epochs
+        cfg = dataclasses.replace(cfg, max_epochs=max_epochs)
     if encoder:
-        values["encoder"] = encoder
-    cfg = TrainConfig.preset("thne", seed=seed, **values)
+        cfg = dataclasses.replace(cfg, encoder=encoder)
     f = root / "features/demo"
     data = load_dataset(
         root / "data/demo/manifest.tsv",
         f / "text.h5",
         f / "audio.h5",
         f / "visual.h5",
-        max_frames=train.get("max_frames", 500),
+        max_frames=cfg.max_frames,
         visual_stats=f / "visual.stats.json",
         audio_stats=f / "audio.stats.json",
     )

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import fields
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -37,6 +37,8 @@ from thne.train.data import load_dataset
 from thne.train.forward import model_inputs
 from thne.train.loop import evaluate, make_optimizer, seed_everything
 from thne.train.two_stage import estimator_step, new_memory
+
+REPO = Path(__file__).resolve().parents[1]
 
 PARTS = ("text", "visual", "acoustic", "fusion")
 TERMS = ("task", "l_ft", "l_fv", "l_fa", "lld_tv", "lld_ta", "h_tv", "h_ta")
@@ -62,14 +64,14 @@ def weight(name: str, cfg: TrainConfig) -> float:
 
 
 def config(path: Path, dataset: str, overrides: list[str], seed: int) -> TrainConfig:
-    train = yaml.safe_load(path.read_text())["datasets"][dataset]["train"]
-    known = {f.name for f in fields(TrainConfig)}
-    values = {k: v for k, v in train.items() if k in known}
-    for item in overrides:
-        key, value = item.split("=", 1)
-        values[key] = yaml.safe_load(value)
-    values["seed"] = seed
-    return TrainConfig.preset("mmim", **values)
+    """The dataset's MMIM run as the workflow resolves it from ``path`` (a config file read
+    as --configfile reads it), with KEY=VALUE overrides and the seed."""
+    from thne.workflow.config import resolve_config
+    from thne.workflow.runs import resolve_run
+
+    settings = resolve_config(yaml.safe_load(path.read_text()) or {}, REPO)
+    values = {k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in overrides)}
+    return replace(resolve_run(settings, dataset, "mmim", values), seed=seed)
 
 
 def main() -> None:
@@ -83,9 +85,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     cfg = config(args.config, args.dataset, args.set, args.seed)
-    max_frames = yaml.safe_load(args.config.read_text())["datasets"][args.dataset]["train"].get(
-        "max_frames", 500
-    )
+    max_frames = cfg.max_frames
     root = Path(".")
     ds = args.dataset
     data = load_dataset(

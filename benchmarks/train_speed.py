@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 ENCODERS = {
     "bert-base": {"hidden_size": 768, "num_hidden_layers": 12, "intermediate_size": 3072},
@@ -65,20 +63,12 @@ def synthetic_split(n: int, seed: int = 0, device: str = "cpu"):
 
 
 def train_config(dataset: str, batch_size: int | None = None):
-    """The dataset's training hyper-parameters of config/config.yaml, as a TrainConfig."""
-    from thne.train.config import TrainConfig
+    """The dataset's t-HNE run as the workflow resolves it from config/config.yaml."""
+    from thne.workflow.config import resolve_config
+    from thne.workflow.runs import resolve_run
 
-    train = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["datasets"][dataset]
-    train = train["train"]
-    if batch_size:
-        train = {**train, "batch_size": batch_size}
-    return TrainConfig(
-        **{k: train[k] for k in ("batch_size", "lr", "bert_lr", "alpha", "beta", "bf16")},
-        visual_hidden=train["visual_hidden"],
-        acoustic_hidden=train["acoustic_hidden"],
-        fusion_dim=train["fusion_dim"],
-        grad_clip=train["grad_clip"],
-    )
+    point = {"batch_size": batch_size} if batch_size else None
+    return resolve_run(resolve_config({}, REPO), dataset, "thne", point)
 
 
 @dataclass
