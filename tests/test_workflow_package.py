@@ -216,11 +216,23 @@ def test_every_rule_maps_to_a_step_with_a_stage_module():
 
 def test_config_readme_is_written_from_the_schema():
     """config/README.md lists every key the schema has, as the schema says it."""
-    from thne.workflow.config_docs import render
+    from thne.workflow.docs import render
 
     page = (REPO / "config" / "README.md").read_text()
     assert page == render(load_schema(REPO)), (
-        "config/README.md is out of date: python -m thne.workflow.config_docs > config/README.md"
+        "config/README.md is out of date: python -m thne.workflow.docs config > config/README.md"
     )
     assert "| `datasets.<name>.train.batch_size` | integer, ≥ 2 | required |" in page
     assert "| `datasets.<name>.shard_threads` | integer, ≥ 1 | `2` |" in page
+
+
+def test_the_stages_page_names_each_rules_command_step_and_log():
+    from thne.workflow.docs import stages_page
+
+    page = (REPO / "docs" / "stages.md").read_text()
+    assert page == stages_page(REPO), (
+        "docs/stages.md is out of date: python -m thne.workflow.docs stages > docs/stages.md"
+    )
+    row = "| `tokenize` | text.smk | `thne text` | `tokenize` | `logs/{ds}/text.log` |"
+    assert row in page
+    assert "| `tuned_train` | grid.smk | `thne train` | `train` |" in page

@@ -1,0 +1,177 @@
+"""Pages written from the workflow itself, so they cannot say other than what it does:
+
+    python -m thne.workflow.docs config > config/README.md   # every key: type, default, meaning
+    python -m thne.workflow.docs stages > docs/stages.md     # every rule: command, step, logs
+
+``tests/test_workflow_package.py`` fails when either file is out of date.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from thne.workflow.config import load_schema
+from thne.workflow.lineage import NO_LINEAGE, STEPS, step_of
+
+HEADER = """\
+# Configuration
+
+`config/config.yaml` holds the shipped values: a section per dataset under `datasets` (`demo`,
+`mosi`, `mosei`), the model `variants`, and optionally `predict` entries. A file given with
+`snakemake --configfile my.yaml` needs only the keys it changes: the workflow fills the rest
+from `config/config.yaml`, then from the defaults below, and checks every value against
+`workflow/schemas/config.schema.yaml` before any job starts. A `source:` or a grid's `axes:`
+given in such a file replaces the shipped one whole.
+
+This page is written from that schema (`python -m thne.workflow.docs config >
+config/README.md`); `<name>` stands for a name of your choosing.
+"""
+
+
+def _kind(schema: Mapping) -> str:
+    if "enum" in schema:
+        return " \\| ".join(f"`{json.dumps(v)}`" for v in schema["enum"])
+    kind = schema.get("type", "")
+    kinds = kind if isinstance(kind, list) else [kind]
+    text = " or ".join(k for k in kinds if k)
+    if "oneOf" in schema:
+        text = " or ".join(_kind(s) for s in schema["oneOf"])
+    items = schema.get("items")
+    if kind == "array" and isinstance(items, Mapping):
+        text = f"list of {_kind(items)}"
+    bounds = [
+        f"{word} {schema[key]}"
+        for key, word in (
+            ("minimum", "≥"),
+            ("exclusiveMinimum", ">"),
+            ("maximum", "≤"),
+            ("minItems", "items ≥"),
+        )
+        if key in schema
+    ]
+    return ", ".join([text, *bounds]) if bounds else text
+
+
+def _resolve(schema: Mapping, root: Mapping) -> Mapping:
+    ref = schema.get("$ref")
+    if ref:
+        node: Mapping = root
+        for part in ref.removeprefix("#/").split("/"):
+            node = node[part]
+        return node
+    return schema
+
+
+def rows(schema: Mapping, root: Mapping, path: str) -> Iterator[tuple[str, Mapping, bool]]:
+    """(key path, schema, required) of every key under ``schema``, depth first."""
+    schema = _resolve(schema, root)
+    required = set(schema.get("required", ()))
+    for name, sub in schema.get("properties", {}).items():
+        sub = _resolve(sub, root)
+        key = f"{path}.{name}" if path else name
+        yield key, sub, name in required
+        if "properties" in sub or isinstance(sub.get("additionalProperties"), Mapping):
+            yield from rows(sub, root, key)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, Mapping):
+        extra = _resolve(extra, root)
+        key = f"{path}.<name>"
+        if "properties" in extra:
+            yield from rows(extra, root, key)
+        elif extra:
+            yield key, extra, False
+
+
+def render(schema: Mapping) -> str:
+    lines = [HEADER, "| key | value | default | what it is |", "|---|---|---|---|"]
+    for key, sub, required in rows(schema, schema, ""):
+        default = (
+            f"`{json.dumps(sub['default'])}`"
+            if "default" in sub
+            else ("required" if required else "")
+        )
+        description = " ".join(str(sub.get("description", "")).split())
+        lines.append(f"| `{key}` | {_kind(sub)} | {default} | {description} |")
+    return "\n".join(lines) + "\n"
+
+
+STAGES_HEADER = """\
+# Stages
+
+Every rule of the workflow: the `thne` command it runs (`thne/stages/<module>.py`), the
+lineage step it carries (`thne/workflow/lineage.py`: what its result depends on; a rule made
+with `use rule ... with:` carries the step of the rule it reuses), and where its log and
+benchmark go. Rules without a step fetch files, plan or run OpenFace, or list the clips to
+score: their results are followed by date. Written by `python -m thne.workflow.docs stages >
+docs/stages.md`.
+"""
+RULE = re.compile(r"^(?:rule|checkpoint|use rule \w+ as) (\w+)", re.M)
+
+
+def rule_files(root: Path) -> dict[str, dict[str, str]]:
+    """Each rule's command, log and benchmark, read from workflow/rules/*.smk (a rule made
+    with use rule takes what it does not set from the rule it reuses)."""
+    found: dict[str, dict[str, str]] = {}
+    included = re.findall(r'^include: "([^"]+)"', (root / "Snakefile").read_text(), re.M)
+    for path in (root / name for name in included):
+        text = path.read_text()
+        starts = [(m.start(), m.group(1)) for m in RULE.finditer(text)]
+        if not starts:
+            continue
+        ends = [start for start, _ in starts[1:]] + [len(text)]
+        for (start, name), end in zip(starts, ends, strict=True):
+            body = text[start:end]
+            entry = {"file": path.name}
+            reused = re.match(r"use rule (\w+) as", body)
+            if reused:
+                entry = {**found[reused.group(1)], "file": path.name}
+            for key in ("log", "benchmark"):
+                value = re.search(rf"^    {key}:\n\s+\"([^\"]+)\"", body, re.M)
+                if value:
+                    entry[key] = value.group(1)
+            command = re.search(r"thne ([a-z-]+)", body)
+            if command:
+                entry["command"] = command.group(1)
+            found[name] = entry
+    return found
+
+
+def stages_page(root: Path) -> str:
+    lines = [
+        STAGES_HEADER,
+        "| rule | file | command | lineage step | log | benchmark |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, entry in rule_files(root).items():
+        step = step_of(name)
+        command = entry.get("command")
+        if step is not None:
+            command = STEPS[step].stage.replace("_", "-")
+        cells = [
+            f"`{name}`",
+            entry["file"],
+            f"`thne {command}`" if command else "",
+            f"`{step}`" if step else "",
+            f"`{entry['log']}`" if "log" in entry else "",
+            f"`{entry['benchmark']}`" if "benchmark" in entry else "",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    assert set(NO_LINEAGE) <= set(rule_files(root)), "NO_LINEAGE names a rule that is gone"
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    page = sys.argv[1] if len(sys.argv) > 1 else "config"
+    root = Path(sys.argv[2]) if len(sys.argv) > 2 else Path.cwd()
+    if page == "stages":
+        sys.stdout.write(stages_page(root))
+    else:
+        sys.stdout.write(render(load_schema(root)))
+
+
+if __name__ == "__main__":
+    main()
