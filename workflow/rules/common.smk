@@ -106,8 +106,12 @@ def chosen(wildcards):
 
 
 def tuned_inputs(wildcards):
-    chosen(wildcards)  # planned after the selection
-    return paths.train_inputs(wildcards.ds)
+    """A tuned run's inputs: a training run's, and its variant's selection as ancient(): the
+    chosen point is in the run's params, so a selection redone with the same outcome reruns
+    nothing (Snakemake needs a checkpoint's output among the inputs of a job whose params
+    read it)."""
+    best = ancient(f"results/{wildcards.ds}/grid/{wildcards.variant}/best.json")
+    return {**paths.train_inputs(wildcards.ds), "best": best}
 
 
 def grid_point(wildcards):

@@ -1,6 +1,6 @@
 rule evaluate:
     input:
-        "results/{ds}/runs/{variant}/seed{seed}/predictions.tsv",
+        predictions="results/{ds}/runs/{variant}/seed{seed}/predictions.tsv",
     output:
         "results/{ds}/runs/{variant}/seed{seed}/metrics.json",
     log:
@@ -13,7 +13,7 @@ rule evaluate:
         code=code_of("evaluate"),
         lineage=lineage_of("evaluate"),
     shell:
-        "thne evaluate --predictions {input} --out {output} --variant {wildcards.variant}"
+        "thne evaluate --predictions {input.predictions} --out {output} --variant {wildcards.variant}"
         " --seed {wildcards.seed} > {log} 2>&1"
 
 

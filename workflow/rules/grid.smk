@@ -64,7 +64,8 @@ use rule train as tuned_train with:
 
 use rule evaluate as tuned_evaluate with:
     input:
-        "results/{ds}/tuned/{variant}/seed{seed}/predictions.tsv",
+        predictions="results/{ds}/tuned/{variant}/seed{seed}/predictions.tsv",
+        best=ancient("results/{ds}/grid/{variant}/best.json"),
     output:
         "results/{ds}/tuned/{variant}/seed{seed}/metrics.json",
     log:
@@ -76,12 +77,13 @@ use rule evaluate as tuned_evaluate with:
 
 
 # Each tuned variant over seeds, and its paired bootstrap against tuned t-HNE.
+# The selections are inputs as ancient(): the chosen points are in the lineage param, so a
+# selection redone with the same outcome reruns nothing.
 use rule variants as tuned_variants with:
     input:
-        runs=lambda wc: paths.tuned_runs(config, wc.ds, "metrics.json", chosen_point),
-        predictions=lambda wc: paths.tuned_runs(
-            config, wc.ds, "predictions.tsv", chosen_point
-        ),
+        runs=lambda wc: paths.tuned_runs(config, wc.ds, "metrics.json"),
+        predictions=lambda wc: paths.tuned_runs(config, wc.ds, "predictions.tsv"),
+        best=lambda wc: ancient(paths.grid_files(config, wc.ds, "best.json")),
     output:
         "results/{ds}/tuned/variants.json",
     log:
@@ -95,9 +97,7 @@ rule grid_report:
     input:
         best=lambda wc: paths.grid_files(config, wc.ds, "best.json"),
         tuned="results/{ds}/tuned/variants.json",
-        tuned_predictions=lambda wc: paths.tuned_runs(
-            config, wc.ds, "predictions.tsv", chosen_point
-        ),
+        tuned_predictions=lambda wc: paths.tuned_runs(config, wc.ds, "predictions.tsv"),
         untuned=lambda wc: paths.untuned_runs(config, wc.ds, "metrics.json"),
         untuned_predictions=lambda wc: paths.untuned_runs(
             config, wc.ds, "predictions.tsv"
