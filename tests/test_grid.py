@@ -127,12 +127,14 @@ def test_demo_grid_chosen_on_validation_and_rerun_only_where_needed(demo_build, 
     assert {k: tuned_state(tmp_path)[1][k] for k in ("lr", "alpha")} == chosen["point"]
     assert "Nothing to be done" in run_snakemake(tmp_path, *args, "-n", TARGET).stdout
 
-    # The tuned runs deleted under a finished grid.md are trained again, and the report
-    # follows. Checked by hand: with the tuned runs' inputs waiting on the selection through
-    # their input functions instead (the selection not an input), this plan was empty.
+    # The tuned runs deleted under a finished grid.md are trained again, and what gathers
+    # them follows; then nothing is planned. Checked by hand: without `gathering` in the
+    # rules, the first plan was empty ("Nothing to be done").
     shutil.rmtree(tmp_path / "results/demo/tuned")
     plan = planned(run_snakemake(tmp_path, TARGET, *args, "-n", "--quiet", "rules"))
     assert plan == {"tuned_train": 1, "tuned_evaluate": 1, "tuned_variants": 1, "grid_report": 1}
+    run_snakemake(tmp_path, *args, "--cores", "2", TARGET)
+    assert "Nothing to be done" in run_snakemake(tmp_path, *args, "-n", TARGET).stdout
 
     # The HTML report holds the grid page and its figure.
     html = tmp_path / "report.html"

@@ -101,14 +101,7 @@ def test_every_jobs_inputs_come_from_its_lineages_upstream(demo_build, tmp_path)
             point = point_key(points[wildcards["point"]])
         elif rule.startswith("tuned_") and "variant" in wildcards:
             point = point_key(points[chosen_name])
-        return Job(
-            step,
-            wildcards["ds"],
-            wildcards.get("modality"),
-            wildcards.get("variant"),
-            point,
-            wildcards.get("name"),
-        )
+        return Job.of(step, wildcards, point)
 
     def closure(jobs: set[Job]) -> set[Job]:
         seen, todo = set(), list(jobs)

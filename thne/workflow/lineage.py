@@ -53,6 +53,12 @@ class Job(NamedTuple):
     point: tuple | None = None
     entry: str | None = None
 
+    @classmethod
+    def of(cls, step: str, wildcards: Mapping[str, str], point: tuple | None = None) -> Job:
+        """The job of ``step`` with a rule's wildcards (``name``: a predict: entry)."""
+        get = wildcards.get
+        return cls(step, wildcards["ds"], get("modality"), get("variant"), point, get("name"))
+
 
 @dataclass(frozen=True)
 class Step:

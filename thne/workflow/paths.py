@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 
 def train_inputs(ds: str) -> dict[str, str]:
@@ -78,6 +78,13 @@ def untuned_runs(config: Mapping, ds: str, filename: str) -> list[str]:
     return run_paths(config, ds, filename, grid_variants(config, ds))
 
 
-def tuned_runs(config: Mapping, ds: str, filename: str) -> list[str]:
-    """``filename`` of every seed of every tuned variant (results/<ds>/tuned/)."""
-    return run_paths(config, ds, filename, grid_variants(config, ds), folder="tuned")
+def tuned_runs(
+    config: Mapping, ds: str, filename: str, chosen: Callable[[str, str], object]
+) -> list[str]:
+    """``filename`` of every seed of every tuned variant, asking ``chosen(ds, variant)`` for
+    each first: in the workflow that plans them after the selections (a rule whose params
+    read a chosen point must wait for them)."""
+    variants = grid_variants(config, ds)
+    for variant in variants:
+        chosen(ds, variant)
+    return run_paths(config, ds, filename, variants, folder="tuned")

@@ -106,12 +106,8 @@ def chosen(wildcards):
 
 
 def tuned_inputs(wildcards):
-    """A tuned run's inputs: a training run's, and its variant's selection as ancient(): the
-    chosen point is in the run's params, so a selection redone with the same outcome reruns
-    nothing (Snakemake needs a checkpoint's output among the inputs of a job whose params
-    read it)."""
-    best = ancient(f"results/{wildcards.ds}/grid/{wildcards.variant}/best.json")
-    return {**paths.train_inputs(wildcards.ds), "best": best}
+    chosen(wildcards)  # planned after the selection
+    return paths.train_inputs(wildcards.ds)
 
 
 def grid_point(wildcards):
@@ -127,16 +123,21 @@ def lineage_of(step, point=None):
 
     def of_job(wc):
         where = point_key(point(wc)) if point else None
-        return LINEAGE(
-            Job(
-                step,
-                wc.ds,
-                wc.get("modality"),
-                wc.get("variant"),
-                where,
-                wc.get("name"),
-            )
-        )
+        return LINEAGE(Job.of(step, dict(wc.items()), where))
+
+    return of_job
+
+
+def gathering(output, files_of):
+    """An input function: ``files_of(wildcards)``, the runs a result gathers. Where the result
+    (``output``, a pattern) exists but some of them are gone, its job is forced, so they are
+    made again before it (Snakemake alone takes it as up to date and plans nothing)."""
+
+    def of_job(wc):
+        files, result = files_of(wc), output.format(**dict(wc.items()))
+        if os.path.exists(result) and not all(map(os.path.exists, files)):
+            workflow.dag.forcefiles.add(result)
+        return files
 
     return of_job
 

@@ -1,6 +1,6 @@
 rule evaluate:
     input:
-        predictions="results/{ds}/runs/{variant}/seed{seed}/predictions.tsv",
+        "results/{ds}/runs/{variant}/seed{seed}/predictions.tsv",
     output:
         "results/{ds}/runs/{variant}/seed{seed}/metrics.json",
     log:
@@ -13,13 +13,16 @@ rule evaluate:
         code=code_of("evaluate"),
         lineage=lineage_of("evaluate"),
     shell:
-        "thne evaluate --predictions {input.predictions} --out {output} --variant {wildcards.variant}"
+        "thne evaluate --predictions {input} --out {output} --variant {wildcards.variant}"
         " --seed {wildcards.seed} > {log} 2>&1"
 
 
 rule aggregate:
     input:
-        lambda wc: paths.run_paths(config, wc.ds, "metrics.json", ["thne"]),
+        gathering(
+            "results/{ds}/metrics.json",
+            lambda wc: paths.run_paths(config, wc.ds, "metrics.json", ["thne"]),
+        ),
     output:
         "results/{ds}/metrics.json",
     log:

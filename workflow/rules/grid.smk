@@ -22,8 +22,11 @@ use rule train as grid_train with:
 checkpoint grid_select:
     input:
         # Validation metrics only: the selection never sees a test prediction.
-        lambda wc: paths.grid_runs(
-            config, GRIDS, wc.ds, wc.variant, "valid_metrics.json"
+        gathering(
+            "results/{ds}/grid/{variant}/best.json",
+            lambda wc: paths.grid_runs(
+                config, GRIDS, wc.ds, wc.variant, "valid_metrics.json"
+            ),
         ),
     output:
         "results/{ds}/grid/{variant}/best.json",
@@ -64,8 +67,7 @@ use rule train as tuned_train with:
 
 use rule evaluate as tuned_evaluate with:
     input:
-        predictions="results/{ds}/tuned/{variant}/seed{seed}/predictions.tsv",
-        best=ancient("results/{ds}/grid/{variant}/best.json"),
+        "results/{ds}/tuned/{variant}/seed{seed}/predictions.tsv",
     output:
         "results/{ds}/tuned/{variant}/seed{seed}/metrics.json",
     log:
@@ -77,13 +79,18 @@ use rule evaluate as tuned_evaluate with:
 
 
 # Each tuned variant over seeds, and its paired bootstrap against tuned t-HNE.
-# The selections are inputs as ancient(): the chosen points are in the lineage param, so a
-# selection redone with the same outcome reruns nothing.
 use rule variants as tuned_variants with:
     input:
-        runs=lambda wc: paths.tuned_runs(config, wc.ds, "metrics.json"),
-        predictions=lambda wc: paths.tuned_runs(config, wc.ds, "predictions.tsv"),
-        best=lambda wc: ancient(paths.grid_files(config, wc.ds, "best.json")),
+        runs=gathering(
+            "results/{ds}/tuned/variants.json",
+            lambda wc: paths.tuned_runs(config, wc.ds, "metrics.json", chosen_point),
+        ),
+        predictions=gathering(
+            "results/{ds}/tuned/variants.json",
+            lambda wc: paths.tuned_runs(
+                config, wc.ds, "predictions.tsv", chosen_point
+            ),
+        ),
     output:
         "results/{ds}/tuned/variants.json",
     log:
@@ -97,10 +104,19 @@ rule grid_report:
     input:
         best=lambda wc: paths.grid_files(config, wc.ds, "best.json"),
         tuned="results/{ds}/tuned/variants.json",
-        tuned_predictions=lambda wc: paths.tuned_runs(config, wc.ds, "predictions.tsv"),
-        untuned=lambda wc: paths.untuned_runs(config, wc.ds, "metrics.json"),
-        untuned_predictions=lambda wc: paths.untuned_runs(
-            config, wc.ds, "predictions.tsv"
+        tuned_predictions=gathering(
+            "results/{ds}/grid.md",
+            lambda wc: paths.tuned_runs(
+                config, wc.ds, "predictions.tsv", chosen_point
+            ),
+        ),
+        untuned=gathering(
+            "results/{ds}/grid.md",
+            lambda wc: paths.untuned_runs(config, wc.ds, "metrics.json"),
+        ),
+        untuned_predictions=gathering(
+            "results/{ds}/grid.md",
+            lambda wc: paths.untuned_runs(config, wc.ds, "predictions.tsv"),
         ),
     output:
         table="results/{ds}/grid.md",

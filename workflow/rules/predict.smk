@@ -89,7 +89,10 @@ rule predict:
         manifest="data/{ds}/predict/{name}/manifest.tsv",
         audio="features/{ds}/predict/{name}/audio.h5",
         visual="features/{ds}/predict/{name}/visual.h5",
-        models=lambda wc: predict.predict_models(config, wc.ds, wc.name),
+        models=gathering(
+            "results/{ds}/predict/{name}/predictions.tsv",
+            lambda wc: predict.predict_models(config, wc.ds, wc.name),
+        ),
     output:
         predictions="results/{ds}/predict/{name}/predictions.tsv",
         excluded="results/{ds}/predict/{name}/excluded.tsv",

@@ -1,8 +1,14 @@
 # Each variant's metrics over seeds, and its paired bootstrap against thne over test clips.
 rule variants:
     input:
-        runs=lambda wc: paths.trained_runs(config, wc.ds, "metrics.json"),
-        predictions=lambda wc: paths.trained_runs(config, wc.ds, "predictions.tsv"),
+        runs=gathering(
+            "results/{ds}/variants.json",
+            lambda wc: paths.trained_runs(config, wc.ds, "metrics.json"),
+        ),
+        predictions=gathering(
+            "results/{ds}/variants.json",
+            lambda wc: paths.trained_runs(config, wc.ds, "predictions.tsv"),
+        ),
     output:
         "results/{ds}/variants.json",
     log:
@@ -66,8 +72,11 @@ rule ablation:
 # Figure 3: (a) t-HNE and, where trained, (b) the Eq. 10 residual variant.
 rule loss_curves:
     input:
-        lambda wc: paths.run_paths(
-            config, wc.ds, "history.tsv", figure_variants(config, wc.ds)
+        gathering(
+            "results/{ds}/figures/loss_curves.png",
+            lambda wc: paths.run_paths(
+                config, wc.ds, "history.tsv", figure_variants(config, wc.ds)
+            ),
         ),
     output:
         report(
@@ -92,8 +101,9 @@ rule loss_curves:
 rule cases:
     input:
         manifest="data/{ds}/manifest.tsv",
-        predictions=lambda wc: paths.run_paths(
-            config, wc.ds, "predictions.tsv", ["thne"]
+        predictions=gathering(
+            "results/{ds}/cases.md",
+            lambda wc: paths.run_paths(config, wc.ds, "predictions.tsv", ["thne"]),
         ),
     output:
         "results/{ds}/cases.md",
