@@ -170,6 +170,16 @@ def test_a_users_axes_replace_the_shipped_ones(tmp_path):
         ({"seeds": [1, 2]}, "datasets.demo.grid.axes.seeds: not a hyper-parameter"),
         ({"hidden": [32]}, "datasets.demo.grid.axes.hidden: no such train key"),
         ({"lr": [1.0e-3, 0.001]}, "datasets.demo.grid.axes.lr: value(s) 0.001 given twice"),
+        # Each point is checked like a train: section: before, point 16 trained, then point 0
+        # ended in a traceback.
+        (
+            {"batch_size": [16, 0]},
+            "datasets.demo.grid.axes.batch_size: 0 is less than the minimum of 2",
+        ),
+        (
+            {"dropout": [0.1, 1.5]},
+            "datasets.demo.grid.axes.dropout: 1.5 is greater than the maximum of 1",
+        ),
     ],
 )
 def test_a_bad_grid_stops_before_any_job(tmp_path, axes, message):

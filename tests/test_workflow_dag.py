@@ -77,20 +77,23 @@ def test_every_jobs_inputs_come_from_its_lineages_upstream(demo_build, tmp_path)
     cfg["predict"] = {"mine": {"dataset": "demo", "input": str(folder), "seeds": [1]}}
     config = tmp_path / "cfg.yaml"
     config.write_text(yaml.safe_dump(cfg))
-    # The checkpoints the plan reads: the clips to score (made for real), and a grid point
-    # chosen for each tuned variant (best.json, as grid-select writes it).
-    run_snakemake(
-        root, "--configfile", str(config), "--cores", "1", "data/demo/predict/mine/manifest.tsv"
-    )
+    # The checkpoints the plan reads, made for real: the clips to score, and each tuned
+    # variant's selection (the demo grid's four points, trained).
+    selections = [
+        f"results/demo/grid/{v}/best.json" for v in cfg["datasets"]["demo"]["grid"]["variants"]
+    ]
+    targets = ("data/demo/predict/mine/manifest.tsv", *selections)
+    run_snakemake(root, *targets, "--configfile", str(config), "--cores", "2")
     resolved = resolve_config(yaml.safe_load(config.read_text()), REPO)
     points = grids(resolved)["demo"]
-    chosen_name = list(points)[-1]
-    for variant in resolved["datasets"]["demo"]["grid"]["variants"]:
-        best = root / f"results/demo/grid/{variant}/best.json"
-        best.parent.mkdir(parents=True, exist_ok=True)
-        best.write_text(json.dumps({"point": points[chosen_name], "name": chosen_name}))
+    chosen = {
+        v: json.loads((root / best).read_text())["point"]
+        for v, best in zip(
+            resolved["datasets"]["demo"]["grid"]["variants"], selections, strict=True
+        )
+    }
 
-    lineage = Lineage(resolved, lambda *a: "code", lambda ds, v: points[chosen_name])
+    lineage = Lineage(resolved, lambda *a: "code", lambda ds, v: chosen[v])
 
     def job_of(rule: str, wildcards: dict) -> Job | None:
         step = step_of(rule)
@@ -100,7 +103,7 @@ def test_every_jobs_inputs_come_from_its_lineages_upstream(demo_build, tmp_path)
         if "point" in wildcards:
             point = point_key(points[wildcards["point"]])
         elif rule.startswith("tuned_") and "variant" in wildcards:
-            point = point_key(points[chosen_name])
+            point = point_key(chosen[wildcards["variant"]])
         return Job.of(step, wildcards, point)
 
     def closure(jobs: set[Job]) -> set[Job]:
@@ -127,7 +130,7 @@ def test_every_jobs_inputs_come_from_its_lineages_upstream(demo_build, tmp_path)
         if not reads <= closure(declared):
             problems.append(f"{entry['rule']} {job}: reads {reads - closure(declared)} unfollowed")
         checked.add(entry["rule"])
-    assert problems == []
+    assert problems == [], "\n".join(problems)
     # Every rule with a lineage was planned, so every step's declaration was checked.
     every = {"grid_train", "tuned_train", "tuned_evaluate", "predict_explain", *STEPS}
     assert every - {"import_features"} <= checked, every - checked
