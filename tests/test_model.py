@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from thne.model.thne import THNE, VARIANTS, info_nce, total_loss
+from thne.model.thne import THNE, VARIANTS, info_nce
 
 B, L, TV, TA, DV, DA = 6, 12, 9, 14, 7, 5
 
@@ -57,7 +57,7 @@ def test_shapes_and_losses():
     assert torch.allclose(out.attn_v.sum(-1), torch.ones(B))
     terms = model.losses(out, torch.zeros(B))
     assert set(terms) == {"task", "l_tv", "l_ta", "l_fv", "l_fa"}
-    loss = total_loss(terms, alpha=0.3, beta=0.1)
+    loss = model.total_loss(terms, alpha=0.3, beta=0.1)
     expected = (
         terms["task"]
         + 0.3 * (terms["l_ta"] + terms["l_tv"])
@@ -208,7 +208,7 @@ def test_each_loss_term_trains_what_eq9_says():
         "l_fa": ENCODERS | {"fusion", "cpc_a"},
     }
     # The weighted sum of Eq. 9 is what the optimiser sees.
-    total = grads(model, total_loss(terms, alpha=0.3, beta=0.1))
+    total = grads(model, model.total_loss(terms, alpha=0.3, beta=0.1))
     each = {t: grads(model, loss) for t, loss in terms.items()}
     weight = {"task": 1.0, "l_tv": 0.3, "l_ta": 0.3, "l_fv": 0.1, "l_fa": 0.1}
     for name, value in total.items():

@@ -32,7 +32,7 @@ import torch
 from thne.evaluate.metrics import constant_warning, regression_metrics
 from thne.io import atomic_path, write_json
 from thne.model.build import build_model
-from thne.model.thne import THNE, total_loss
+from thne.model.thne import THNE
 from thne.runs import save_run
 from thne.train.checkpoint import (
     CHECKPOINT,
@@ -143,7 +143,7 @@ def train_step(
     with autocast(cfg, device or batch["label"].device):
         out = model(**model_inputs(batch))
         terms = model.losses(out, batch["label"])
-        loss = total_loss(terms, cfg.alpha, cfg.beta)
+        loss = model.total_loss(terms, cfg.alpha, cfg.beta)
         probe_loss = model.probe_loss(out)
     opt.zero_grad(set_to_none=True)
     (loss + probe_loss).backward()
