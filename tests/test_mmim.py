@@ -19,8 +19,8 @@ from thne.model.mmim import MMIM, EntropyMemory, entropy_estimate
 from thne.runs import read_run
 from thne.train.config import TrainConfig
 from thne.train.data import load_dataset
-from thne.train.loop import evaluate, make_optimizer, seed_everything, train_epoch, train_run
-from thne.train.two_stage import estimator_step, main_step, make_optimizers
+from thne.train.loop import evaluate, make_optimiser, seed_everything, train_epoch, train_run
+from thne.train.mmim_optimiser import MMIMOptimiser
 
 HV, HA = 3, 2
 LABEL = torch.tensor([1.5, -2.0, 0.0, 0.4, -0.3, 2.2])
@@ -209,7 +209,7 @@ def test_main_loss_uses_memory_and_weights():
 def test_two_optimisers_touch_disjoint_parameter_sets():
     model = make_mmim().train()
     cfg = TrainConfig.preset("mmim", batch_size=B, mi_lr=1e-2, lr=1e-2, bert_lr=1e-3, mi_memory=2)
-    opts = make_optimizers(model, cfg)
+    opts = MMIMOptimiser(model, cfg)
     ids = {
         name: {id(p) for g in opt.param_groups for p in g["params"]}
         for name, opt in (("main", opts.main), ("estimator", opts.estimator))
@@ -227,24 +227,24 @@ def test_two_optimisers_touch_disjoint_parameter_sets():
         return {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
 
     before = snapshot()
-    estimator_step(model, train_batch(), opts, cfg)
+    opts.step("estimator", train_batch(), {})
     moved = changed(before)
     assert moved and all(n.startswith("mi_") for n in moved)
 
     before = snapshot()
-    memory = EntropyMemory(1)
-    terms = main_step(model, train_batch(), opts, cfg, memory)
+    carry = {}  # the stage's entropy memory
+    terms = opts.step("main", train_batch(), carry)
     moved = changed(before)
     assert not any(n.startswith("mi_") for n in moved)
     assert any(n.startswith("text_encoder.") for n in moved) and "cpc_t.net.0.weight" in moved
-    assert {"task", "l_ft", "lld_tv", "total"} <= set(terms) and "tv" in memory.batches
+    assert {"task", "l_ft", "lld_tv", "total"} <= set(terms) and "tv" in carry
     assert all(p.grad is None for p in model.mi_tv.parameters())
 
     # One state dict holds both optimisers and restores both; the memory, emptied at each
     # epoch, is not in it.
     state = opts.state_dict()
     assert set(state) == {"main", "estimator"} and state["estimator"]["state"]
-    fresh = make_optimizers(model, cfg)
+    fresh = MMIMOptimiser(model, cfg)
     fresh.load_state_dict(state)
     assert fresh.estimator.state_dict()["state"].keys() == state["estimator"]["state"].keys()
     assert fresh.main.state_dict()["state"].keys() == state["main"]["state"].keys()
@@ -405,7 +405,7 @@ def test_mmim_leaves_the_constant_in_its_first_epochs(dataset):  # noqa: F811
         )
         seed_everything(seed)
         model = build_model(cfg, len(data.visual_names), len(data.acoustic_names))
-        opt = make_optimizer(model, cfg)
+        opt = make_optimiser(model, cfg)
         gen = torch.Generator().manual_seed(seed)
         for _ in range(3):
             train_epoch(model, data.splits["train"], opt, cfg, gen, dev)

@@ -3,6 +3,7 @@
 Reading guide, top to bottom: modality encoders (Eq. 1), text-guided intra-modality denoising
 (DeNo1, Eq. 2, and the residual form of Eq. 10), MI-based inter-modality denoising (DeNo2,
 Eq. 4-5), fusion and regression, feature recovery (Re, Eq. 6-7), and the loss (Eq. 8-9).
+Algorithm 1, the update that minimises it, is ``thne/train/thne_optimiser.py``.
 
 Where the paper is ambiguous we read it as follows:
 - Eq. 2 with one h_t and one h_m vector would be a softmax over a single entry, i.e. a no-op.
