@@ -413,3 +413,81 @@ def test_mmim_leaves_the_constant_in_its_first_epochs(dataset):  # noqa: F811
         share = float(pred["prediction"].std() / pred["label"].std())
         corr = float(np.corrcoef(pred["prediction"], pred["label"])[0, 1])
         assert share >= 0.2 and corr > 0.5, (seed, share, corr)
+
+
+# Six training clips in batches of two: three steps per stage, six per epoch. Hidden width 1
+# (a one-dimensional projection) and a memory of two batches: the third batch of stage two is
+# the only one whose memory is full, and its entropy terms need both remembered batches.
+MID_EPOCH = dict(
+    batch_size=2, max_epochs=2, patience=2, seed=4, visual_hidden=1, acoustic_hidden=1,
+    mi_memory=2, checkpoint_every_s=3600,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def unbroken_mmim(tmp_path_factory):
+    """test_train's dataset, and an MMIM run on it that nothing stopped."""
+    from test_train import make_dataset
+
+    root = tmp_path_factory.mktemp("mmim_mid_epoch")
+    data_dir = make_dataset(root)
+    train_run(load(data_dir), TrainConfig.preset("mmim", **MID_EPOCH), root / "whole")
+    return data_dir, root / "whole"
+
+
+@pytest.mark.parametrize(
+    "stop_at, next_start, remembered",
+    [
+        (3, 6, 0),  # after stage one's last batch: stage two has not started
+        (5, 10, 2),  # after stage two's second batch: its memory is full
+        (10, 8, 1),  # epoch 2, after stage two's first batch
+    ],
+)
+def test_mmim_resumes_mid_epoch_exactly(
+    unbroken_mmim, tmp_path, monkeypatch, stop_at, next_start, remembered
+):
+    """A SIGTERM during one of MMIM's steps, in either stage, writes a checkpoint after that
+    batch, with the entropy memory stage two has gathered; started again, the run ends as an
+    unbroken one (history, predictions, bit-identical weights).
+
+    Breaks caught (checked by hand): the memory left out of the checkpoint (the resumed third
+    batch of stage two then has no entropy terms: history.tsv differs); MMIM's epoch not
+    pausable inside (its former two-stage loop: no checkpoint until the epoch's end)."""
+    import os
+    import signal
+
+    from test_checkpoint import OUTPUTS
+    from test_train import assert_same_weights, checkpoint_record
+
+    from thne.train.checkpoint import CHECKPOINT, TrainingStopped
+    from thne.train.mmim_optimiser import MMIMOptimiser
+
+    data_dir, whole = unbroken_mmim
+    train = pd.read_csv(whole / "history.tsv", sep="\t").query("split == 'train'")
+    assert train[["h_tv", "h_ta"]].notna().all().all(), "the memory is needed in every epoch"
+
+    real_step, calls = MMIMOptimiser.step, []
+
+    def step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == stop_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(*args, **kwargs)
+
+    cfg = TrainConfig.preset("mmim", **MID_EPOCH)
+    out = tmp_path / "stopped"
+    monkeypatch.setattr(MMIMOptimiser, "step", step)
+    with pytest.raises(TrainingStopped):
+        train_run(load(data_dir), cfg, out)
+    assert len(calls) == stop_at, "stopped right after the batch the signal came in"
+    record = checkpoint_record(out / CHECKPOINT)
+    assert record["epoch"] == (stop_at - 1) // 6 and record["next_start"] == next_start
+    carry = torch.load(out / CHECKPOINT, weights_only=True)["carry"]
+    assert len(carry.get("tv", [])) == remembered and len(carry.get("ta", [])) == remembered
+
+    monkeypatch.setattr(MMIMOptimiser, "step", real_step)
+    train_run(load(data_dir), cfg, out)
+    for name in OUTPUTS:
+        assert (out / name).read_text() == (whole / name).read_text(), name
+    assert_same_weights(whole, out)
+    assert not (out / CHECKPOINT).exists()
