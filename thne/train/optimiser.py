@@ -33,7 +33,8 @@ class Optimiser(Protocol):
     ) -> dict[str, torch.Tensor]:
         """One update on ``batch`` (model inputs and ``label``) in ``stage``. Returns the loss
         terms to report, each a detached 0-d tensor averaged over the batch; the loop averages
-        each over the clips of the batches that gave it.
+        each over the clips of the batches that gave it, and logs the epoch's mean of
+        ``total``, the loss the model is trained on, which some stage must report.
 
         ``carry`` is what a stage keeps from one batch to the next (MMIM's entropy memory): it
         is empty when the stage starts, and the step changes it in place. It may hold only
