@@ -118,12 +118,12 @@ def train_epoch(
     counts = dict(progress.counts)
     carry = tensors_to(progress.carry, device)
     for i, stage in enumerate(opt.stages):
-        begin, end = i * n, (i + 1) * n
-        if progress.next_start >= end:
-            continue  # finished before the pause
-        if progress.next_start <= begin:
-            carry = {}  # a stage starts with nothing carried
-        for start in range(max(begin, progress.next_start), end, cfg.batch_size):
+        end = (i + 1) * n  # the stage's clips are order[i * n : end]
+        for start in range(i * n, end, cfg.batch_size):
+            if start < progress.next_start:
+                continue  # trained before the pause
+            if start == i * n:
+                carry = {}  # each stage starts with nothing carried
             stop = min(start + cfg.batch_size, end)
             batch = split.batch(order[start:stop])
             size = batch["label"].shape[0]
@@ -264,16 +264,16 @@ def train_run(
                 if state.progress.finished:
                     break
                 saver.save_then_stop_if_asked(state, due=True)
-            result = state.progress.means()
+            losses = state.progress.means()
             valid_losses, valid_pred = evaluate(state.model, valid, cfg, dev)
             metrics = selection_metrics(valid_pred)
             if not np.isfinite(metrics["mae"]):
                 raise FloatingPointError(
                     f"training diverged: validation MAE is {metrics['mae']} at epoch {epoch}"
                 )
-            improved = state.end_epoch(epoch, result, valid_losses, metrics)
+            improved = state.end_epoch(epoch, losses, valid_losses, metrics)
             print(
-                f"epoch {epoch:3d}  train loss {result['total']:.4f}  valid mae "
+                f"epoch {epoch:3d}  train loss {losses['total']:.4f}  valid mae "
                 f"{metrics['mae']:.4f}{'  *' if improved else ''}  "
                 f"({time.perf_counter() - t0:.1f}s)",
                 file=sys.stderr,
