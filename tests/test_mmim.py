@@ -436,15 +436,17 @@ def unbroken_mmim(tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "stop_at, next_start, remembered",
+    "stop_at, next_start, remembered, where",
     [
-        (3, 6, 0),  # after stage one's last batch: stage two has not started
-        (5, 10, 2),  # after stage two's second batch: its memory is full
-        (10, 8, 1),  # epoch 2, after stage two's first batch
+        # After stage one's last batch: stage two has not started.
+        (3, 6, 0, "in epoch 1, stage main, at clip 0 of 6"),
+        # After stage two's second batch: its memory is full.
+        (5, 10, 2, "in epoch 1, stage main, at clip 4 of 6"),
+        (10, 8, 1, "in epoch 2, stage main, at clip 2 of 6"),
     ],
 )
 def test_mmim_resumes_mid_epoch_exactly(
-    unbroken_mmim, tmp_path, monkeypatch, stop_at, next_start, remembered
+    unbroken_mmim, tmp_path, monkeypatch, capfd, stop_at, next_start, remembered, where
 ):
     """A SIGTERM during one of MMIM's steps, in either stage, writes a checkpoint after that
     batch, with the entropy memory stage two has gathered; started again, the run ends as an
@@ -486,7 +488,9 @@ def test_mmim_resumes_mid_epoch_exactly(
     assert len(carry.get("tv", [])) == remembered and len(carry.get("ta", [])) == remembered
 
     monkeypatch.setattr(MMIMOptimiser, "step", real_step)
+    capfd.readouterr()
     train_run(load(data_dir), cfg, out)
+    assert f"resuming {where} from" in capfd.readouterr().err
     for name in OUTPUTS:
         assert (out / name).read_text() == (whole / name).read_text(), name
     assert_same_weights(whole, out)

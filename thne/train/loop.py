@@ -212,14 +212,19 @@ def _resume_or_start(
         print(f"{path}: cannot be resumed ({exc}); training from the start", file=sys.stderr)
         # A failed load may have changed some tensors: start from fresh objects.
         return _fresh_state(cfg, data, dev)
-    progress = state.progress
-    where = (
-        f"in epoch {state.epoch + 1} at clip {progress.next_start} of {len(progress.order)}"
-        if progress is not None
-        else f"after epoch {state.epoch}"
-    )
-    print(f"resuming {where} from {path}", file=sys.stderr)
+    print(f"resuming {_where(state)} from {path}", file=sys.stderr)
     return state
+
+
+def _where(state: TrainingState) -> str:
+    """Where a resumed run goes on: after an epoch, or at a clip of one of its stages."""
+    if state.progress is None:
+        return f"after epoch {state.epoch}"
+    stages = state.opt.stages
+    n = len(state.progress.order) // len(stages)
+    stage, clip = divmod(state.progress.next_start, n)
+    named = f", stage {stages[stage]}," if len(stages) > 1 else ""
+    return f"in epoch {state.epoch + 1}{named} at clip {clip} of {n}"
 
 
 def train_run(
