@@ -77,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from thne.train.checkpoint import TrainingState
-    from thne.train.loop import build_model, make_optimizer, seed_everything, train_epoch
+    from thne.train.loop import build_model, make_optimiser, seed_everything, train_epoch
     from thne.workflow.config import resolve_config
     from thne.workflow.runs import resolve_run
 
@@ -85,14 +85,14 @@ def main() -> None:
     split = demo_split(args.frames)
     seed_everything(0)
     model = build_model(cfg, VISUAL_DIM, ACOUSTIC_DIM)
-    state = TrainingState(model, make_optimizer(model, cfg), torch.Generator().manual_seed(0))
+    state = TrainingState(model, make_optimiser(model, cfg), torch.Generator().manual_seed(0))
     dev = torch.device("cpu")
     t0, c0 = time.perf_counter(), time.process_time()
     print(f"demo t-HNE, {len(split)} training clips; checkpoint sizes in MB")
     print(f"{'after':<10}{'best weights':<16}{'before':>8}{'now':>8}")
     for epoch, mae in ((1, 1.0), (2, 2.0)):
         state.keep_best()
-        losses = train_epoch(state.model, split, state.opt, cfg, state.gen, dev)
+        losses = train_epoch(state.model, split, state.opt, cfg, state.gen, dev).means()
         state.end_epoch(epoch, losses, {}, {"mae": mae})
         best_is_model = state.best_weights is None
         before = size_mb(old_format(state, best_is_model))

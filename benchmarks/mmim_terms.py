@@ -1,6 +1,6 @@
 """Where MMIM's training signal goes: per loss term, the gradient reaching each part of the model.
 
-Trains MMIM (``thne/model/mmim.py``, two stages of ``thne/train/two_stage.py``) on a dataset's
+Trains MMIM (``thne/model/mmim.py``, two stages of ``thne/train/mmim_optimiser.py``) on a dataset's
 prepared features, as ``thne train`` would, and at every batch of the main stage takes the
 gradient of each weighted term of L_main on its own: the task loss, alpha times each CPC term
 (l_ft, l_fv, l_fa), minus beta times each BA log-likelihood (lld_tv, lld_ta) and each entropy
@@ -31,12 +31,12 @@ import torch
 import yaml
 
 from thne.model.build import build_model
-from thne.model.mmim import MMIM
+from thne.model.mmim import MMIM, EntropyMemory
 from thne.train.config import TrainConfig
 from thne.train.data import load_dataset
 from thne.train.forward import model_inputs
-from thne.train.loop import evaluate, make_optimizer, seed_everything
-from thne.train.two_stage import estimator_step, new_memory
+from thne.train.loop import evaluate, seed_everything
+from thne.train.mmim_optimiser import MMIMOptimiser
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,7 +101,7 @@ def main() -> None:
     seed_everything(cfg.seed)
     model = build_model(cfg, len(data.visual_names), len(data.acoustic_names)).to(dev)
     assert isinstance(model, MMIM)
-    opt = make_optimizer(model, cfg)
+    opt = MMIMOptimiser(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     train, valid = data.splits["train"], data.splits["valid"]
     groups = {p: [] for p in PARTS}
@@ -121,8 +121,8 @@ def main() -> None:
         n = len(train)
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, cfg.batch_size):
-            estimator_step(model, train.batch(order[start : start + cfg.batch_size]), opt, cfg)
-        memory = new_memory(cfg)
+            opt.estimator_step(train.batch(order[start : start + cfg.batch_size]))
+        memory = EntropyMemory(cfg.mi_memory)
         norms = {t: {p: 0.0 for p in PARTS} for t in TERMS}
         present = {t: 0 for t in TERMS}
         values = {t: 0.0 for t in TERMS}

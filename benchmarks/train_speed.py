@@ -1,11 +1,12 @@
 """Training speed and memory of t-HNE on synthetic data shaped like CMU-MOSI and CMU-MOSEI.
 
 1,284 (MOSI) or 16,326 (MOSEI) training clips, 50 text tokens, visual 500 x 35 and acoustic
-500 x 74 per clip, trained with the real model and training step (``thne.train.loop``) and the
-dataset's hyper-parameters of config/config.yaml. Encoders are built from a BERT config with
-random weights, so nothing is downloaded: ``bert-base`` (12 layers, 768 wide, the paper's)
-and ``minilm`` (6 layers, 384, the demo's). Prints training samples per second, the time of
-one epoch, and peak host and device memory, each encoder and dataset in a fresh process.
+500 x 74 per clip, trained with the real model and training step (``thne.train.loop``,
+``thne.train.thne_optimiser``) and the dataset's hyper-parameters of config/config.yaml.
+Encoders are built from a BERT config with random weights, so nothing is downloaded:
+``bert-base`` (12 layers, 768 wide, the paper's) and ``minilm`` (6 layers, 384, the demo's).
+Prints training samples per second, the time of one epoch, and peak host and device memory,
+each encoder and dataset in a fresh process.
 
 On CUDA one whole epoch is trained and timed (bf16 autocast as configured); on CPU, --steps
 batches are timed after a warm-up and the epoch time is extrapolated from them.
@@ -86,12 +87,10 @@ class Job:
         its last whole batch."""
         import torch
 
-        from thne.train.loop import train_step
-
         size = self.cfg.batch_size
         start = k % (len(self.split) // size) * size
         index = torch.arange(start, start + size, device=self.device)
-        train_step(self.model, self.split.batch(index), self.opt, self.cfg, self.device)
+        self.opt.step("train", self.split.batch(index), {})
 
     def train(
         self,
@@ -135,7 +134,7 @@ def build_job(
     from transformers import BertConfig, BertModel
 
     from thne.model.thne import THNE
-    from thne.train.loop import make_optimizer
+    from thne.train.thne_optimiser import THNEOptimiser
 
     cfg = train_config(dataset, batch_size)
     if clips < cfg.batch_size:
@@ -155,7 +154,7 @@ def build_job(
         acoustic_hidden=cfg.acoustic_hidden,
         fusion_dim=cfg.fusion_dim,
     ).to(dev)
-    opt = make_optimizer(model, cfg)
+    opt = THNEOptimiser(model, cfg)
     if split_on_device:
         split = synthetic_split(clips, device=str(dev))
     else:

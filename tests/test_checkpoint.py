@@ -10,10 +10,10 @@ import pytest
 import torch
 from test_train import _train_cli, assert_same_weights, checkpoint_record, load, make_dataset
 
-import thne.train.loop as loop
 from thne.train.checkpoint import CHECKPOINT, TrainingStopped
 from thne.train.config import TrainConfig
 from thne.train.loop import train_run
+from thne.train.thne_optimiser import THNEOptimiser
 
 CFG = dict(seed=5, batch_size=2, max_epochs=3, patience=8)
 OUTPUTS = ("history.tsv", "predictions.tsv", "valid_metrics.json")
@@ -87,7 +87,7 @@ def test_sigterm_mid_epoch_checkpoints_and_resumes_exactly(
     data = load(data_dir)
     cfg = TrainConfig(**CFG, checkpoint_every_s=3600)
 
-    real_step, calls = loop.train_step, []
+    real_step, calls = THNEOptimiser.step, []
 
     def step(*args, **kwargs):
         calls.append(1)
@@ -95,7 +95,7 @@ def test_sigterm_mid_epoch_checkpoints_and_resumes_exactly(
             os.kill(os.getpid(), signal.SIGTERM)
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "train_step", step)
+    monkeypatch.setattr(THNEOptimiser, "step", step)
     out = tmp_path / "stopped"
     with pytest.raises(TrainingStopped) as stopped:
         train_run(data, cfg, out)
@@ -109,7 +109,7 @@ def test_sigterm_mid_epoch_checkpoints_and_resumes_exactly(
     assert record["best_epoch"] == 1 and state["best_rows"] is not None
     assert not (out / "model.safetensors").exists()
 
-    monkeypatch.setattr(loop, "train_step", real_step)
+    monkeypatch.setattr(THNEOptimiser, "step", real_step)
     train_run(data, cfg, out)
     _same_outputs(reference[0], out)
     assert not (out / CHECKPOINT).exists()

@@ -19,8 +19,8 @@ from thne.model.mmim import MMIM, EntropyMemory, entropy_estimate
 from thne.runs import read_run
 from thne.train.config import TrainConfig
 from thne.train.data import load_dataset
-from thne.train.loop import evaluate, make_optimizer, seed_everything, train_epoch, train_run
-from thne.train.two_stage import estimator_step, main_step, make_optimizers
+from thne.train.loop import evaluate, make_optimiser, seed_everything, train_epoch, train_run
+from thne.train.mmim_optimiser import MMIMOptimiser
 
 HV, HA = 3, 2
 LABEL = torch.tensor([1.5, -2.0, 0.0, 0.4, -0.3, 2.2])
@@ -209,7 +209,7 @@ def test_main_loss_uses_memory_and_weights():
 def test_two_optimisers_touch_disjoint_parameter_sets():
     model = make_mmim().train()
     cfg = TrainConfig.preset("mmim", batch_size=B, mi_lr=1e-2, lr=1e-2, bert_lr=1e-3, mi_memory=2)
-    opts = make_optimizers(model, cfg)
+    opts = MMIMOptimiser(model, cfg)
     ids = {
         name: {id(p) for g in opt.param_groups for p in g["params"]}
         for name, opt in (("main", opts.main), ("estimator", opts.estimator))
@@ -227,24 +227,24 @@ def test_two_optimisers_touch_disjoint_parameter_sets():
         return {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
 
     before = snapshot()
-    estimator_step(model, train_batch(), opts, cfg)
+    opts.step("estimator", train_batch(), {})
     moved = changed(before)
     assert moved and all(n.startswith("mi_") for n in moved)
 
     before = snapshot()
-    memory = EntropyMemory(1)
-    terms = main_step(model, train_batch(), opts, cfg, memory)
+    carry = {}  # the stage's entropy memory
+    terms = opts.step("main", train_batch(), carry)
     moved = changed(before)
     assert not any(n.startswith("mi_") for n in moved)
     assert any(n.startswith("text_encoder.") for n in moved) and "cpc_t.net.0.weight" in moved
-    assert {"task", "l_ft", "lld_tv", "total"} <= set(terms) and "tv" in memory.batches
+    assert {"task", "l_ft", "lld_tv", "total"} <= set(terms) and "tv" in carry
     assert all(p.grad is None for p in model.mi_tv.parameters())
 
     # One state dict holds both optimisers and restores both; the memory, emptied at each
     # epoch, is not in it.
     state = opts.state_dict()
     assert set(state) == {"main", "estimator"} and state["estimator"]["state"]
-    fresh = make_optimizers(model, cfg)
+    fresh = MMIMOptimiser(model, cfg)
     fresh.load_state_dict(state)
     assert fresh.estimator.state_dict()["state"].keys() == state["estimator"]["state"].keys()
     assert fresh.main.state_dict()["state"].keys() == state["main"]["state"].keys()
@@ -405,7 +405,7 @@ def test_mmim_leaves_the_constant_in_its_first_epochs(dataset):  # noqa: F811
         )
         seed_everything(seed)
         model = build_model(cfg, len(data.visual_names), len(data.acoustic_names))
-        opt = make_optimizer(model, cfg)
+        opt = make_optimiser(model, cfg)
         gen = torch.Generator().manual_seed(seed)
         for _ in range(3):
             train_epoch(model, data.splits["train"], opt, cfg, gen, dev)
@@ -413,3 +413,85 @@ def test_mmim_leaves_the_constant_in_its_first_epochs(dataset):  # noqa: F811
         share = float(pred["prediction"].std() / pred["label"].std())
         corr = float(np.corrcoef(pred["prediction"], pred["label"])[0, 1])
         assert share >= 0.2 and corr > 0.5, (seed, share, corr)
+
+
+# Six training clips in batches of two: three steps per stage, six per epoch. Hidden width 1
+# (a one-dimensional projection) and a memory of two batches: the third batch of stage two is
+# the only one whose memory is full, and its entropy terms need both remembered batches.
+MID_EPOCH = dict(
+    batch_size=2, max_epochs=2, patience=2, seed=4, visual_hidden=1, acoustic_hidden=1,
+    mi_memory=2, checkpoint_every_s=3600,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def unbroken_mmim(tmp_path_factory):
+    """test_train's dataset, and an MMIM run on it that nothing stopped."""
+    from test_train import make_dataset
+
+    root = tmp_path_factory.mktemp("mmim_mid_epoch")
+    data_dir = make_dataset(root)
+    train_run(load(data_dir), TrainConfig.preset("mmim", **MID_EPOCH), root / "whole")
+    return data_dir, root / "whole"
+
+
+@pytest.mark.parametrize(
+    "stop_at, next_start, remembered, where",
+    [
+        # After stage one's last batch: stage two has not started.
+        (3, 6, 0, "in epoch 1, stage main, at clip 0 of 6"),
+        # After stage two's second batch: its memory is full.
+        (5, 10, 2, "in epoch 1, stage main, at clip 4 of 6"),
+        (10, 8, 1, "in epoch 2, stage main, at clip 2 of 6"),
+    ],
+)
+def test_mmim_resumes_mid_epoch_exactly(
+    unbroken_mmim, tmp_path, monkeypatch, capfd, stop_at, next_start, remembered, where
+):
+    """A SIGTERM during one of MMIM's steps, in either stage, writes a checkpoint after that
+    batch, with the entropy memory stage two has gathered; started again, the run ends as an
+    unbroken one (history, predictions, bit-identical weights).
+
+    Breaks caught (checked by hand): the memory left out of the checkpoint (the resumed third
+    batch of stage two then has no entropy terms: history.tsv differs); MMIM's epoch not
+    pausable inside (its former two-stage loop: no checkpoint until the epoch's end)."""
+    import os
+    import signal
+
+    from test_checkpoint import OUTPUTS
+    from test_train import assert_same_weights, checkpoint_record
+
+    from thne.train.checkpoint import CHECKPOINT, TrainingStopped
+    from thne.train.mmim_optimiser import MMIMOptimiser
+
+    data_dir, whole = unbroken_mmim
+    train = pd.read_csv(whole / "history.tsv", sep="\t").query("split == 'train'")
+    assert train[["h_tv", "h_ta"]].notna().all().all(), "the memory is needed in every epoch"
+
+    real_step, calls = MMIMOptimiser.step, []
+
+    def step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == stop_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(*args, **kwargs)
+
+    cfg = TrainConfig.preset("mmim", **MID_EPOCH)
+    out = tmp_path / "stopped"
+    monkeypatch.setattr(MMIMOptimiser, "step", step)
+    with pytest.raises(TrainingStopped):
+        train_run(load(data_dir), cfg, out)
+    assert len(calls) == stop_at, "stopped right after the batch the signal came in"
+    record = checkpoint_record(out / CHECKPOINT)
+    assert record["epoch"] == (stop_at - 1) // 6 and record["next_start"] == next_start
+    carry = torch.load(out / CHECKPOINT, weights_only=True)["carry"]
+    assert len(carry.get("tv", [])) == remembered and len(carry.get("ta", [])) == remembered
+
+    monkeypatch.setattr(MMIMOptimiser, "step", real_step)
+    capfd.readouterr()
+    train_run(load(data_dir), cfg, out)
+    assert f"resuming {where} from" in capfd.readouterr().err
+    for name in OUTPUTS:
+        assert (out / name).read_text() == (whole / name).read_text(), name
+    assert_same_weights(whole, out)
+    assert not (out / CHECKPOINT).exists()

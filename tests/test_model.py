@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from thne.model.thne import THNE, VARIANTS, info_nce, total_loss
+from thne.model.thne import THNE, VARIANTS, info_nce
 
 B, L, TV, TA, DV, DA = 6, 12, 9, 14, 7, 5
 
@@ -57,7 +57,7 @@ def test_shapes_and_losses():
     assert torch.allclose(out.attn_v.sum(-1), torch.ones(B))
     terms = model.losses(out, torch.zeros(B))
     assert set(terms) == {"task", "l_tv", "l_ta", "l_fv", "l_fa"}
-    loss = total_loss(terms, alpha=0.3, beta=0.1)
+    loss = model.total_loss(terms, alpha=0.3, beta=0.1)
     expected = (
         terms["task"]
         + 0.3 * (terms["l_ta"] + terms["l_tv"])
@@ -208,7 +208,7 @@ def test_each_loss_term_trains_what_eq9_says():
         "l_fa": ENCODERS | {"fusion", "cpc_a"},
     }
     # The weighted sum of Eq. 9 is what the optimiser sees.
-    total = grads(model, total_loss(terms, alpha=0.3, beta=0.1))
+    total = grads(model, model.total_loss(terms, alpha=0.3, beta=0.1))
     each = {t: grads(model, loss) for t, loss in terms.items()}
     weight = {"task": 1.0, "l_tv": 0.3, "l_ta": 0.3, "l_fv": 0.1, "l_fa": 0.1}
     for name, value in total.items():
@@ -242,21 +242,21 @@ def test_two_learning_rates_and_clipping_by_norm():
 
     Breaks caught: one learning rate for all, clipping by value, no clipping."""
     from thne.train.config import TrainConfig
-    from thne.train.loop import make_optimizer, train_step
+    from thne.train.thne_optimiser import THNEOptimiser
 
     model = make().train()
     cfg = TrainConfig(lr=2e-3, bert_lr=3e-5, grad_clip=0.01)
-    opt = make_optimizer(model, cfg)
+    opt = THNEOptimiser(model, cfg)
     names = {id(p): n for n, p in model.named_parameters()}
-    groups = [{names[id(p)] for p in g["params"]} for g in opt.param_groups]
-    assert [g["lr"] for g in opt.param_groups] == [3e-5, 2e-3]
+    groups = [{names[id(p)] for p in g["params"]} for g in opt.adam.param_groups]
+    assert [g["lr"] for g in opt.adam.param_groups] == [3e-5, 2e-3]
     assert groups[0] == {n for n in names.values() if n.startswith("text_encoder.")}
     assert groups[1] == {n for n in names.values() if not n.startswith("text_encoder.")}
 
     b = {**batch(), "label": torch.linspace(-2, 2, B)}
     torch.manual_seed(0)
-    train_step(model, b, opt, cfg)
-    # train_step leaves the clipped gradients in place after the update.
+    opt.step("train", b, {})
+    # The step leaves the clipped gradients in place after the update.
     params = dict(model.named_parameters())
     probe = [p.grad for n, p in params.items() if n.startswith("cpc_t_probe.")]
     rest = [
@@ -271,7 +271,7 @@ def test_two_learning_rates_and_clipping_by_norm():
     free = make().train()
     loose = TrainConfig(lr=2e-3, bert_lr=3e-5, grad_clip=1e9)
     torch.manual_seed(0)
-    train_step(free, b, make_optimizer(free, loose), loose)
+    THNEOptimiser(free, loose).step("train", b, {})
     unclipped = [
         p.grad
         for n, p in free.named_parameters()
@@ -294,7 +294,7 @@ def test_info_nce_prefers_matching_pairs():
 def test_probe_cannot_change_the_model():
     """Break caught: a model that never updates (only the probe's parameters stepped)."""
     from thne.train.config import TrainConfig
-    from thne.train.loop import make_optimizer, train_step
+    from thne.train.thne_optimiser import THNEOptimiser
 
     b = {**batch(), "label": torch.linspace(-2, 2, B)}
     # Two models equal but for the probe's weights; a tiny clip norm makes clipping bite.
@@ -306,7 +306,7 @@ def test_probe_cannot_change_the_model():
         for p in model.cpc_t_probe.parameters():
             torch.nn.init.normal_(p, std=3.0)
         torch.manual_seed(0)  # same dropout masks in both runs
-        train_step(model, b, make_optimizer(model, cfg), cfg)
+        THNEOptimiser(model, cfg).step("train", b, {})
         updated.append({n: p.detach().clone() for n, p in model.named_parameters()})
     for name, value in updated[0].items():
         if name.startswith("cpc_t_probe."):

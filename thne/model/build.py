@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from thne.model.mmim import MMIM
 from thne.model.thne import THNE
 from thne.text.encoder import load_encoder
 
@@ -22,7 +23,7 @@ def build_model(
     visual_dim: int,
     acoustic_dim: int,
     encoder: tuple[torch.nn.Module, int] | None = None,
-) -> THNE:
+) -> THNE | MMIM:
     """t-HNE (one of its variants), or MMIM when ``cfg.model`` says so. ``encoder`` is the
     text encoder and its width; by default ``cfg.encoder``'s pretrained weights."""
     encoder, d_t = encoder or load_encoder(cfg.encoder)
@@ -34,7 +35,5 @@ def build_model(
     }
     dims = (encoder, d_t, visual_dim, acoustic_dim)
     if cfg.model == "mmim":
-        from thne.model.mmim import MMIM
-
         return MMIM(*dims, **sizes)
     return THNE(*dims, **sizes, variant=cfg.components)

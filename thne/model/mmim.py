@@ -4,7 +4,7 @@ t-HNE builds on, as a baseline on the same features, splits, seeds and checkpoin
 Reading guide, top to bottom: the variational q(y|x) of MMIM's inter-modality (input-level)
 BA bound, the entropy estimate H(Y) with its memory of past batches, the model itself
 (modality encoding, fusion, fusion-level CPC) and its losses (L_task, L_CPC, L_BA, L_main).
-MMIM's two-stage training lives in ``thne/train/two_stage.py``.
+MMIM's two-stage training is ``thne/train/mmim_optimiser.py``.
 
 How equations are marked: each mark names the MMIM quantity it computes (I_BA, q(y|x),
 H(Y), L_CPC, L_main) and, where t-HNE's paper writes the same equation, gives its t-HNE
@@ -14,9 +14,9 @@ paper's method section.
 
 What is shared with t-HNE, and why:
 - The encoders (BERT [CLS], unidirectional LSTMs over the visual and acoustic sequences) and
-  the CPC heads are t-HNE's classes (``THNE`` with DeNo1 and DeNo2 off is MMIM's skeleton: no
-  text-guided attention, F = FN(h_t, h_v, h_a)); the fusion network, regression head and
-  initialisation are MMIM's own (below).
+  the CPC heads are t-HNE's layers (``thne/model/thne.py``), used as parts of this model, which
+  is t-HNE with DeNo1 and DeNo2 off: no text-guided attention, F = FN(h_t, h_v, h_a). The fusion
+  network, regression head and initialisation are MMIM's own (below).
 - Fusion-level CPC between F and h_t, h_v, h_a uses t-HNE's CPC head and score (t-HNE Eq. 6),
   its InfoNCE taken as MMIM's code takes it (below); MMIM also predicts h_t from F, t-HNE
   does not.
@@ -66,15 +66,22 @@ Where this still differs from MMIM's public code, for whoever compares numbers w
 
 from __future__ import annotations
 
-from collections import deque
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from thne.model.thne import THNE, CPCHead, Output, Variant, fusion_network, info_nce
+from thne.model.thne import (
+    CPCHead,
+    Output,
+    SequenceEncoder,
+    Variant,
+    fusion_network,
+    info_nce,
+    regress,
+)
 
-# MMIM as switches over t-HNE's model: no text-guided attention, no DeNo2 NCE, CPC on.
+# MMIM's parts as t-HNE's switches name them (TrainConfig checks an MMIM config against
+# them): no text-guided attention, no DeNo2 NCE, CPC on.
 MMIM_SKELETON = Variant(deno1=False, deno2=False, recovery=True)
 
 
@@ -125,13 +132,18 @@ def entropy_estimate(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor | Non
 class EntropyMemory:
     """MMIM's history for H(Y): for each modality pair, the projected positive and negative
     samples of the last ``size`` training batches, detached, oldest dropped first. A fresh
-    memory starts each epoch."""
+    memory starts each epoch.
 
-    def __init__(self, size: int) -> None:
+    The history is kept in ``batches``, a plain dict of lists of tensor pairs, given or new:
+    training keeps it in its epoch's progress, which a checkpoint saves with a paused epoch."""
+
+    def __init__(
+        self, size: int, batches: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] | None = None
+    ) -> None:
         if size < 1:
             raise ValueError(f"memory size must be >= 1 batch, got {size}")
         self.size = size
-        self.batches: dict[str, deque[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.batches = {} if batches is None else batches
 
     @staticmethod
     def split(y: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,10 +166,12 @@ class EntropyMemory:
 
     def push(self, key: str, y: torch.Tensor, label: torch.Tensor) -> None:
         pos, neg = self.split(y.detach().float(), label)
-        self.batches.setdefault(key, deque(maxlen=self.size)).append((pos, neg))
+        kept = self.batches.setdefault(key, [])
+        kept.append((pos, neg))
+        del kept[: -self.size]
 
 
-class MMIM(THNE):
+class MMIM(nn.Module):
     """MMIM: modality encoding and fusion (t-HNE's Eq. 1 encoders, without attention), BA
     bounds between text and each of visual and acoustic, CPC between F and each of h_t, h_v,
     h_a."""
@@ -172,32 +186,30 @@ class MMIM(THNE):
         visual_hidden: int = 32,
         acoustic_hidden: int = 32,
         fusion_dim: int = 128,
-        fusion_hidden: int = 256,
         dropout: float = 0.1,
     ) -> None:
-        super().__init__(
-            text_encoder,
-            d_t,
-            visual_dim,
-            acoustic_dim,
-            visual_hidden=visual_hidden,
-            acoustic_hidden=acoustic_hidden,
-            fusion_dim=fusion_dim,
-            fusion_hidden=fusion_hidden,
-            dropout=dropout,
-            variant=MMIM_SKELETON,
-        )
-        # MMIM trains its own F -> h_t CPC head, so t-HNE's detached s_ft probe is not needed.
-        del self.cpc_t_probe
-        self.cpc_t = CPCHead(fusion_dim, d_t)
+        super().__init__()
+        # The layers are made in the order, and with the random draws, of the former MMIM, a
+        # subclass of THNE that replaced some of t-HNE's layers after making them: the same
+        # seed then gives the same initial weights, and earlier runs can be reproduced.
+        self.text_encoder = text_encoder
+        self.visual_encoder = SequenceEncoder(visual_dim, visual_hidden)
+        self.acoustic_encoder = SequenceEncoder(acoustic_dim, acoustic_hidden)
+        # CPC between F and h_v, h_a (below: h_t), with t-HNE's head.
+        self.cpc_v = CPCHead(fusion_dim, visual_hidden)
+        self.cpc_a = CPCHead(fusion_dim, acoustic_hidden)
+        fusion_in = d_t + visual_hidden + acoustic_hidden
+        _draw_replaced_layers(fusion_in, fusion_dim, d_t)
+        cpc_t = CPCHead(fusion_dim, d_t)
         # MMIM's fusion and regression network (its public code's SubNet): two tanh layers
         # give F, a linear layer the prediction. t-HNE's ReLU stack, left at PyTorch's default
         # initialisation, starts with predictions that spread about 0.005 of the labels' on the
         # demo and stay near-constant for several epochs; MMIM's does not (see initialise). Its
-        # hidden layer is fusion_dim wide, as MMIM's (d_prjh): fusion_hidden is t-HNE's only.
-        fusion_in = self.fusion[1].in_features
+        # hidden layer is fusion_dim wide, as MMIM's (d_prjh).
         self.fusion = fusion_network(fusion_in, fusion_dim, fusion_dim, dropout, nn.Tanh)
         self.regressor = nn.Linear(fusion_dim, 1)
+        # MMIM trains its own F -> h_t CPC head, so it needs no s_ft probe as t-HNE does.
+        self.cpc_t = cpc_t
         # The MI estimators: the only parameters of the first optimisation stage.
         self.mi_tv = GaussianEstimator(d_t, visual_hidden)
         self.mi_ta = GaussianEstimator(d_t, acoustic_hidden)
@@ -210,6 +222,33 @@ class MMIM(THNE):
         for name, param in self.named_parameters():
             if not name.startswith("text_encoder.") and param.dim() > 1:
                 nn.init.xavier_normal_(param)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        visual: torch.Tensor,
+        visual_len: torch.Tensor,
+        acoustic: torch.Tensor,
+        acoustic_len: torch.Tensor,
+    ) -> Output:
+        # t-HNE's Eq. 1: the text encoder's [CLS] vector, the LSTMs' last states.
+        h_t = self.text_encoder(
+            input_ids=input_ids, attention_mask=attention_mask
+        ).last_hidden_state[:, 0]
+        _, h_v = self.visual_encoder(visual, visual_len)
+        _, h_a = self.acoustic_encoder(acoustic, acoustic_len)
+        fused = self.fusion(torch.cat([h_t, h_v, h_a], dim=-1))  # F = FN(h_t, h_v, h_a)
+        # Without attention, h_{m<-t} is h_m, as in t-HNE with DeNo1 off.
+        return Output(
+            pred=regress(self.regressor, fused),
+            h_t=h_t,
+            fused=fused,
+            h_v=h_v,
+            h_a=h_a,
+            h_vt=h_v,
+            h_at=h_a,
+        )
 
     ESTIMATORS = ("mi_tv", "mi_ta")
 
@@ -285,3 +324,14 @@ class MMIM(THNE):
             "s_fv": self.cpc_v.own_pair(out.fused, out.h_v).exp(),
             "s_fa": self.cpc_a.own_pair(out.fused, out.h_a).exp(),
         }
+
+
+def _draw_replaced_layers(fusion_in: int, fusion_dim: int, d_t: int) -> None:
+    """Make, and drop, the layers the former MMIM had from THNE before replacing them: t-HNE's
+    ReLU fusion network (hidden width 256) and regression MLP, and its s_ft probe. Their
+    initial weights took draws from torch's generator between the CPC heads and the layers
+    made next, whose biases (the weights are set again by MMIM.initialise) depend on it."""
+    fusion_network(fusion_in, 256, fusion_dim, 0.0, nn.ReLU)
+    nn.Linear(fusion_dim, fusion_dim // 2)
+    nn.Linear(fusion_dim // 2, 1)
+    CPCHead(fusion_dim, d_t)

@@ -3,6 +3,7 @@
 Reading guide, top to bottom: modality encoders (Eq. 1), text-guided intra-modality denoising
 (DeNo1, Eq. 2, and the residual form of Eq. 10), MI-based inter-modality denoising (DeNo2,
 Eq. 4-5), fusion and regression, feature recovery (Re, Eq. 6-7), and the loss (Eq. 8-9).
+Algorithm 1, the update that minimises it, is ``thne/train/thne_optimiser.py``.
 
 Where the paper is ambiguous we read it as follows:
 - Eq. 2 with one h_t and one h_m vector would be a softmax over a single entry, i.e. a no-op.
@@ -135,6 +136,13 @@ def fusion_network(
     )
 
 
+def regress(regressor: nn.Module, fused: torch.Tensor) -> torch.Tensor:
+    """The prediction from F, in float32 even under autocast: bf16 would round predictions to
+    steps of 0.016 near 3, which moves clips across Acc-7 boundaries."""
+    with torch.autocast(device_type=fused.device.type, enabled=False):
+        return regressor(fused.float()).squeeze(-1)
+
+
 def info_nce(logits: torch.Tensor) -> torch.Tensor:
     """-E_i log( exp(logits[i, i]) / sum_j exp(logits[i, j]) ): positives on the diagonal."""
     target = torch.arange(logits.shape[0], device=logits.device)
@@ -246,13 +254,10 @@ class THNE(nn.Module):
         )
 
     def predict(self, fused: torch.Tensor) -> torch.Tensor:
-        """The regression MLP, in float32 even under autocast: bf16 would round predictions to
-        steps of 0.016 near 3, which moves clips across Acc-7 boundaries."""
-        with torch.autocast(device_type=fused.device.type, enabled=False):
-            return self.regressor(fused.float()).squeeze(-1)
+        return regress(self.regressor, fused)
 
     def losses(self, out: Output, label: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every loss term of Eq. 9 the variant has, their weighted sum is added by the caller."""
+        """Every loss term of Eq. 9 the variant has; :meth:`total_loss` weighs and adds them."""
         terms = {"task": F.l1_loss(out.pred.float(), label.float())}  # Eq. 8
         if self.variant.multimodal and self.variant.deno2:
             # Eq. 5: for each h_t^i, pick its own h_{m<-t}^i among the batch's.
@@ -265,8 +270,15 @@ class THNE(nn.Module):
         return terms
 
     def total_loss(self, terms: dict[str, torch.Tensor], alpha: float, beta: float) -> torch.Tensor:
-        """Eq. 9 over the terms present; see :func:`total_loss`."""
-        return total_loss(terms, alpha, beta)
+        """Eq. 9: L = l_task + alpha (l_ta + l_tv) + beta (l_fa + l_fv), over the terms present."""
+        loss = terms["task"]
+        for name in ("l_ta", "l_tv"):
+            if name in terms:
+                loss = loss + alpha * terms[name]
+        for name in ("l_fa", "l_fv"):
+            if name in terms:
+                loss = loss + beta * terms[name]
+        return loss
 
     def probe_loss(self, out: Output) -> torch.Tensor:
         """Loss of the s_ft probe; its inputs are detached, so only the probe learns from it."""
@@ -281,15 +293,3 @@ class THNE(nn.Module):
                 if hasattr(self, head):
                     scores[name] = getattr(self, head).own_pair(out.fused, h).exp()
         return scores
-
-
-def total_loss(terms: dict[str, torch.Tensor], alpha: float, beta: float) -> torch.Tensor:
-    """Eq. 9: L = l_task + alpha (l_ta + l_tv) + beta (l_fa + l_fv), over the terms present."""
-    loss = terms["task"]
-    for name in ("l_ta", "l_tv"):
-        if name in terms:
-            loss = loss + alpha * terms[name]
-    for name in ("l_fa", "l_fv"):
-        if name in terms:
-            loss = loss + beta * terms[name]
-    return loss

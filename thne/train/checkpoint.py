@@ -1,15 +1,17 @@
 """A run's training state, saved, restored and snapshotted as one record: ``checkpoint.pt``.
 
-:class:`TrainingState` holds everything a run carries from one batch to the next: the model, the
-optimiser (MMIM's two and its entropy memory, :mod:`thne.train.two_stage`), the batch-order
+:class:`TrainingState` holds everything a run carries from one batch to the next: the model, its
+optimiser (:class:`~thne.train.optimiser.Optimiser`: MMIM's holds two), the batch-order
 generator, the epochs done and their history, the best validation MAE so far with its weights,
-and, when a checkpoint paused an epoch, how far that epoch had come. :class:`Checkpointer`
-writes it when it is due and stops the run after a stop signal (:class:`StopSignals`).
+and, when a checkpoint paused an epoch, how far that epoch had come, with what its stage
+carries from batch to batch (MMIM's entropy memory). :class:`Checkpointer` writes it when it is
+due and stops the run after a stop signal (:class:`StopSignals`).
 
 ``checkpoint.pt`` is read with ``torch.load(weights_only=True)``: it holds tensors, the
-optimiser's state dict, and one JSON string with the rest (epochs, history, the Python and
-numpy generators). A results folder may come from anywhere, so a checkpoint that needs more
-than this to load (a pickle of anything else) is not resumed, and nothing in it runs.
+optimiser's state dict, the stage's carry, and one JSON string with the rest (epochs, history,
+the Python and numpy generators). A results folder may come from anywhere, so a checkpoint
+that needs more than this to load (a pickle of anything else) is not resumed, and nothing in
+it runs.
 Nothing is stored twice: best weights are kept only as the rows where they differ from the
 model's, and the optimiser's moments only as their non-zero rows (most of the text encoder's
 word embeddings never see a token of the training set and keep zero moments).
@@ -32,20 +34,36 @@ import numpy as np
 import torch
 
 from thne.io import atomic_path
+from thne.train.optimiser import Optimiser
 
 CHECKPOINT = "checkpoint.pt"
-CHECKPOINT_FORMAT = 2
+# 3: a paused epoch has stages, each loss term's clip count and its stage's carry.
+CHECKPOINT_FORMAT = 3
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass
 class EpochProgress:
-    """A training epoch paused between two batches: the clips left are ``order[next_start:]``,
-    ``sums`` the batch-size-weighted loss sums so far."""
+    """How far a training epoch has come. ``order`` is the epoch's order of the training clips:
+    one permutation of them per stage of the optimiser, one after the other; the clips left
+    are ``order[next_start:]``. ``sums`` holds each loss term's batch-size-weighted sum so far,
+    ``counts`` the clips it was summed over, and ``carry`` what the stage under way keeps from
+    one batch to the next (:meth:`thne.train.optimiser.Optimiser.step`)."""
 
     order: torch.Tensor
     next_start: int = 0
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    carry: dict = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.next_start == len(self.order)
+
+    def means(self) -> dict[str, float]:
+        """Each loss term's mean over the clips of the batches that gave it."""
+        # One device-to-host copy per term and epoch, not one per batch and term.
+        return {k: float(v) / self.counts[k] for k, v in self.sums.items()}
 
 
 @dataclass
@@ -54,7 +72,7 @@ class TrainingState:
     model's current ones (:meth:`keep_best` copies them before the model moves on)."""
 
     model: torch.nn.Module
-    opt: torch.optim.Optimizer
+    opt: Optimiser
     gen: torch.Generator
     epoch: int = 0  # epochs finished
     history: list[dict] = field(default_factory=list)
@@ -98,6 +116,7 @@ class TrainingState:
             "best_mae": self.best_mae,
             "best_epoch": self.best_epoch,
             "next_start": None if progress is None else progress.next_start,
+            "counts": None if progress is None else progress.counts,
             "python_rng": random.getstate(),
             "numpy_rng": _numpy_rng_plain(),
         }
@@ -115,6 +134,7 @@ class TrainingState:
             "order_rng": self.gen.get_state(),
             "order": None if progress is None else progress.order,
             "sums": None if progress is None else {k: v.cpu() for k, v in progress.sums.items()},
+            "carry": None if progress is None else tensors_to(progress.carry, torch.device("cpu")),
         }
 
     def restore(self, saved: dict, device: torch.device) -> None:
@@ -137,8 +157,25 @@ class TrainingState:
         self.progress = (
             None
             if record["next_start"] is None
-            else EpochProgress(saved["order"], int(record["next_start"]), saved["sums"])
+            else EpochProgress(
+                saved["order"],
+                int(record["next_start"]),
+                saved["sums"],
+                {k: int(v) for k, v in record["counts"].items()},
+                saved["carry"],
+            )
         )
+
+
+def tensors_to(value: object, device: torch.device) -> object:
+    """``value`` with every tensor in it moved to ``device``, through lists, tuples and dicts."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: tensors_to(v, device) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(tensors_to(v, device) for v in value)
+    return value
 
 
 def _plain(value: object) -> object:

@@ -1,8 +1,9 @@
 """A batch through the model: the inputs it takes and the precision it runs in.
 
-Shared by the t-HNE trainer (:mod:`thne.train.loop`), MMIM's two-stage steps
-(:mod:`thne.train.two_stage`) and ``thne predict`` (:mod:`thne.predict.score`), so that all
-three run a batch the same way: a run's saved predictions are what predict computes again.
+Shared by each model's update step (:mod:`thne.train.thne_optimiser`,
+:mod:`thne.train.mmim_optimiser`), validation (:mod:`thne.train.loop`) and ``thne predict``
+(:mod:`thne.predict.score`), so that all run a batch the same way: a run's saved predictions
+are what predict computes again.
 
 Precision: bf16 autocast where ``cfg.bf16`` is set and the device computes bf16 fast, that is
 a GPU of compute capability 8.0 or more (Ampere on). Older GPUs (V100, T4) emulate bf16: no

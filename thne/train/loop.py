@@ -1,6 +1,9 @@
 """The training loop: plain PyTorch, one epoch after another, model picked on validation MAE.
 
-The test split is evaluated once, with the best-validation weights, after training ends.
+The loop is the same for every model: each brings its optimisers and update step behind the
+interface of :class:`~thne.train.optimiser.Optimiser` (:data:`OPTIMISERS`), and an epoch is one
+pass over the training split per stage of it. The test split is evaluated once, with the
+best-validation weights, after training ends.
 
 The training state (:class:`~thne.train.checkpoint.TrainingState`: weights, optimiser, random
 generators, history, the best weights, how far the epoch has come) is written atomically to
@@ -32,7 +35,8 @@ import torch
 from thne.evaluate.metrics import constant_warning, regression_metrics
 from thne.io import atomic_path, write_json
 from thne.model.build import build_model
-from thne.model.thne import THNE, total_loss
+from thne.model.mmim import MMIM
+from thne.model.thne import THNE
 from thne.runs import save_run
 from thne.train.checkpoint import (
     CHECKPOINT,
@@ -41,10 +45,14 @@ from thne.train.checkpoint import (
     StopSignals,
     TrainingState,
     load_checkpoint,
+    tensors_to,
 )
 from thne.train.config import TrainConfig
 from thne.train.data import Dataset, SplitTensors
 from thne.train.forward import autocast, model_inputs, precision
+from thne.train.mmim_optimiser import MMIMOptimiser
+from thne.train.optimiser import Optimiser
+from thne.train.thne_optimiser import THNEOptimiser
 
 # Column order of history.tsv: t-HNE's terms (Eq. 9), then MMIM's, then the total.
 LOSS_TERMS = (
@@ -64,6 +72,11 @@ LOSS_TERMS = (
 # Settings that say how a run is carried out, not what it computes: a checkpoint written under
 # other values of these is resumed all the same.
 NOT_FINGERPRINTED = ("checkpoint_every_s",)
+# Each model's optimisers and update step, by the model's class.
+OPTIMISERS: dict[type[torch.nn.Module], type[Optimiser]] = {
+    THNE: THNEOptimiser,
+    MMIM: MMIMOptimiser,
+}
 
 
 def seed_everything(seed: int) -> None:
@@ -72,94 +85,59 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_optimizer(model: THNE, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam with two parameter groups: the text encoder at ``bert_lr``, the rest at ``lr``.
-    MMIM gets its two optimisers instead (:mod:`thne.train.two_stage`), saved as one."""
-    if cfg.model == "mmim":
-        from thne.train.two_stage import make_optimizers
-
-        return make_optimizers(model, cfg)
-    text = [p for n, p in model.named_parameters() if n.startswith("text_encoder.")]
-    rest = [p for n, p in model.named_parameters() if not n.startswith("text_encoder.")]
-    return torch.optim.Adam(
-        [{"params": text, "lr": cfg.bert_lr}, {"params": rest, "lr": cfg.lr}],
-        weight_decay=cfg.weight_decay,
-        # The fused kernel does the whole update in one pass: several times faster than the
-        # per-tensor loop on CPU, where the encoder's update otherwise costs as much as its
-        # backward pass.
-        fused=True,
-    )
+def make_optimiser(model: torch.nn.Module, cfg: TrainConfig) -> Optimiser:
+    """The optimiser of ``model``'s kind (:data:`OPTIMISERS`)."""
+    return OPTIMISERS[type(model)](model, cfg)
 
 
 def train_epoch(
-    model: THNE,
+    model: torch.nn.Module,
     split: SplitTensors,
-    opt: torch.optim.Optimizer,
+    opt: Optimiser,
     cfg: TrainConfig,
     gen: torch.Generator,
     device: torch.device,
     progress: EpochProgress | None = None,
     pause: Callable[[], bool] | None = None,
-) -> dict[str, float] | EpochProgress:
-    """One pass over ``split`` in a random order; the mean loss terms.
+) -> EpochProgress:
+    """One pass over ``split`` per stage of ``opt``, each in a random order of its own, in
+    batches of ``cfg.batch_size``; returns the epoch's progress, its loss sums included.
 
-    Continues ``progress`` when given. After each batch but the last, ``pause()`` is asked
-    whether to stop here; if so, the epoch's progress is returned instead, to be checkpointed
-    and passed back in. MMIM's epoch has two stages (:mod:`thne.train.two_stage`) and is not
-    paused inside: its checkpoints fall between epochs.
+    Continues ``progress`` when given. After each batch but the epoch's last, ``pause()`` is
+    asked whether to stop there; if so, the progress is returned unfinished, to be
+    checkpointed and passed back in.
     """
-    if cfg.model == "mmim":
-        from thne.train import two_stage
-
-        return two_stage.train_epoch(model, split, opt, cfg, gen, device)
     model.train()
-    # The permutation comes from a CPU generator, so the order is the same on every device.
+    n = len(split)
     if progress is None:
-        progress = EpochProgress(torch.randperm(len(split), generator=gen))
+        # From a CPU generator, so the order is the same on every device. The generator draws
+        # nothing else, so the stages' orders drawn here are those each would draw at its start.
+        progress = EpochProgress(torch.cat([torch.randperm(n, generator=gen) for _ in opt.stages]))
     order = progress.order.to(device)
     sums = {k: v.to(device) for k, v in progress.sums.items()}
-    for start in range(progress.next_start, len(split), cfg.batch_size):
-        batch = split.batch(order[start : start + cfg.batch_size])
-        terms = train_step(model, batch, opt, cfg, device)
-        n = batch["label"].shape[0]
-        for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + v * n
-        next_start = start + cfg.batch_size
-        if pause is not None and next_start < len(split) and pause():
-            return EpochProgress(progress.order, next_start, sums)
-    # One device-to-host copy per epoch, not one per batch and term.
-    return {k: float(v) / len(split) for k, v in sums.items()}
-
-
-def train_step(
-    model: THNE,
-    batch: dict[str, torch.Tensor],
-    opt: torch.optim.Optimizer,
-    cfg: TrainConfig,
-    device: torch.device | None = None,
-) -> dict[str, torch.Tensor]:
-    """One update on one batch; returns the loss terms of Eq. 9 and their weighted total
-    (detached 0-d tensors, left on the device)."""
-    with autocast(cfg, device or batch["label"].device):
-        out = model(**model_inputs(batch))
-        terms = model.losses(out, batch["label"])
-        loss = total_loss(terms, cfg.alpha, cfg.beta)
-        probe_loss = model.probe_loss(out)
-    opt.zero_grad(set_to_none=True)
-    (loss + probe_loss).backward()
-    # The s_ft probe is clipped on its own: in a shared clip its gradient norm would scale the
-    # model's gradients, and the probe must not change the model.
-    probe = [p for n, p in model.named_parameters() if n.startswith("cpc_t_probe.")]
-    rest = [p for n, p in model.named_parameters() if not n.startswith("cpc_t_probe.")]
-    torch.nn.utils.clip_grad_norm_(rest, cfg.grad_clip)
-    torch.nn.utils.clip_grad_norm_(probe, cfg.grad_clip)
-    opt.step()
-    return {k: v.detach().float() for k, v in {**terms, "total": loss}.items()}
+    counts = dict(progress.counts)
+    carry = tensors_to(progress.carry, device)
+    for i, stage in enumerate(opt.stages):
+        end = (i + 1) * n  # the stage's clips are order[i * n : end]
+        for start in range(i * n, end, cfg.batch_size):
+            if start < progress.next_start:
+                continue  # trained before the pause
+            if start == i * n:
+                carry = {}  # each stage starts with nothing carried
+            stop = min(start + cfg.batch_size, end)
+            batch = split.batch(order[start:stop])
+            size = batch["label"].shape[0]
+            for k, v in opt.step(stage, batch, carry).items():
+                sums[k] = sums.get(k, 0.0) + v * size
+                counts[k] = counts.get(k, 0) + size
+            if pause is not None and stop < len(order) and pause():
+                return EpochProgress(progress.order, stop, sums, counts, carry)
+    return EpochProgress(progress.order, len(order), sums, counts)
 
 
 @torch.no_grad()
 def evaluate(
-    model: THNE, split: SplitTensors, cfg: TrainConfig, device: torch.device
+    model: torch.nn.Module, split: SplitTensors, cfg: TrainConfig, device: torch.device
 ) -> tuple[dict[str, float], pd.DataFrame]:
     """Loss terms (weighted by batch size), and per-clip predictions with CPC scores."""
     model.eval()
@@ -217,11 +195,11 @@ def _fresh_state(cfg: TrainConfig, data: Dataset, dev: torch.device) -> Training
     """The training state as the first epoch of a run sees it."""
     seed_everything(cfg.seed)
     model = build_model(cfg, len(data.visual_names), len(data.acoustic_names)).to(dev)
-    return TrainingState(model, make_optimizer(model, cfg), torch.Generator().manual_seed(cfg.seed))
+    return TrainingState(model, make_optimiser(model, cfg), torch.Generator().manual_seed(cfg.seed))
 
 
 def _resume_or_start(
-    path: Path, fingerprint: str, cfg: TrainConfig, data: Dataset, dev: torch.device, n: int
+    path: Path, fingerprint: str, cfg: TrainConfig, data: Dataset, dev: torch.device
 ) -> TrainingState:
     """The state saved in ``path`` when it belongs to this run and loads, else a fresh one."""
     state = _fresh_state(cfg, data, dev)
@@ -234,13 +212,19 @@ def _resume_or_start(
         print(f"{path}: cannot be resumed ({exc}); training from the start", file=sys.stderr)
         # A failed load may have changed some tensors: start from fresh objects.
         return _fresh_state(cfg, data, dev)
-    where = (
-        f"in epoch {state.epoch + 1} at clip {state.progress.next_start} of {n}"
-        if state.progress is not None
-        else f"after epoch {state.epoch}"
-    )
-    print(f"resuming {where} from {path}", file=sys.stderr)
+    print(f"resuming {_where(state)} from {path}", file=sys.stderr)
     return state
+
+
+def _where(state: TrainingState) -> str:
+    """Where a resumed run goes on: after an epoch, or at a clip of one of its stages."""
+    if state.progress is None:
+        return f"after epoch {state.epoch}"
+    stages = state.opt.stages
+    n = len(state.progress.order) // len(stages)
+    stage, clip = divmod(state.progress.next_start, n)
+    named = f", stage {stages[stage]}," if len(stages) > 1 else ""
+    return f"in epoch {state.epoch + 1}{named} at clip {clip} of {n}"
 
 
 def train_run(
@@ -268,7 +252,7 @@ def train_run(
     # the moved splits, so the host copies are freed (MOSEI's are gigabytes).
     data.splits.update({s: t.to(dev) for s, t in data.splits.items()})
     train, valid, test = (data.splits[s] for s in ("train", "valid", "test"))
-    state = _resume_or_start(out / CHECKPOINT, fingerprint, cfg, data, dev, len(train))
+    state = _resume_or_start(out / CHECKPOINT, fingerprint, cfg, data, dev)
 
     with StopSignals() as stop:
         saver = Checkpointer(out / CHECKPOINT, fingerprint, cfg.checkpoint_every_s, stop, dev)
@@ -278,23 +262,23 @@ def train_run(
             t0 = time.perf_counter()
             state.keep_best()
             while True:
-                result = train_epoch(
+                state.progress = train_epoch(
                     state.model, train, state.opt, cfg, state.gen, dev, state.progress,
                     saver.due_mid_epoch,
                 )  # fmt: skip
-                if not isinstance(result, EpochProgress):
+                if state.progress.finished:
                     break
-                state.progress = result
                 saver.save_then_stop_if_asked(state, due=True)
+            losses = state.progress.means()
             valid_losses, valid_pred = evaluate(state.model, valid, cfg, dev)
             metrics = selection_metrics(valid_pred)
             if not np.isfinite(metrics["mae"]):
                 raise FloatingPointError(
                     f"training diverged: validation MAE is {metrics['mae']} at epoch {epoch}"
                 )
-            improved = state.end_epoch(epoch, result, valid_losses, metrics)
+            improved = state.end_epoch(epoch, losses, valid_losses, metrics)
             print(
-                f"epoch {epoch:3d}  train loss {result['total']:.4f}  valid mae "
+                f"epoch {epoch:3d}  train loss {losses['total']:.4f}  valid mae "
                 f"{metrics['mae']:.4f}{'  *' if improved else ''}  "
                 f"({time.perf_counter() - t0:.1f}s)",
                 file=sys.stderr,
