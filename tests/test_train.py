@@ -1,3 +1,4 @@
+import functools
 import json
 
 import h5py
@@ -147,15 +148,11 @@ def test_clip_missing_from_a_feature_file_is_left_out_with_reason(dataset, tmp_p
             raise MediaError(f"{clip.media}: cannot be decoded (test)")
         return np.ones((3, 6), np.float32), np.array([0.0, 0.7, 1.4], np.float32)
 
-    excluded = extract_to_h5(
-        clips,
-        tmp_path / "v2.h5",
-        flaky,
-        feature_names=list("abcdef"),
-        extractor="t",
-        config={},
-        on_bad_clip="exclude",
+    # Six feature columns per frame, from a stand-in extractor named "t".
+    extract = functools.partial(
+        extract_to_h5, feature_names=list("abcdef"), extractor="t", config={}
     )
+    excluded = extract(clips, tmp_path / "v2.h5", flaky, on_bad_clip="exclude")
     assert excluded == [Exclusion("v0_1", "v1.mp4: cannot be decoded (test)")]
     data = load_dataset(
         dataset / "manifest.tsv", dataset / "text.h5", dataset / "audio.h5", tmp_path / "v2.h5"
@@ -169,20 +166,10 @@ def test_clip_missing_from_a_feature_file_is_left_out_with_reason(dataset, tmp_p
     def crashing(clip):
         raise ZeroDivisionError("boom")
 
-    excluded = extract_to_h5(
-        clips[:1],
-        tmp_path / "v4.h5",
-        crashing,
-        feature_names=list("abcdef"),
-        extractor="t",
-        config={},
-        on_bad_clip="exclude",
-    )
+    excluded = extract(clips[:1], tmp_path / "v4.h5", crashing, on_bad_clip="exclude")
     assert excluded == [Exclusion("v0_0", "ZeroDivisionError: boom")]
     with pytest.raises(ClipError, match="^clip v0_1: v1.mp4: cannot be decoded"):
-        extract_to_h5(
-            clips, tmp_path / "v3.h5", flaky, feature_names=list("abcdef"), extractor="t", config={}
-        )
+        extract(clips, tmp_path / "v3.h5", flaky)
     assert not (tmp_path / "v3.h5").exists()  # no half-written output
 
 
@@ -489,7 +476,6 @@ def test_killed_run_resumes_to_the_same_result(dataset, tmp_path, capfd):
     import signal
     import subprocess
     import time
-
 
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     subprocess.run(_train_cli(dataset, whole), check=True, capture_output=True)

@@ -4,6 +4,7 @@ percent with 2 decimals."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from collections.abc import Mapping
@@ -181,6 +182,13 @@ def constant_runs(summaries: Mapping[str, Mapping]) -> str:
         "\n**Warning: near-constant runs.** These runs' rows above include a constant "
         "predictor, not a model:\n\n" + "".join(lines)
     )
+
+
+def table_context(args: argparse.Namespace) -> dict[str, str | None]:
+    """What the flags of add_table_flags say a table names beside its numbers: the dataset,
+    its features and encoder (described from the feature files), the paper's rows."""
+    features = describe_features(args.visual, args.audio, args.encoder)
+    return {"dataset": args.dataset, "features": features, "paper": args.paper}
 
 
 def write_table(

@@ -16,15 +16,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from thne.evaluate.tables import describe_features, write_ablation
+    from thne.evaluate.tables import table_context, write_ablation
 
-    features = describe_features(args.visual, args.audio, args.encoder)
-    print(
-        write_ablation(
-            args.variants_json,
-            args.out,
-            dataset=args.dataset,
-            features=features,
-            paper=args.paper,
-        )
-    )
+    print(write_ablation(args.variants_json, args.out, **table_context(args)))

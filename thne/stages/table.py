@@ -19,16 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from thne.evaluate.tables import describe_features, write_table
+    from thne.evaluate.tables import table_context, write_table
 
-    features = describe_features(args.visual, args.audio, args.encoder)
-    print(
-        write_table(
-            args.metrics,
-            args.out,
-            dataset=args.dataset,
-            features=features,
-            paper=args.paper,
-            variants_json=args.variants_json,
-        )
-    )
+    context = table_context(args)
+    print(write_table(args.metrics, args.out, variants_json=args.variants_json, **context))
