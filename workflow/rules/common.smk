@@ -1,5 +1,6 @@
 import functools
 import json
+import os
 import shlex
 
 from snakemake.exceptions import WorkflowError
@@ -7,13 +8,8 @@ from snakemake.exceptions import WorkflowError
 from thne.grid import POINT_PATTERN
 from thne.imports import PackageCode
 from thne.workflow import paths, predict, runs, shards, sources
-from thne.workflow.config import (
-    ConfigError,
-    dataset_view,
-    grids,
-    is_imported,
-    resolve_config,
-)
+from thne.workflow.config import ConfigError, dataset_view, grids
+from thne.workflow.config import is_imported, resolve_config
 from thne.workflow.lineage import STEPS, Job, Lineage, figure_variants, point_key
 
 # The config, resolved once (thne/workflow/config.py): the shipped config under the user's,
