@@ -1,6 +1,8 @@
 # The paper's grid search (section 4), for each variant of datasets.<ds>.grid.variants: every
 # point of the grid trained with the search seeds, the best chosen on validation MAE alone,
 # then trained with every seed of train.seeds, evaluated, and set beside the untuned runs.
+
+
 # One run of one point: the train rule, at the point's values.
 use rule train as grid_train with:
     output:
