@@ -143,3 +143,21 @@ def test_every_rule_that_runs_thne_fingerprints_its_stage_module():
         seen.add(module)
     assert seen == set(STAGE_MODULES) - {"download"}
     assert "code_version" not in text
+
+
+def test_a_cached_parse_gives_the_same_fingerprints_and_follows_edits(package, tmp_path):
+    """The workflow keeps each module's parse by the hash of its bytes: the same fingerprint
+    as a fresh parse, a new one after an edit, and a broken cache file is parsed again."""
+    cache = tmp_path / "cache" / "code.json"
+    fresh = fingerprint(package)
+    cached = PackageCode(package, package="pkg", cache=cache)
+    assert cached.fingerprint("pkg.stages.fit") == fresh and cache.is_file()
+    again = PackageCode(package, package="pkg", cache=cache)
+    assert again.fingerprint("pkg.stages.fit") == fresh
+    assert again._trees == {}, "the second instance parsed a module the cache holds"
+    io = package / "pkg" / "io.py"
+    io.write_text(io.read_text() + "CHANGED = 1\n")
+    edited = PackageCode(package, package="pkg", cache=cache).fingerprint("pkg.stages.fit")
+    assert edited == fingerprint(package) != fresh
+    cache.write_text("{not json")
+    assert PackageCode(package, package="pkg", cache=cache).fingerprint("pkg.stages.fit") == edited

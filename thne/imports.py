@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,13 +32,29 @@ class PackageCode:
     the workflow makes one instance per Snakefile parse.
     """
 
-    def __init__(self, root: str | os.PathLike, package: str = "thne") -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        package: str = "thne",
+        cache: str | os.PathLike | None = None,
+    ) -> None:
         self.root = Path(root)
         self.package = package
         self._trees: dict[str, ast.Module] = {}
         self._imports: dict[str, frozenset[str]] = {}
         self._digests: dict[str, bytes] = {}
         self._paths: dict[str, Path | None] = {}
+        # What parsing a module gives (its tree's digest and its import statements), by the
+        # module's name and the hash of its bytes: parsing is most of a workflow parse's time,
+        # and every job parses the workflow. A file that changes gets a new entry.
+        self._cache_path = Path(cache) if cache else None
+        self._cache: dict[str, dict] = {}
+        self._new = 0
+        if self._cache_path is not None:
+            try:
+                self._cache = json.loads(self._cache_path.read_text())
+            except (OSError, ValueError):
+                self._cache = {}
 
     def path(self, module: str) -> Path | None:
         """The file of ``module`` (dotted name), or None when there is none."""
@@ -67,15 +84,39 @@ class PackageCode:
         """The package modules that ``module`` imports itself (not through others)."""
         if module in self._imports:
             return self._imports[module]
+        found: set[str] = set()
+        for target, names, line in self._parsed(module)["statements"]:
+            found |= self._resolve(target, names, module, line)
+        found.discard(module)
+        self._imports[module] = frozenset(found)
+        return self._imports[module]
+
+    def _parsed(self, module: str) -> dict:
+        """``module``'s tree digest (hex) and import statements, [target, names, line] with
+        relative imports made absolute: from the cache, else parsed."""
+        path = self.path(module)
+        if path is None:
+            raise ImportProblem(f"no module {module} under {self.root}")
+        key = f"{module}\0{hashlib.sha256(path.read_bytes()).hexdigest()}"
+        if key not in self._cache:
+            tree = self._tree(module)
+            dumped = ast.dump(tree, include_attributes=False)
+            self._cache[key] = {
+                "digest": hashlib.sha256(dumped.encode()).hexdigest(),
+                "statements": self._statements(module, tree),
+            }
+            self._new += 1
+        return self._cache[key]
+
+    def _statements(self, module: str, tree: ast.Module) -> list:
         path = self.path(module)
         is_package = path is not None and path.name == "__init__.py"
         # The package a relative import starts from.
         here = module if is_package else module.rpartition(".")[0]
-        found: set[str] = set()
-        for node in ast.walk(self._tree(module)):
+        statements = []
+        for node in ast.walk(tree):
             if isinstance(node, ast.Import):
-                for alias in node.names:
-                    found |= self._resolve(alias.name, (), module, node)
+                statements += [[alias.name, [], node.lineno] for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
                     parts = here.split(".")
@@ -87,22 +128,34 @@ class PackageCode:
                     target = f"{base}.{node.module}" if node.module else base
                 else:
                     target = node.module or ""
-                names = tuple(a.name for a in node.names if a.name != "*")
-                found |= self._resolve(target, names, module, node)
+                names = [a.name for a in node.names if a.name != "*"]
+                statements.append([target, names, node.lineno])
             elif _is_import_module_call(node):
-                found |= self._resolve(node.args[0].value, (), module, node)
-        found.discard(module)
-        self._imports[module] = frozenset(found)
-        return self._imports[module]
+                statements.append([node.args[0].value, [], node.lineno])
+        return statements
 
-    def _resolve(self, target: str, names: Iterable[str], module: str, node: ast.AST) -> set[str]:
+    def save(self) -> None:
+        """Write the cache, if there is one and it gained entries (atomically: the jobs of a
+        run parse the workflow at once)."""
+        if self._cache_path is None or not self._new:
+            return
+        try:
+            self._cache_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._cache_path.with_name(f"{self._cache_path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self._cache))
+            os.replace(tmp, self._cache_path)
+            self._new = 0
+        except OSError:
+            pass  # a read-only folder: the next parse parses again
+
+    def _resolve(self, target: str, names: Iterable[str], module: str, line: int) -> set[str]:
         """Package modules named by ``import target`` or ``from target import names``: a name
         that is a submodule counts as that submodule, any other name as ``target`` itself."""
         if target != self.package and not target.startswith(self.package + "."):
             return set()
         if self.path(target) is None:
             raise ImportProblem(
-                f"{self.path(module)}:{getattr(node, 'lineno', '?')}: imports {target}, "
+                f"{self.path(module)}:{line}: imports {target}, "
                 "which is not a module of the package"
             )
         found = set()
@@ -132,8 +185,7 @@ class PackageCode:
     def digest(self, module: str) -> bytes:
         """Hash of ``module``'s syntax tree: the same for any comment or formatting edit."""
         if module not in self._digests:
-            dumped = ast.dump(self._tree(module), include_attributes=False)
-            self._digests[module] = hashlib.sha256(dumped.encode()).digest()
+            self._digests[module] = bytes.fromhex(self._parsed(module)["digest"])
         return self._digests[module]
 
     def fingerprint(self, module: str, extra_files: Iterable[str] = ()) -> str:
@@ -146,6 +198,7 @@ class PackageCode:
         for name in self.closure(module):
             h.update(name.encode() + b"\0" + self.digest(name))
         _hash_files(h, self.root, extra_files)
+        self.save()
         return h.hexdigest()[:16]
 
     def fingerprint_files(self, files: Iterable[str]) -> str:

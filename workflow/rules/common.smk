@@ -54,8 +54,9 @@ def dataset(*keys, join=False):
     return of_job
 
 
-# The package's code, read once per Snakefile parse (every job parses this file again).
-THNE_CODE = PackageCode(workflow.basedir)
+# The package's code, read once per Snakefile parse (every job parses this file again); each
+# module's parse is kept in .snakemake/, by the hash of its bytes.
+THNE_CODE = PackageCode(workflow.basedir, cache=".snakemake/thne-code.json")
 
 
 @functools.cache
