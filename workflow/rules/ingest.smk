@@ -17,7 +17,7 @@ checkpoint ingest:
     params:
         flags=lambda wc, input: sources.ingest_flags(config, wc.ds, input.get("labels")),
         on_bad_clip=dataset("on_bad_clip"),
-        media=lambda wc: sources.raw_media(dataset("source", "raw_dir")(wc)),
+        media=lambda wc: sources.raw_media(sources.source(config, wc.ds).get("raw_dir")),
         code=code_of("ingest"),
         lineage=lineage_of("ingest"),
     shell:
