@@ -49,6 +49,7 @@ class PackageCode:
         # and every job parses the workflow. A file that changes gets a new entry.
         self._cache_path = Path(cache) if cache else None
         self._cache: dict[str, dict] = {}
+        self._parses: dict[str, dict] = {}
         self._new = 0
         if self._cache_path is not None:
             try:
@@ -94,6 +95,8 @@ class PackageCode:
     def _parsed(self, module: str) -> dict:
         """``module``'s tree digest (hex) and import statements, [target, names, line] with
         relative imports made absolute: from the cache, else parsed."""
+        if module in self._parses:
+            return self._parses[module]
         path = self.path(module)
         if path is None:
             raise ImportProblem(f"no module {module} under {self.root}")
@@ -106,7 +109,8 @@ class PackageCode:
                 "statements": self._statements(module, tree),
             }
             self._new += 1
-        return self._cache[key]
+        self._parses[module] = self._cache[key]
+        return self._parses[module]
 
     def _statements(self, module: str, tree: ast.Module) -> list:
         path = self.path(module)

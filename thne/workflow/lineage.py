@@ -138,9 +138,6 @@ class Lineage:
     def all_features(self, ds: str) -> list[Job]:
         return [self.features(ds, m) for m in MODALITIES]
 
-    def run_point(self, ds: str, variant: str, chosen: bool) -> tuple | None:
-        return point_key(self.chosen(ds, variant)) if chosen else None
-
 
 def source_identity(section: Mapping) -> dict:
     """The source keys that say which data a dataset is, without where it is fetched from."""
