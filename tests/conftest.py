@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -12,9 +13,23 @@ import av
 import numpy as np
 import pytest
 
+from thne.features.numba_cache import private_numba_cache
+
 # Nothing in the tests may reach a model hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+# Tests that call librosa in their own process compile its numba code too, by default into the
+# installed package, where two xdist workers compiling at once can write the same cache files
+# and one loads the other's half-written code and crashes. Each test process gets a private
+# cache, seeded from and published to the shared copy as every audio job's is. It is set here,
+# before any test module imports numba, and kept until the process ends.
+_NUMBA_CACHE = contextlib.ExitStack()
+_NUMBA_CACHE.enter_context(private_numba_cache())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _NUMBA_CACHE.close()
 
 # Under pytest-xdist, a test that trains in its worker's process takes that worker's share of
 # the cores, not every core (torch's default): two workers each spinning two threads on two
