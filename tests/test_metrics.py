@@ -119,3 +119,22 @@ def test_bad_input():
         regression_metrics([np.nan], [1.0])
     with pytest.raises(ValueError, match="every label is 0"):
         regression_metrics([1.0, 2.0], [0.0, 0.0])
+
+
+def test_f1_is_sklearns_weighted_f1():
+    """The F1 columns equal scikit-learn's f1_score(average="weighted", zero_division=0), which
+    the reference evaluation code calls, on random splits and on one-class ones."""
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    cases = [rng.normal(size=(2, n)) for n in (1, 2, 5, 40, 333)]
+    cases += [np.array([[1.0, 2.0, 0.5], [0.1, 0.2, 0.3]])]  # one class on both sides
+    cases += [np.array([[1.0, 2.0, 0.5], [-0.1, -0.2, -0.3]])]  # the other class predicted
+    cases += [np.array([[-1.0, 2.0, 0.0, 0.0], [0.1, -0.2, 0.0, 1.0]])]
+    for truth, pred in cases:
+        m = regression_metrics(pred, truth)
+        has0 = f1_score(truth >= 0, pred >= 0, average="weighted", zero_division=0)
+        nz = truth != 0
+        non0 = f1_score(truth[nz] > 0, pred[nz] > 0, average="weighted", zero_division=0)
+        assert m["f1_has0"] == pytest.approx(has0, abs=1e-12)
+        assert m["f1_non0"] == pytest.approx(non0, abs=1e-12)

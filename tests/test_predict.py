@@ -1,7 +1,8 @@
 """``thne predict``: new media scored by a run trained here, through the real workflow.
 
-One demo-subset workflow run (two seeds, one epoch) is trained once for the module; the
-predictions of its test clips' media, scored again from the media, must equal the run's own.
+The session's demo build (conftest.demo_build), with a second seed trained on it here, is the
+module's workflow run; the predictions of its test clips' media, scored again from the media,
+must equal the run's own.
 """
 
 import contextlib
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_workflow import demo_subset, write_config
+from test_grid import ran
 
 from conftest import BIN, FIXTURES, need, render_page, run_snakemake, tiny_mp4
 
@@ -73,13 +74,15 @@ def faceless_with_sound(path: Path, seconds: float = 2.0) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A finished demo-subset workflow run with two seeds of t-HNE; its test clips."""
-    root = tmp_path_factory.mktemp("predict")
-    raw = demo_subset(root / "raw", {"train": 4, "valid": 2, "test": 2})
-    cfg = write_config(root / "cfg.yaml", raw, seeds=list(SEEDS))
+def trained(tmp_path_factory, demo_build):
+    """A finished demo-subset workflow run with two seeds of t-HNE: the session's build (one
+    seed), copied here, and its second seed trained on the same features; its test clips."""
+    root = demo_build.copy_to(tmp_path_factory.mktemp("predict"))
+    cfg = demo_build.write_config(root / "cfg.yaml", seeds=list(SEEDS))
     targets = [f"results/demo/runs/thne/seed{s}/model.safetensors" for s in SEEDS]
-    run_snakemake(root, "--configfile", str(cfg), "--cores", "2", *targets)
+    proc = run_snakemake(root, "--configfile", str(cfg), "--cores", "2", *targets)
+    # Only the new seed trained: the build's features, text and first seed were up to date.
+    assert ran(proc) == ["train"], proc.stderr
     manifest = pd.read_csv(root / "data/demo/manifest.tsv", sep="\t", dtype={"clip_id": str})
     test = manifest[manifest.split == "test"]
     return root, test

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from thne.evaluate.metrics import METRIC_KEYS
+from thne.evaluate.metrics import METRIC_KEYS, ratio, weighted_f1
 
 RESAMPLES = 10_000
 SEED = 0
@@ -110,20 +110,6 @@ def _model_columns(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.stack([np.asarray(c, dtype=np.float64) for c in cols], axis=1)
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num / den, 0 where den is 0 (sklearn's zero_division=0)."""
-    out = np.zeros_like(num)
-    np.divide(num, den, out=out, where=den != 0)
-    return out
-
-
-def _weighted_f1(tp, fp, fn, tn) -> np.ndarray:
-    """Support-weighted F1 of the two classes, from the confusion counts."""
-    f1_pos = _ratio(2 * tp, 2 * tp + fp + fn)
-    f1_neg = _ratio(2 * tn, 2 * tn + fn + fp)
-    return _ratio((tp + fn) * f1_pos + (tn + fp) * f1_neg, tp + fn + tn + fp)
-
-
 def _metrics(model: np.ndarray, shared: np.ndarray, n: int) -> dict[str, np.ndarray]:
     """Every metric from the weighted sums of one model's and the shared columns; each row of
     ``model`` [R, 14] and ``shared`` [R, 3] is one resample of ``n`` clips."""
@@ -132,7 +118,7 @@ def _metrics(model: np.ndarray, shared: np.ndarray, n: int) -> dict[str, np.ndar
     mean_p, mean_t = m["p"] / n, s["t"] / n
     cov = m["pt"] / n - mean_p * mean_t
     var = np.clip(m["p2"] / n - mean_p**2, 0, None) * np.clip(s["t2"] / n - mean_t**2, 0, None)
-    corr = np.clip(_ratio(cov, np.sqrt(var)), -1.0, 1.0)
+    corr = np.clip(ratio(cov, np.sqrt(var)), -1.0, 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         acc2_non0 = (m["tp_nz"] + m["tn_nz"]) / s["nonzero"]  # NaN: no non-zero label drawn
     return {
@@ -141,9 +127,9 @@ def _metrics(model: np.ndarray, shared: np.ndarray, n: int) -> dict[str, np.ndar
         "acc7": m["hit7"] / n,
         "acc5": m["hit5"] / n,
         "acc2_has0": (m["tp"] + m["tn"]) / n,
-        "f1_has0": _weighted_f1(m["tp"], m["fp"], m["fn"], m["tn"]),
+        "f1_has0": weighted_f1(m["tp"], m["fp"], m["fn"], m["tn"]),
         "acc2_non0": acc2_non0,
-        "f1_non0": _weighted_f1(m["tp_nz"], m["fp_nz"], m["fn_nz"], m["tn_nz"]),
+        "f1_non0": weighted_f1(m["tp_nz"], m["fp_nz"], m["fn_nz"], m["tn_nz"]),
     }
 
 
