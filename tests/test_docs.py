@@ -4,7 +4,8 @@ Every fenced shell block of README.md and docs/ is read, command by command:
 
 - each ``snakemake`` command parses with Snakemake's own parser, every flag it names exists as
   written, and its targets plan with ``-n`` against the shipped config and the config files it
-  names (from a repository root made of links to this one, as a user runs it);
+  names (from a repository root made of links to this one, as a user runs it; to keep to two
+  Snakemake calls, commands whose configs agree on every key they share plan together);
 - each ``thne`` command parses with the command's own parser, every flag it names exists as
   written (argparse would accept a prefix of a renamed flag);
 - each ``make`` target is a rule of the Makefile; each script run with ``python`` or ``bash``
@@ -459,6 +460,9 @@ def test_the_site_builds_offline_with_strict_links(tmp_path):
     from thne.workflow.config import load_schema
     from thne.workflow.docs import rows
 
+    assert importlib.util.find_spec("material"), (
+        "MkDocs Material is missing: pip install -e '.[docs]' (make install does)"
+    )
     site = tmp_path / "site"
     proc = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
