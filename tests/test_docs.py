@@ -454,6 +454,18 @@ def test_the_cli_reference_is_written_from_the_parsers():
     assert "Of `--run`, `--ensemble`: exactly one." in page
 
 
+def test_the_paper_reading_is_in_one_place():
+    """The readings of the model's equations are in the model's docstring; the docs page
+    points there and does not repeat them."""
+    import ast
+
+    doc = ast.get_docstring(ast.parse((REPO / "thne/model/thne.py").read_text()))
+    page = (REPO / "docs/explanation/paper.md").read_text()
+    for reading in ("h_t W_m is the query", "positive pair is part of the denominator"):
+        assert reading in doc and reading not in page, reading
+    assert "`thne/model/thne.py`" in page
+
+
 def test_the_site_builds_offline_with_strict_links(tmp_path):
     """``mkdocs build --strict``: every link and anchor resolves; the configuration page holds
     every key of the schema, from config/README.md."""
