@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install system demo test test-fast lint clean-demo
+.PHONY: install system demo test test-fast lint clean-demo docs docs-serve
 
 install: $(VENV)/.installed
 
@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(TORCH_PIP_ARGS)
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
 	touch $@
 
 demo: install
@@ -65,3 +65,12 @@ lint: install
 
 clean-demo:
 	rm -rf data/demo features/demo results/demo logs/demo benchmarks/out/demo
+
+# The documentation site (docs/, mkdocs.yml), built offline: --strict makes every broken link or
+# anchor an error. docs-serve rebuilds it on every edit, at http://127.0.0.1:8000.
+docs docs-serve: export NO_MKDOCS_2_WARNING := 1
+docs: install
+	$(BIN)/mkdocs build --strict
+
+docs-serve: install
+	$(BIN)/mkdocs serve

@@ -1,4 +1,4 @@
-# thne: t-HNE from raw videos to metrics. See README.md for the targets.
+# thne: t-HNE from raw videos to metrics. The targets: docs/reference/targets.md.
 from snakemake.utils import min_version
 
 min_version("9.0")

@@ -2,12 +2,16 @@
 
     python -m thne.workflow.docs config > config/README.md   # every key: type, default, meaning
     python -m thne.workflow.docs stages > docs/stages.md     # every rule: command, step, logs
+    python -m thne.workflow.docs cli > docs/reference/cli.md # every subcommand and its flags
 
-``tests/test_workflow_package.py`` fails when either file is out of date.
+The documentation site includes ``config/README.md`` as its configuration reference.
+``tests/test_workflow_package.py`` fails when the first two are out of date,
+``tests/test_docs.py`` when the third is.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -86,6 +90,11 @@ def rows(schema: Mapping, root: Mapping, path: str) -> Iterator[tuple[str, Mappi
             yield key, extra, False
 
 
+def _cell(text: str) -> str:
+    """``text`` as one table cell: one line, pipes escaped, ``<`` not taken for HTML."""
+    return " ".join(text.split()).replace("|", "\\|").replace("<", "&lt;")
+
+
 def render(schema: Mapping) -> str:
     lines = [HEADER, "| key | value | default | what it is |", "|---|---|---|---|"]
     for key, sub, required in rows(schema, schema, ""):
@@ -94,7 +103,7 @@ def render(schema: Mapping) -> str:
             if "default" in sub
             else ("required" if required else "")
         )
-        description = " ".join(str(sub.get("description", "")).split())
+        description = _cell(str(sub.get("description", "")))
         lines.append(f"| `{key}` | {_kind(sub)} | {default} | {description} |")
     return "\n".join(lines) + "\n"
 
@@ -166,11 +175,90 @@ def stages_page(root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+CLI_HEADER = """\
+# The `thne` command
+
+Every workflow rule runs one of these subcommands with its inputs, outputs and config values
+as flags; nothing here reads the config file. Most users call only `thne predict` by hand
+([scoring your own videos](../getting-started/your-videos.md)); the others are here for
+running a stage on its own and for reading what a rule does. `thne <subcommand> --help` says
+the same. An expected error (bad media, labels or archives, a failed download) prints one line
+naming the file and the fix; `THNE_DEBUG=1` shows the traceback.
+
+This page is written from the command's parsers (`python -m thne.workflow.docs cli >
+docs/reference/cli.md`).
+"""
+
+
+def _value(action: argparse.Action) -> str:
+    """What an argument takes: its choices or its metavar, and how many."""
+    if action.nargs == 0:
+        return ""
+    if action.choices is not None:
+        value = " \\| ".join(f"`{c}`" for c in action.choices)
+    else:
+        value = f"`{action.metavar or action.dest.upper()}`"
+    many = {"+": " (one or more)", "*": " (any number)"}.get(str(action.nargs), "")
+    if isinstance(action, argparse._AppendAction):
+        many = " (repeatable)"
+    return value + many
+
+
+def _default(action: argparse.Action) -> str:
+    if action.required:
+        return "required"
+    default = action.default
+    if default in (None, False, "", [], ()) or default is argparse.SUPPRESS or action.nargs == 0:
+        return ""
+    if isinstance(default, list | tuple):
+        default = ",".join(map(str, default))
+    return f"`{default}`"
+
+
+def subcommand_section(name: str, parser: argparse.ArgumentParser) -> list[str]:
+    """One subcommand: its help, then a row per argument (positionals first)."""
+    formatter = parser._get_formatter()
+    lines = [f"## `thne {name}`", "", _cell(parser.description or ""), ""]
+    lines += ["| argument | takes | default | what it is |", "|---|---|---|---|"]
+    actions = [a for a in parser._actions if not isinstance(a, argparse._HelpAction)]
+    for action in sorted(actions, key=lambda a: bool(a.option_strings)):
+        if action.option_strings:
+            names = ", ".join(f"`{o}`" for o in action.option_strings)
+            value, default = _value(action), _default(action)
+        else:
+            names, value = _value(action), "positional"
+            default = "required" if action.nargs not in ("*", "?") else ""
+        text = formatter._expand_help(action) if action.help else ""
+        lines.append(f"| {names} | {value} | {default} | {_cell(text)} |")
+    for group in parser._mutually_exclusive_groups:
+        flags = ", ".join(f"`{a.option_strings[0]}`" for a in group._group_actions)
+        need = "exactly one" if group.required else "at most one"
+        lines += ["", f"Of {flags}: {need}."]
+    return [*lines, ""]
+
+
+def cli_page() -> str:
+    from thne.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    lines = [CLI_HEADER, "| subcommand | what it does |", "|---|---|"]
+    helps = {choice.dest: choice.help for choice in sub._choices_actions}
+    for name in sub.choices:
+        lines.append(f"| [`thne {name}`](#thne-{name}) | {_cell(helps[name] or '')} |")
+    lines.append("")
+    for name, subparser in sub.choices.items():
+        lines += subcommand_section(name, subparser)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
 def main() -> None:
     page = sys.argv[1] if len(sys.argv) > 1 else "config"
     root = Path(sys.argv[2]) if len(sys.argv) > 2 else Path.cwd()
     if page == "stages":
         sys.stdout.write(stages_page(root))
+    elif page == "cli":
+        sys.stdout.write(cli_page())
     else:
         sys.stdout.write(render(load_schema(root)))
 
