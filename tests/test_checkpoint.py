@@ -15,6 +15,10 @@ from thne.train.config import TrainConfig
 from thne.train.loop import train_run
 from thne.train.thne_optimiser import THNEOptimiser
 
+# One worker under pytest-xdist runs this file's tests, so that its module fixtures are
+# built once, not once on each worker.
+pytestmark = pytest.mark.xdist_group("test_checkpoint")
+
 CFG = dict(seed=5, batch_size=2, max_epochs=3, patience=8)
 OUTPUTS = ("history.tsv", "predictions.tsv", "valid_metrics.json")
 

@@ -22,6 +22,10 @@ from thne.train.data import SplitTensors
 from thne.train.forward import model_inputs
 from thne.train.loop import train_run
 
+# One worker under pytest-xdist runs this file's tests, so that its module fixtures are
+# built once, not once on each worker.
+pytestmark = pytest.mark.xdist_group("test_precision")
+
 # bf16 keeps 8 bits of mantissa (relative rounding 2^-9 per value). Over one epoch (two
 # steps, then validation) the losses of a bf16 run stay within this relative distance of the
 # float32 run's; seen: at most 0.3 % (MMIM's acoustic CPC term).

@@ -20,8 +20,9 @@ from test_workflow import write_config as workflow_config
 
 from conftest import BIN, DEMO_TRAIN, REPO, SNAKEMAKE, run_snakemake
 
-# Every test here starts from a finished run (the session's demo build, trained again).
-pytestmark = pytest.mark.slow
+# Every test here starts from a finished run (the session's demo build, trained again), built
+# once for the file: one worker under pytest-xdist runs them all.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_reruns")]
 
 FEATURE_RULES = {"audio_shard", "merge_features", "feature_stats"}
 AFTER_FEATURES = {"train", "evaluate", "aggregate"}

@@ -13,6 +13,10 @@ import yaml
 from conftest import REALDATA, need, run_snakemake, tiny_mp4
 from thne.data.splits import standard_folds
 
+# One worker under pytest-xdist runs this file's tests, so that its module fixtures are
+# built once, not once on each worker.
+pytestmark = pytest.mark.xdist_group("test_sources")
+
 # Two videos of each standard fold.
 FOLDS = standard_folds("mosi")
 VIDEOS = {
