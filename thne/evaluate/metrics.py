@@ -1,7 +1,7 @@
 """Regression and classification metrics of multimodal sentiment analysis.
 
 One function, :func:`regression_metrics`, computes every metric the project reports, with the
-semantics of the MSA literature's reference evaluation code (see the README, "Metrics").
+semantics of the MSA literature's reference evaluation code (see docs/reference/metrics.md).
 """
 
 from __future__ import annotations
