@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,7 @@ _NUMBA_CACHE.enter_context(private_numba_cache())
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     _NUMBA_CACHE.close()
+
 
 # Under pytest-xdist, a test that trains in its worker's process takes that worker's share of
 # the cores, not every core (torch's default): two workers each spinning two threads on two
@@ -119,6 +121,18 @@ def run_snakemake(
             f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
         )
     return proc
+
+
+def jobs_planned(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Jobs per rule in the summary of a dry run (``-n --quiet rules``); {} for "Nothing to be
+    done"."""
+    found = re.findall(r"^\s*(\w+)\s+(\d+)\s*$", proc.stdout + proc.stderr, re.M)
+    return {rule: int(n) for rule, n in found if rule != "total"}
+
+
+def jobs_run(proc: subprocess.CompletedProcess) -> list[str]:
+    """The rules a run carried out, one entry per job."""
+    return re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):", proc.stdout + proc.stderr, re.M)
 
 
 def tiny_mp4(path: Path, seconds: float = 1.0) -> Path:

@@ -3,7 +3,6 @@ of four points, chosen on validation, the chosen point trained with every seed, 
 and its figure, and what a changed grid or a changed choice reruns."""
 
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -11,23 +10,10 @@ import pytest
 import yaml
 from test_workflow import embedded_results
 
-from conftest import run_snakemake
+from conftest import jobs_planned, jobs_run, run_snakemake
 
 TARGET = "results/demo/grid.md"
 GRID = Path("results/demo/grid/thne")
-
-
-def planned(proc) -> dict[str, int]:
-    """Jobs per rule in the summary of a dry run (`--quiet rules`)."""
-    out = proc.stdout + proc.stderr
-    found = dict(re.findall(r"^\s*(\w+)\s+(\d+)\s*$", out, re.M))
-    found.pop("total", None)
-    return {rule: int(n) for rule, n in found.items()}
-
-
-def ran(proc) -> list[str]:
-    """The rules a run carried out, one entry per job."""
-    return re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):", proc.stdout + proc.stderr, re.M)
 
 
 def valid_maes(work: Path) -> dict[str, float]:
@@ -94,12 +80,12 @@ def test_demo_grid_chosen_on_validation_and_rerun_only_where_needed(demo_build, 
     cfg2 = tmp_path / "cfg2.yaml"
     cfg2.write_text(yaml.safe_dump(wider))
     args = ("--configfile", str(cfg2))
-    plan = planned(run_snakemake(tmp_path, TARGET, *args, "-n", "--quiet", "rules"))
+    plan = jobs_planned(run_snakemake(tmp_path, TARGET, *args, "-n", "--quiet", "rules"))
     # A dry run cannot know the new choice: it lists tuned_variants with its inputs to be
     # decided after the checkpoint. The run below shows what is actually redone.
     assert plan == {"grid_train": 2, "grid_select": 1, "tuned_variants": 1, "grid_report": 1}
     proc = run_snakemake(tmp_path, *args, "--cores", "2", TARGET)
-    jobs = ran(proc)
+    jobs = jobs_run(proc)
     assert jobs.count("grid_train") == 2 and "train" not in jobs
     again = json.loads((tmp_path / GRID / "best.json").read_text())
     changed = again["name"] != best["name"]
@@ -112,7 +98,7 @@ def test_demo_grid_chosen_on_validation_and_rerun_only_where_needed(demo_build, 
     mtime, config = tuned_state(tmp_path)
     loser = next(p["name"] for p in best["points"] if p["name"] != best["name"])
     rewrite_valid_mae(tmp_path, loser, 99.0)
-    jobs = ran(run_snakemake(tmp_path, *args, "--cores", "2", TARGET))
+    jobs = jobs_run(run_snakemake(tmp_path, *args, "--cores", "2", TARGET))
     assert "grid_select" in jobs and "grid_report" in jobs, jobs
     assert "tuned_train" not in jobs and "tuned_variants" not in jobs, jobs
     assert json.loads((tmp_path / GRID / "best.json").read_text())["name"] == best["name"]
@@ -120,7 +106,7 @@ def test_demo_grid_chosen_on_validation_and_rerun_only_where_needed(demo_build, 
 
     # A changed outcome retrains the tuned run at the new point, and the report follows.
     rewrite_valid_mae(tmp_path, loser, 0.0)
-    jobs = ran(run_snakemake(tmp_path, *args, "--cores", "2", TARGET))
+    jobs = jobs_run(run_snakemake(tmp_path, *args, "--cores", "2", TARGET))
     assert jobs.count("tuned_train") == 1 and "grid_train" not in jobs, jobs
     chosen = json.loads((tmp_path / GRID / "best.json").read_text())
     assert chosen["name"] == loser
@@ -131,7 +117,7 @@ def test_demo_grid_chosen_on_validation_and_rerun_only_where_needed(demo_build, 
     # them follows; then nothing is planned. Checked by hand: without `gathering` in the
     # rules, the first plan was empty ("Nothing to be done").
     shutil.rmtree(tmp_path / "results/demo/tuned")
-    plan = planned(run_snakemake(tmp_path, TARGET, *args, "-n", "--quiet", "rules"))
+    plan = jobs_planned(run_snakemake(tmp_path, TARGET, *args, "-n", "--quiet", "rules"))
     assert plan == {"tuned_train": 1, "tuned_evaluate": 1, "tuned_variants": 1, "grid_report": 1}
     run_snakemake(tmp_path, *args, "--cores", "2", TARGET)
     assert "Nothing to be done" in run_snakemake(tmp_path, *args, "-n", TARGET).stdout
@@ -160,7 +146,7 @@ def test_a_users_axes_replace_the_shipped_ones(tmp_path):
         "--quiet",
         "rules",
     )
-    assert planned(proc)["grid_train"] == 3
+    assert jobs_planned(proc)["grid_train"] == 3
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_grid import ran
 
-from conftest import BIN, FIXTURES, need, render_page, run_snakemake, tiny_mp4
+from conftest import BIN, FIXTURES, jobs_run, need, render_page, run_snakemake, tiny_mp4
 
 # One worker under pytest-xdist runs this file's tests, so that its module fixtures are
 # built once, not once on each worker.
@@ -86,7 +85,7 @@ def trained(tmp_path_factory, demo_build):
     targets = [f"results/demo/runs/thne/seed{s}/model.safetensors" for s in SEEDS]
     proc = run_snakemake(root, "--configfile", str(cfg), "--cores", "2", *targets)
     # Only the new seed trained: the build's features, text and first seed were up to date.
-    assert ran(proc) == ["train"], proc.stderr
+    assert jobs_run(proc) == ["train"], proc.stderr
     manifest = pd.read_csv(root / "data/demo/manifest.tsv", sep="\t", dtype={"clip_id": str})
     test = manifest[manifest.split == "test"]
     return root, test

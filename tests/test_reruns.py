@@ -7,7 +7,6 @@ the code fingerprints read the copy, exactly as they read the repository in norm
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -18,7 +17,7 @@ import pandas as pd
 import pytest
 from test_workflow import write_config as workflow_config
 
-from conftest import BIN, DEMO_TRAIN, REPO, SNAKEMAKE, run_snakemake
+from conftest import BIN, DEMO_TRAIN, REPO, SNAKEMAKE, jobs_planned, run_snakemake
 
 # Every test here starts from a finished run (the session's demo build, trained again), built
 # once for the file: one worker under pytest-xdist runs them all.
@@ -31,14 +30,7 @@ TARGET = "results/demo/metrics.json"
 
 def planned(root: Path, cfg: Path, target: str = TARGET) -> dict[str, int]:
     proc = run_snakemake(root, target, "--configfile", str(cfg), "-n", "--quiet", "rules")
-    out = proc.stdout + proc.stderr
-    if "Nothing to be done" in out:
-        return {}
-    return {
-        rule: int(n)
-        for rule, n in re.findall(r"^\s*(\w+)\s+(\d+)\s*$", out, re.M)
-        if rule != "total"
-    }
+    return jobs_planned(proc)
 
 
 # One batch an epoch, as the subset of four training clips with batches of four that these
