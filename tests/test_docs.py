@@ -110,7 +110,7 @@ def commands(block: Block) -> list[list[str]]:
         lexer.whitespace_split = True
         lexer.commenters = "#"
         command: list[str] = []
-        tokens = iter(list(lexer))
+        tokens = iter(lexer)
         for token in tokens:
             if token in SEPARATORS:
                 found.append(command)
@@ -120,13 +120,13 @@ def commands(block: Block) -> list[list[str]]:
             else:
                 command.append(token)
         found.append(command)
-    commands = []
+    kept = []
     for command in found:
         while command and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", command[0]):
             command = command[1:]
         if command:
-            commands.append(command)
-    return commands
+            kept.append(command)
+    return kept
 
 
 def shell_commands(name: str) -> list[tuple[Block, list[str]]]:
@@ -178,10 +178,10 @@ def test_the_docs_show_commands_and_configs():
 
 
 def test_every_thne_command_and_flag_exists():
-    from thne.cli import build_parser
+    from thne.cli import build_parser, subcommands
 
     parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub = subcommands(parser)
     problems = []
     for block, command in shell_commands("thne"):
         args = command[1:]
@@ -281,19 +281,19 @@ def merged(configs: list[dict]) -> dict | None:
     different values (a source, which replaces the shipped one whole, counts as one value)."""
     out: dict = {}
 
-    def put(into: dict, key: str, value, path: tuple) -> bool:
+    def put(into: dict, key: str, value) -> bool:
         if isinstance(value, dict) and key != "source":
             into.setdefault(key, {})
             if not isinstance(into[key], dict):
                 return False
-            return all(put(into[key], k, v, (*path, key)) for k, v in value.items())
+            return all(put(into[key], k, v) for k, v in value.items())
         if key in into and into[key] != value:
             return False
         into[key] = value
         return True
 
     for config in configs:
-        if not all(put(out, key, value, ()) for key, value in config.items()):
+        if not all(put(out, key, value) for key, value in config.items()):
             return None
     return out
 
@@ -335,14 +335,10 @@ def test_every_snakemake_target_plans(tmp_path):
                 problems.append(f"{block.where}: {target}: no dataset {ds.group(1)} in its configs")
             if entry and entry.group(1) not in (own.get("predict") or {}):
                 problems.append(f"{block.where}: {target}: no predict entry {entry.group(1)}")
-        fits = [
-            i
-            for i, (union, _) in enumerate(buckets)
-            if bool(i) == bool(configs) and merged([union, *configs]) is not None
-        ]
-        if fits:
-            union, targets = buckets[fits[0]]
-            buckets[fits[0]] = (merged([union, *configs]), targets)
+        for i, (union, targets) in enumerate(buckets):
+            if bool(i) == bool(configs) and (joined := merged([union, *configs])) is not None:
+                buckets[i] = (joined, targets)
+                break
         else:
             targets = {}
             buckets.append((merged(configs) or {}, targets))
@@ -440,18 +436,6 @@ def test_the_readme_is_short_and_its_links_resolve():
     assert len(local) >= 20
     assert [link for link in local if not (REPO / link).exists()] == []
     assert "make docs" in readme and "make docs-serve" in readme
-
-
-def test_the_cli_reference_is_written_from_the_parsers():
-    from thne.workflow.docs import cli_page
-
-    page = (REPO / "docs/reference/cli.md").read_text()
-    assert page == cli_page(), (
-        "docs/reference/cli.md is out of date: "
-        "python -m thne.workflow.docs cli > docs/reference/cli.md"
-    )
-    assert "| `--on-bad-clip` | `fail` \\| `exclude` | `fail` |" in page
-    assert "Of `--run`, `--ensemble`: exactly one." in page
 
 
 def test_the_paper_reading_is_in_one_place():

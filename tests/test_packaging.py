@@ -53,12 +53,9 @@ def test_environment_yml_matches_pyproject():
 
 
 def test_cli_lists_every_stage():
-    import argparse
+    from thne.cli import build_parser, subcommands
 
-    from thne.cli import build_parser
-
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert tuple(sub.choices) == COMMANDS
+    assert tuple(subcommands(build_parser()).choices) == COMMANDS
     out = subprocess.run(
         [sys.executable, "-m", "thne.cli", "--help"], capture_output=True, text=True, check=True
     )

@@ -234,3 +234,16 @@ def test_the_stages_page_names_each_rules_command_step_and_log():
     row = "| `tokenize` | text.smk | `thne text` | `tokenize` | `logs/{ds}/text.log` |"
     assert row in page
     assert "| `tuned_train` | grid.smk | `thne train` | `train` |" in page
+
+
+def test_the_cli_reference_is_written_from_the_parsers():
+    from thne.workflow.docs import cli_page
+
+    page = (REPO / "docs/reference/cli.md").read_text()
+    assert page == cli_page(), (
+        "docs/reference/cli.md is out of date: "
+        "python -m thne.workflow.docs cli > docs/reference/cli.md"
+    )
+    assert "| `--on-bad-clip` | `fail` \\| `exclude` | `fail` |" in page
+    assert "Of `--run`, `--ensemble`: exactly one." in page
+    assert "| `--threads` | `THREADS` | `0` |" in page  # a default of 0 is not blank

@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
+    """The subcommands of ``parser`` (:func:`build_parser`): ``.choices`` maps each name to
+    its parser."""
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     # A job killed earlier may have left temporaries of this job's outputs; at MOSEI scale

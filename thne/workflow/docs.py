@@ -5,8 +5,7 @@
     python -m thne.workflow.docs cli > docs/reference/cli.md # every subcommand and its flags
 
 The documentation site includes ``config/README.md`` as its configuration reference.
-``tests/test_workflow_package.py`` fails when the first two are out of date,
-``tests/test_docs.py`` when the third is.
+``tests/test_workflow_package.py`` fails when any of the three is out of date.
 """
 
 from __future__ import annotations
@@ -208,7 +207,11 @@ def _default(action: argparse.Action) -> str:
     if action.required:
         return "required"
     default = action.default
-    if default in (None, False, "", [], ()) or default is argparse.SUPPRESS or action.nargs == 0:
+    # By identity and emptiness, not ==: a default of 0 equals False and must still show.
+    empty = isinstance(default, str | list | tuple) and not default
+    if default is None or default is False or default is argparse.SUPPRESS or empty:
+        return ""
+    if action.nargs == 0:
         return ""
     if isinstance(default, list | tuple):
         default = ",".join(map(str, default))
@@ -238,10 +241,9 @@ def subcommand_section(name: str, parser: argparse.ArgumentParser) -> list[str]:
 
 
 def cli_page() -> str:
-    from thne.cli import build_parser
+    from thne.cli import build_parser, subcommands
 
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub = subcommands(build_parser())
     lines = [CLI_HEADER, "| subcommand | what it does |", "|---|---|"]
     helps = {choice.dest: choice.help for choice in sub._choices_actions}
     for name in sub.choices:
