@@ -174,7 +174,7 @@ import importlib
 import sys
 
 missing = []
-for name in ("torch", "transformers", "h5py", "numpy", "pandas", "sklearn", "yaml", "tqdm"):
+for name in ("torch", "transformers", "h5py", "numpy", "pandas", "yaml", "tqdm"):
     try:
         importlib.import_module(name)
     except ImportError as exc:
