@@ -25,14 +25,15 @@ VISUAL_DIM, ACOUSTIC_DIM = 40, 26
 
 
 def demo_split(frames: int):
-    from thne.text.encoder import load_tokenizer
+    from thne.text.loader import load_text_tokenizer
     from thne.train.data import SplitTensors
 
     labels = pd.read_csv(REPO / "resources/demo/label.csv")
     train = labels[labels["mode"] == "train"]
-    tokens = load_tokenizer("all-MiniLM-L6-v2")(
-        list(train.text), max_length=50, padding="max_length", truncation=True, return_tensors="pt"
-    )
+    tokens = {
+        k: torch.from_numpy(v)
+        for k, v in load_text_tokenizer("all-MiniLM-L6-v2").encode(list(train.text), 50).items()
+    }
     n = len(train)
     g = torch.Generator().manual_seed(0)
     return SplitTensors(

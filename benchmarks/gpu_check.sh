@@ -107,19 +107,23 @@ if [[ $MODE == prepare ]]; then
     step "kit: the demo's text encoder, float16, into $KIT/encoder"
     rm -rf "$KIT/encoder"
     "$PYTHON" - "$KIT/encoder" <<'PY'
+import shutil
 import sys
+from pathlib import Path
 
-from transformers import AutoConfig
+from safetensors.torch import save_file
 
-from thne.text.encoder import load_encoder, load_tokenizer, resolve_encoder
+from thne.text.loader import WEIGHTS_FILE, load_text_encoder, local_dir
 
-name, out = "all-MiniLM-L6-v2", sys.argv[1]
-model, _ = load_encoder(name)
-model.half().save_pretrained(out)
-# The config as shipped (float32): transformers 5 builds a model in the config's dtype, also
-# from_config (thne predict's path), 4.x in float32; the weights alone travel in float16.
-AutoConfig.from_pretrained(resolve_encoder(name), local_files_only=True).save_pretrained(out)
-load_tokenizer(name).save_pretrained(out)
+name, out = "all-MiniLM-L6-v2", Path(sys.argv[1])
+out.mkdir(parents=True)
+# The weights travel in float16 (thne loads an encoder's weights as float32); the config and
+# tokenizer files as shipped.
+model, _ = load_text_encoder(name)
+save_file({k: v.half().contiguous() for k, v in model.state_dict().items()}, out / WEIGHTS_FILE)
+for file in local_dir(name).iterdir():
+    if file.is_file() and file.name != WEIGHTS_FILE:
+        shutil.copy(file, out / file.name)
 PY
     step "demo features (Snakemake, on these CPUs)"
     (cd "$REPO" && "$(dirname "$PYTHON")/snakemake" --cores "$(nproc)" "${DEMO_INPUTS[@]}" \

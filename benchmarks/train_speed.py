@@ -131,9 +131,9 @@ def build_job(
     and a synthetic split of ``clips`` clips on ``device``: drawn on the host and moved, as a
     real job loads its splits, or drawn on the device itself (faster, less host memory)."""
     import torch
-    from transformers import BertConfig, BertModel
 
     from thne.model.thne import THNE
+    from thne.text.bert import Bert, BertConfig
     from thne.train.thne_optimiser import THNEOptimiser
 
     cfg = train_config(dataset, batch_size)
@@ -141,9 +141,10 @@ def build_job(
         raise ValueError(f"{clips} clips do not make one batch of {cfg.batch_size}")
     dev = torch.device(device)
     torch.manual_seed(0)
-    bert = BertModel(
-        BertConfig(num_attention_heads=12, **ENCODERS[encoder]), add_pooling_layer=False
-    )
+    # The encoder class training uses, at the shipped encoders' sizes (BERT's vocabulary and
+    # positions).
+    shape = {"vocab_size": 30522, "max_position_embeddings": 512, "num_attention_heads": 12}
+    bert = Bert(BertConfig(**shape, **ENCODERS[encoder]))
     d_t = ENCODERS[encoder]["hidden_size"]
     model = THNE(
         bert,

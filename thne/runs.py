@@ -26,13 +26,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
-from transformers import PreTrainedTokenizerBase
 
 from thne.errors import InputError
 from thne.features.normalise import Normaliser
 from thne.io import atomic_path, write_json
 from thne.model.build import build_model
-from thne.text.encoder import encoder_files, encoder_from_files
+from thne.text.loader import TextTokenizer, run_encoder, run_encoder_files
 from thne.train.config import TrainConfig
 
 MODEL_FILE = "model.safetensors"
@@ -62,7 +61,7 @@ class TrainedRun:
     path: Path
     config: TrainConfig
     model: nn.Module
-    tokenizer: PreTrainedTokenizerBase
+    tokenizer: TextTokenizer
     visual_norm: Normaliser
     acoustic_norm: Normaliser
     provenance: dict
@@ -91,7 +90,7 @@ def save_run(
     with atomic_path(out / MODEL_FILE) as tmp:
         tmp.write_bytes(weights)
     del weights
-    files = encoder_files(cfg.encoder)
+    files = run_encoder_files(cfg.encoder)
     for name, data in files.items():
         with atomic_path(out / ENCODER_DIR / name) as tmp:
             tmp.write_bytes(data)
@@ -175,7 +174,7 @@ def load_run(run_dir: str | os.PathLike, device: str = "cpu") -> TrainedRun:
             f"{path / RUN_FILE}: its config is not one this thne trains ({exc}); "
             f"{_retrain_hint(path)}"
         ) from exc
-    tokenizer, encoder, d_t = encoder_from_files(files)
+    tokenizer, encoder, d_t = run_encoder(files)
     model = build_model(
         cfg, len(info["visual_names"]), len(info["acoustic_names"]), encoder=(encoder, d_t)
     )

@@ -12,7 +12,7 @@ import torch
 
 from thne.model.mmim import MMIM
 from thne.model.thne import THNE
-from thne.text.encoder import load_encoder
+from thne.text.loader import load_text_encoder
 
 if TYPE_CHECKING:
     from thne.train.config import TrainConfig
@@ -26,7 +26,7 @@ def build_model(
 ) -> THNE | MMIM:
     """t-HNE (one of its variants), or MMIM when ``cfg.model`` says so. ``encoder`` is the
     text encoder and its width; by default ``cfg.encoder``'s pretrained weights."""
-    encoder, d_t = encoder or load_encoder(cfg.encoder)
+    encoder, d_t = encoder or load_text_encoder(cfg.encoder)
     sizes = {
         "visual_hidden": cfg.visual_hidden,
         "acoustic_hidden": cfg.acoustic_hidden,

@@ -115,13 +115,7 @@ def score_run(run: TrainedRun, data: ClipFeatures) -> list[ClipScore]:
         return []
     text = run.provenance["text"]
     max_frames = int(run.provenance["max_frames"])
-    tokens = run.tokenizer(
-        [c.text for c in data.clips],
-        max_length=int(text["max_length"]),
-        padding="max_length",
-        truncation=True,
-        return_tensors="np",
-    )
+    tokens = run.tokenizer.encode([c.text for c in data.clips], int(text["max_length"]))
     split = split_tensors(
         [c.clip_id for c in data.clips],
         [c.text for c in data.clips],
