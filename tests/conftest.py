@@ -14,11 +14,38 @@ import av
 import numpy as np
 import pytest
 
-from thne.features.numba_cache import private_numba_cache
+from thne.features.numba_cache import cache_key, cache_root, private_numba_cache
 
 # Nothing in the tests may reach a model hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+def _compile_librosa_once() -> None:
+    """On a cold cache (a new environment), one audio job compiles librosa's numba code and
+    publishes it before any worker starts: otherwise the first audio jobs of every worker
+    compile it at once (about 30 CPU-seconds each). tests/test_audio.py's cold-cache test
+    keeps a cache of its own, so it still starts cold."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or (cache_root() / "numba" / cache_key()).is_dir():
+        return
+    import tempfile
+
+    from thne.data.manifest import Clip, write_manifest
+
+    media = Path(__file__).resolve().parents[1] / "resources/demo/Raw/demo01/1.mp4"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = Clip("demo01_1", "demo01", 0.0, 1.0, "train", 0.0, "x", str(media))
+        write_manifest(Path(tmp) / "m.tsv", [clip])
+        cmd = [sys.executable, "-m", "thne.cli", "audio", "--manifest", f"{tmp}/m.tsv"]
+        proc = subprocess.run(
+            [*cmd, "--out", f"{tmp}/a.h5"], env=env, capture_output=True, text=True
+        )
+    if proc.returncode != 0:
+        raise RuntimeError(f"compiling librosa's numba code failed:\n{proc.stderr[-3000:]}")
+
+
+_compile_librosa_once()
 
 # Tests that call librosa in their own process compile its numba code too, by default into the
 # installed package, where two xdist workers compiling at once can write the same cache files
