@@ -208,8 +208,11 @@ def embedded_results(report: Path) -> dict[str, bytes]:
 def check_report(report: Path, shots: Path) -> None:
     """Open the report in headless Chromium at each page and check what it shows."""
     results = embedded_results(report)
-    for name in ("table", "ablation", "cases", "splits", "excluded", "config"):
+    for name in ("table", "ablation", "cases", "splits", "excluded", "config", "clips"):
         assert f"results/demo/report/{name}.html" in results, sorted(results)
+    clips = results["results/demo/report/clips.html"].decode()
+    # One row per test clip of the subset (tests/test_clip_page.py drives the page itself).
+    assert "<table id='clips'>" in clips and clips.count("<tr data-video=") == 3
     assert "results/demo/figures/loss_curves.png" in results
     table = results["results/demo/report/table.html"].decode()
     assert "<table>" in table and "MAE" in table and "all-MiniLM-L6-v2" in table

@@ -38,6 +38,7 @@ STAGE_MODULES: tuple[str, ...] = (
     "ablation",
     "loss_curves",
     "cases",
+    "clip_page",
     "report_pages",
     "import_features",
     "predict_clips",

@@ -14,6 +14,7 @@ HELP = "HTML pages for snakemake --report -> a folder"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name in ("table", "ablation", "cases", "figure", "splits", "excluded", "audio", "visual"):
         parser.add_argument(f"--{name}", required=True)
+    parser.add_argument("--clips", required=True, help="the per-clip page (thne clip-page)")
     parser.add_argument("--config-yaml", required=True, help="the dataset's config, as YAML text")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--out-dir", required=True)
@@ -38,7 +39,10 @@ def run(args: argparse.Namespace) -> None:
     for name, page in pages.items():
         html.write_page(out / name, page)
     figure = escape(os.path.relpath(args.figure, out), quote=True)
-    links = "".join(f"<li><a href='{n}'>{n}</a></li>" for n in pages)
+    clips = os.path.relpath(args.clips, out)
+    links = "".join(
+        f"<li><a href='{escape(n, quote=True)}'>{escape(n)}</a></li>" for n in [*pages, clips]
+    )
     dataset = escape(args.dataset)
     html.write_page(
         out / "index.html",

@@ -270,12 +270,20 @@ STEPS: dict[str, Step] = {
         _code_seeds,
         lambda lin, j: [Job("train", j.ds, variant="thne"), lin.data(j.ds)],
     ),
+    "clip_page": Step(
+        "clip_page",
+        _code_seeds,
+        lambda lin, j: [
+            [Job("train", j.ds, variant=v) for v in lin.section(j)["train"]["variants"]],
+            lin.data(j.ds),
+        ],
+    ),
     "report_pages": Step(
         "report_pages",
         _code,
         lambda lin, j: [
             [
-                *(Job(s, j.ds) for s in ("table", "ablation", "cases", "loss_curves")),
+                *(Job(s, j.ds) for s in ("table", "ablation", "cases", "loss_curves", "clip_page")),
                 lin.data(j.ds),
             ],
             lin.all_features(j.ds),
