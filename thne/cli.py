@@ -37,6 +37,7 @@ STAGE_MODULES: tuple[str, ...] = (
     "table",
     "ablation",
     "loss_curves",
+    "report_figures",
     "cases",
     "report_pages",
     "import_features",
