@@ -198,7 +198,7 @@ def plot_confusion(frame: pd.DataFrame, out_path: str | os.PathLike) -> None:
     counts = confusion7(frame["prediction"].to_numpy(), frame["label"].to_numpy())
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
     image = ax.imshow(counts, cmap="Blues")
-    fig.colorbar(image, ax=ax, label="clips")
+    fig.colorbar(image, ax=ax, label="clips", ticks=MaxNLocator(integer=True))
     for (t, p), n in np.ndenumerate(counts):
         if n:
             dark = n > counts.max() / 2
@@ -228,7 +228,7 @@ def plot_seeds(variants: Mapping[str, Mapping], out_path: str | os.PathLike) -> 
     ax.set_xticks(range(len(names)), [_label(v) for v in names], rotation=20, ha="right")
     ax.set_xlim(-0.6, len(names) - 0.4)
     ax.set_ylabel("test MAE (lower is better)")
-    ax.set_title("Test MAE of each seed (points) and the mean over seeds (bar)")
+    ax.set_title("Test MAE of each seed (points)\nand the mean over seeds (bar)")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     _save(fig, out_path)
