@@ -16,6 +16,8 @@ include: "workflow/rules/openface.smk"
 include: "workflow/rules/text.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+# Before report.smk: its pages take these figures as inputs.
+include: "workflow/rules/figures.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/grid.smk"
 include: "workflow/rules/predict.smk"
@@ -30,6 +32,7 @@ localrules:
     table,
     ablation,
     loss_curves,
+    report_figures,
     cases,
     report_pages,
     grid_select,

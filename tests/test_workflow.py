@@ -214,12 +214,17 @@ def check_report(report: Path, shots: Path) -> None:
     # One row per test clip of the subset (tests/test_clip_page.py drives the page itself).
     assert "<table id='clips'>" in clips and clips.count("<tr data-video=") == 3
     assert "results/demo/figures/loss_curves.png" in results
+    # thne report-figures: built with the pages, embedded as PNGs with their captions.
+    for name in ("forest", "predicted", "confusion", "seeds", "epochs"):
+        figure = results[f"results/demo/figures/{name}.png"]
+        assert figure[:8] == b"\x89PNG\r\n\x1a\n" and len(figure) > 10_000, name
     table = results["results/demo/report/table.html"].decode()
     assert "<table>" in table and "MAE" in table and "all-MiniLM-L6-v2" in table
     assert "w/o Re" in results["results/demo/report/ablation.html"].decode()
     assert results["results/demo/figures/loss_curves.png"][:8] == b"\x89PNG\r\n\x1a\n"
     text = report.read_text()
     assert "Test results of t-HNE on" in text  # a caption from workflow/report/
+    assert "chosen on the validation split only" in text  # epochs.rst
     shots.mkdir(parents=True, exist_ok=True)
     for path in ("results/demo/report/table.html", "results/demo/figures/loss_curves.png"):
         # The report is one page app: open it on this result, as a click in it would.

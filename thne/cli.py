@@ -37,6 +37,7 @@ STAGE_MODULES: tuple[str, ...] = (
     "table",
     "ablation",
     "loss_curves",
+    "report_figures",
     "cases",
     "clip_page",
     "report_pages",

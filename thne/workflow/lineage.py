@@ -265,6 +265,15 @@ STEPS: dict[str, Step] = {
         _code_seeds,
         lambda lin, j: [[Job("train", j.ds, variant=v) for v in figure_variants(lin.config, j.ds)]],
     ),
+    "report_figures": Step(
+        "report_figures",
+        _code_seeds,
+        lambda lin, j: [
+            Job("variants", j.ds),
+            [Job("train", j.ds, variant=v) for v in lin.section(j)["train"]["variants"]],
+            lin.data(j.ds),
+        ],
+    ),
     "cases": Step(
         "cases",
         _code_seeds,
@@ -283,7 +292,11 @@ STEPS: dict[str, Step] = {
         _code,
         lambda lin, j: [
             [
-                *(Job(s, j.ds) for s in ("table", "ablation", "cases", "loss_curves", "clip_page")),
+                *(
+                    Job(s, j.ds)
+                    for s in ("table", "ablation", "cases", "loss_curves", "report_figures")
+                ),
+                Job("clip_page", j.ds),
                 lin.data(j.ds),
             ],
             lin.all_features(j.ds),

@@ -154,6 +154,8 @@ rule report_pages:
         ablation="results/{ds}/ablation.md",
         cases="results/{ds}/cases.md",
         figure="results/{ds}/figures/loss_curves.png",
+        # Not read by the pages: they make the report, which embeds them, build them too.
+        figures=rules.report_figures.output,
         splits="data/{ds}/splits.json",
         excluded="data/{ds}/excluded.tsv",
         audio="features/{ds}/audio.h5",
