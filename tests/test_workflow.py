@@ -185,6 +185,7 @@ def test_demo_subset_end_to_end(demo_build, tmp_path):
     report = tmp_path / "results/demo/report.html"
     run_snakemake(tmp_path, "--report", str(report), pages, "--configfile", str(cfg3))
     check_report(report, tmp_path / "screenshots")
+    browse_report(report)
 
 
 def json_results(text: str) -> dict:
@@ -224,6 +225,10 @@ def check_report(report: Path, shots: Path) -> None:
     assert results["results/demo/figures/loss_curves.png"][:8] == b"\x89PNG\r\n\x1a\n"
     text = report.read_text()
     assert "Test results of t-HNE on" in text  # a caption from workflow/report/
+    # Every result sits in a category and a subcategory of the report's menu, none in "Other".
+    start = text.index("var categories = ") + len("var categories = ")
+    categories = json.JSONDecoder().raw_decode(text, start)[0]
+    assert all("Other" not in subs for subs in categories.values()), categories
     assert "chosen on the validation split only" in text  # epochs.rst
     shots.mkdir(parents=True, exist_ok=True)
     for path in ("results/demo/report/table.html", "results/demo/figures/loss_curves.png"):
@@ -245,6 +250,70 @@ def check_report(report: Path, shots: Path) -> None:
         # The app rendered its menu, and shows the result's own embedded file.
         uri = json_results(text)[path]["data_uri"]
         assert "Results" in dom and uri[:200] in dom, f"{path} is not shown"
+
+
+def browse_report(report: Path) -> None:
+    """The report in the system Chromium, driven through Playwright, with every request that
+    would leave the machine refused: each figure the report embeds loads (no broken image),
+    the per-clip page sorts and filters by clicks and typing inside the report's frame, and
+    the console shows no error. Checked against a report whose forest plot had its PNG
+    signature overwritten: that image did not load."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "headless Chromium is needed (.ci/run installs Debian's chromium)"
+    results = json_results(report.read_text())
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+        errors: list[str] = []
+        remote: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+
+        def local_only(route):
+            if route.request.url.startswith(("file:", "data:", "blob:")):
+                route.continue_()
+            else:
+                remote.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", local_only)
+        page.goto(report.as_uri())
+        page.wait_for_function("typeof app !== 'undefined'")
+
+        def show(path: str, content: str) -> None:
+            # What a click on the result in the report's menu does.
+            page.evaluate(
+                "([path, content]) => app.setView({content: content, resultPath: path, "
+                "contentPath: results[path].data_uri})",
+                [path, content],
+            )
+
+        figures = [r for r in results if r.endswith(".png")]
+        assert len(figures) == 6, figures  # Figure 3 and the five of report_figures
+        for path in figures:
+            show(path, "img")
+            img = page.locator(f"img[src='{results[path]['data_uri']}']")
+            img.wait_for()
+            loaded = img.evaluate("i => i.complete && i.naturalWidth > 100")
+            assert loaded, f"{path} does not load in the report"
+
+        show("results/demo/report/clips.html", "html")
+        page.wait_for_function("document.querySelector('iframe') !== null")
+        frame = page.frame_locator("iframe")
+        rows = frame.locator("#clips tbody tr")
+        assert rows.count() == 3
+        frame.locator("#clips thead th", has_text="label").click()
+        labels = [float(rows.nth(i).locator("td").nth(3).inner_text()) for i in range(3)]
+        assert labels == sorted(labels)
+        video = rows.nth(0).locator("td").nth(0).inner_text()
+        frame.locator("#video").fill(video)
+        shown = [r.locator("td").first.inner_text() for r in rows.all() if r.is_visible()]
+        assert shown and set(shown) == {video}
+        browser.close()
+    assert not errors, errors
+    assert not remote, remote
 
 
 @pytest.mark.slow

@@ -126,6 +126,7 @@ rule grid_report:
             "results/{ds}/figures/grid.png",
             caption="../report/grid_figure.rst",
             category="Figures",
+            subcategory="Grid search",
             labels={
                 "dataset": "{ds}",
                 "figure": "grid search: validation MAE per axis",
@@ -135,6 +136,7 @@ rule grid_report:
             "results/{ds}/report/grid.html",
             caption="../report/grid.rst",
             category="Results",
+            subcategory="Grid search",
             labels={"dataset": "{ds}", "page": "Table 2: grid search"},
         ),
     log:

@@ -83,6 +83,7 @@ rule loss_curves:
             "results/{ds}/figures/loss_curves.png",
             caption="../report/loss_curves.rst",
             category="Figures",
+            subcategory="Seeds and epochs",
             labels={"dataset": "{ds}", "figure": "Figure 3: loss curves"},
         ),
     log:
@@ -132,6 +133,7 @@ rule clip_page:
             "results/{ds}/report/clips.html",
             caption="../report/clips.rst",
             category="Results",
+            subcategory="Clips",
             labels={"dataset": "{ds}", "page": "per-clip predictions"},
         ),
     log:
@@ -166,36 +168,42 @@ rule report_pages:
             "results/{ds}/report/table.html",
             caption="../report/table.rst",
             category="Results",
+            subcategory="Tables",
             labels={"dataset": "{ds}", "page": "Table 3: t-HNE"},
         ),
         ablation=report(
             "results/{ds}/report/ablation.html",
             caption="../report/ablation.rst",
             category="Results",
+            subcategory="Tables",
             labels={"dataset": "{ds}", "page": "Table 4: variants"},
         ),
         cases=report(
             "results/{ds}/report/cases.html",
             caption="../report/cases.rst",
             category="Results",
+            subcategory="Clips",
             labels={"dataset": "{ds}", "page": "Table 5: cases"},
         ),
         splits=report(
             "results/{ds}/report/splits.html",
             caption="../report/splits.rst",
             category="Data",
+            subcategory="Inputs",
             labels={"dataset": "{ds}", "page": "splits"},
         ),
         excluded=report(
             "results/{ds}/report/excluded.html",
             caption="../report/excluded.rst",
             category="Data",
+            subcategory="Inputs",
             labels={"dataset": "{ds}", "page": "excluded clips"},
         ),
         config=report(
             "results/{ds}/report/config.html",
             caption="../report/config.rst",
             category="Data",
+            subcategory="Inputs",
             labels={"dataset": "{ds}", "page": "configuration"},
         ),
     log:
