@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 
 from thne.cli import main as thne
+from thne.data.clips import Clip
+from thne.data.manifest import write_manifest
 from thne.evaluate.aggregate import aggregate_variants, evaluate_predictions
 from thne.evaluate.grid import RULE, GridError, select
 from thne.evaluate.grid_figure import plot_grid
@@ -267,15 +269,22 @@ def report(tmp_path_factory):
             m, p = write_run(root / "tuned" / variant / f"seed{seed}", labels,
                              rng.normal(0, 0.4, N_CLIPS), variant, seed)  # fmt: skip
             tuned_runs.append(m), tuned_preds.append(p)
+    # 8 test videos of 5 clips: too few for a reliable interval, so the caution is printed.
+    videos = {f"clip{i:02d}": f"video{i // 5}" for i in range(N_CLIPS)}
+    write_manifest(root / "manifest.tsv", [
+        Clip(c, v, 0.0, 1.0, "test", 0.0, "text", "") for c, v in videos.items()
+    ])  # fmt: skip
     aggregate_variants(tuned_runs, root / "tuned" / "variants.json", dataset="demo",
-                       variants=variants, predictions=tuned_preds, resamples=300)  # fmt: skip
+                       variants=variants, predictions=tuned_preds, videos=videos,
+                       resamples=300)  # fmt: skip
     values = {v: UNTUNED for v in variants}
     args = [
         "grid-report", "--dataset", "demo", "--paper", "mosi", "--variants", "thne,mmim",
         "--best", *map(str, best), "--tuned-variants", str(root / "tuned" / "variants.json"),
         "--tuned-predictions", *map(str, tuned_preds), "--untuned-runs", *map(str, untuned_runs),
         "--untuned-predictions", *map(str, untuned_preds), "--untuned-values", json.dumps(values),
-        "--resamples", "500", "--out", str(root / "grid.md"),
+        "--resamples", "500", "--manifest", str(root / "manifest.tsv"),
+        "--out", str(root / "grid.md"),
         "--figure", str(root / "figures" / "grid.png"), "--page", str(root / "report/grid.html"),
     ]  # fmt: skip
     thne(args)
@@ -347,7 +356,9 @@ def test_the_tuned_minus_untuned_difference_is_a_paired_bootstrap(report):
         )
         assert point == pytest.approx(expected, abs=6e-4)
         assert lo <= point <= hi < 0
-    assert "500 resamples (seed 0)" in report["text"]
+    assert "500 resamples (seed 0) drawing whole videos (8 test videos, 40 clips)" in report["text"]
+    # Break caught: the caution dropped from grid.md (8 videos are fewer than 20).
+    assert "Unreliable: the test split has 8 videos, fewer than 20." in report["text"]
 
 
 def test_the_figure_has_a_panel_per_axis_and_the_page_is_html(report, tmp_path):

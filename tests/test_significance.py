@@ -8,16 +8,21 @@ import pytest
 from test_report import runs  # noqa: F401 - the fixture is used by name
 
 from thne.cli import main as thne
+from thne.data.clips import Clip
+from thne.data.manifest import write_manifest
 from thne.evaluate.aggregate import aggregate_runs, aggregate_variants, evaluate_predictions
 from thne.evaluate.metrics import METRIC_KEYS, regression_metrics
 from thne.evaluate.paper import TABLE3_MMIM
 from thne.evaluate.significance import (
+    UNITS,
     compare,
     compare_many,
+    compare_variants,
     metrics_from_counts,
     seed_mean_predictions,
 )
 from thne.evaluate.tables import differences
+from thne.stages._args import BOOTSTRAP_UNITS
 
 
 def labelled(n=400, seed=0):
@@ -44,7 +49,7 @@ def test_resample_metrics_equal_the_metrics_of_the_resampled_clips():
 def test_an_identical_pair_differs_by_nothing():
     rng, truth = labelled()
     pred = truth + rng.normal(0, 0.8, len(truth))
-    result = compare(pred, pred.copy(), truth, resamples=500)
+    result = compare(pred, pred.copy(), truth, unit="clip", resamples=500)
     for key in METRIC_KEYS:
         lo, hi = result[key]["interval"]
         assert lo == hi == 0.0 and result[key]["thne_better"] == 0.0
@@ -54,7 +59,7 @@ def test_a_better_reference_gives_an_interval_clear_of_zero():
     rng, truth = labelled()
     good = truth + rng.normal(0, 0.1, len(truth))
     bad = truth + rng.normal(0, 1.5, len(truth))
-    result = compare(bad, good, truth, resamples=2000)
+    result = compare(bad, good, truth, unit="clip", resamples=2000)
     lo, hi = result["mae"]["interval"]
     assert 0 < lo < hi  # the variant's MAE is higher on every plausible test split
     for key in ("corr", "acc7", "acc2_has0", "f1_non0"):
@@ -66,9 +71,9 @@ def test_the_same_seed_gives_the_same_interval():
     rng, truth = labelled()
     a = truth + rng.normal(0, 0.8, len(truth))
     b = truth + rng.normal(0, 0.8, len(truth))
-    first = compare(a, b, truth, resamples=1000, seed=7)
-    assert compare(a, b, truth, resamples=1000, seed=7) == first
-    other = compare(a, b, truth, resamples=1000, seed=8)
+    first = compare(a, b, truth, unit="clip", resamples=1000, seed=7)
+    assert compare(a, b, truth, unit="clip", resamples=1000, seed=7) == first
+    other = compare(a, b, truth, unit="clip", resamples=1000, seed=8)
     assert other["mae"]["interval"] != first["mae"]["interval"]
     lo, hi = first["mae"]["interval"]
     observed = np.mean(np.abs(a - truth)) - np.mean(np.abs(b - truth))
@@ -118,6 +123,7 @@ def test_variants_json_and_tables_carry_the_comparison(runs):  # noqa: F811
     out = runs / "v.json"
     thne(
         ["variants", "--runs", *metrics, "--predictions", *predictions, "--resamples", "300"]
+        + ["--bootstrap-unit", "clip"]
         + ["--variants", "thne,no_re", "--out", str(out), "--dataset", "mosei"]
     )
     result = json.loads(out.read_text())
@@ -134,6 +140,7 @@ def test_variants_json_and_tables_carry_the_comparison(runs):  # noqa: F811
         dataset="mosei",
         variants=["thne", "no_re"],
         predictions=predictions,
+        unit="clip",
         resamples=300,
     )
     assert again["variants"]["no_re"]["vs_thne"] == stats
@@ -144,6 +151,7 @@ def test_variants_json_and_tables_carry_the_comparison(runs):  # noqa: F811
             dataset="mosei",
             variants=["thne", "no_re"],
             predictions=predictions[:1],
+            unit="clip",
         )
     # metrics.json out of step with predictions.tsv: the printed means would not be what the
     # interval is about.
@@ -152,7 +160,7 @@ def test_variants_json_and_tables_carry_the_comparison(runs):  # noqa: F811
     with pytest.raises(ValueError, match="no_re mae: the runs' metrics.json give"):
         aggregate_variants(
             metrics, runs / "y.json", dataset="mosei", variants=["thne", "no_re"],
-            predictions=predictions, resamples=10,
+            predictions=predictions, unit="clip", resamples=10,
         )  # fmt: skip
 
     common = ["--visual", str(runs / "visual.h5"), "--audio", str(runs / "audio.h5")]
@@ -194,9 +202,11 @@ def seeds_that_disagree(n=200):
     return truth, {"thne": reference, "variant": [one.copy() for _ in range(3)]}
 
 
-def test_each_interval_holds_its_point_estimate():
-    """For every metric of every variant, the printed difference lies inside its interval;
-    here also for a variant close to the reference and one seed-averaged the other way.
+@pytest.mark.parametrize("unit", ["clip", "video"])
+def test_each_interval_holds_its_point_estimate(unit):
+    """For every metric of every variant, the printed difference lies inside its interval,
+    drawing clips or whole videos (40 of 5 clips); here also for a variant close to the
+    reference and one seed-averaged the other way.
 
     Break caught: intervals bootstrapped from the seed-averaged predictions (the former
     method), which scatter around the ensemble difference: the variant's MAE difference of
@@ -207,7 +217,8 @@ def test_each_interval_holds_its_point_estimate():
     models["sign_noise"] = [
         truth * 0.2 + rng.normal(0, 0.8, len(truth)) for _ in range(3)
     ]  # fmt: skip
-    result = compare_many(models, truth, reference="thne", resamples=2000)
+    videos = [f"v{i // 5}" for i in range(len(truth))]
+    result = compare_many(models, truth, reference="thne", unit=unit, videos=videos, resamples=2000)
     assert set(result) == {"variant", "close", "sign_noise"}
     for variant, stats in result.items():
         for key in METRIC_KEYS:
@@ -239,7 +250,7 @@ def test_the_printed_difference_is_the_mean_over_seeds(tmp_path):
             predictions.append(run / "predictions.tsv")
     result = aggregate_variants(
         metrics, tmp_path / "v.json", dataset="d", variants=["thne", "variant"],
-        predictions=predictions, resamples=1000,
+        predictions=predictions, unit="clip", resamples=1000,
     )  # fmt: skip
     mae = result["variants"]["variant"]["vs_thne"]["mae"]
 
@@ -259,3 +270,165 @@ def test_the_printed_difference_is_the_mean_over_seeds(tmp_path):
     assert mae["thne_better"] == 0.0
     table = differences(result)
     assert f"| variant (`variant`) | {direct:+.3f} [{lo:+.3f}, {hi:+.3f}] 0% |" in table
+
+
+def test_the_clip_unit_gives_the_former_numbers():
+    """unit="clip" draws the clips as the bootstrap did before videos were drawn: the same
+    random draws, the same numbers (pinned from the code before the change), with or without
+    the video ids.
+
+    Break caught: any change to the clip draws or to the metrics' sums, e.g. dividing by the
+    clip count n differently or drawing videos under unit="clip" (the MAE interval then
+    becomes [-0.137, -0.014])."""
+    rng = np.random.default_rng(11)
+    truth = np.round(rng.uniform(-3, 3, 300) * 3) / 3
+    a = [truth + rng.normal(0, 0.8, 300) for _ in range(2)]
+    b = [truth + rng.normal(0, 0.9, 300) for _ in range(2)]
+    videos = [f"v{i % 30}" for i in range(300)]
+    for ids in (None, videos):
+        r = compare(a, b, truth, unit="clip", videos=ids, resamples=400, seed=3)
+        assert r["mae"] == {
+            "difference": -0.075716, "interval": [-0.132992, -0.022874],
+            "thne_better": 0.0075, "ensemble_difference": -0.066342,
+        }  # fmt: skip
+        assert r["acc7"]["interval"] == [-0.0, 0.101667] and r["acc7"]["thne_better"] == 0.025
+        assert r["f1_non0"]["interval"] == [-0.037691, 0.028559]
+        assert r["f1_non0"]["thne_better"] == 0.615
+
+
+def clustered(videos=40, clips=15, seed=0):
+    """Truth and one seed each of two models on ``videos`` x ``clips`` clips whose variant
+    errs by a shared per-video amount (a speaker the variant reads badly) on top of clip
+    noise, and each clip's video id."""
+    rng = np.random.default_rng(seed)
+    n = videos * clips
+    truth = np.round(rng.uniform(-3, 3, n) * 3) / 3
+    video = np.repeat(np.arange(videos), clips)
+    shared = rng.normal(0, 0.8, videos)[video]
+    reference = truth + rng.normal(0, 0.5, n)
+    variant = truth + shared + rng.normal(0, 0.5, n)
+    return truth, variant, reference, [f"v{v:02d}" for v in video]
+
+
+def test_drawing_videos_widens_the_interval_of_clustered_errors():
+    """Where the clips of a video err together, the interval over videos is clearly wider
+    than the one over clips, which takes the 15 clips of a video for 15 independent ones.
+
+    Break caught: clip counts not taken from the drawn videos (e.g. drawing clips under
+    unit="video") gives the clip interval again, ratio 1.0; measured here 2.7."""
+    truth, variant, reference, videos = clustered()
+    width = {}
+    for unit in ("clip", "video"):
+        r = compare(variant, reference, truth, unit=unit, videos=videos, resamples=2000)
+        lo, hi = r["mae"]["interval"]
+        assert lo <= r["mae"]["difference"] <= hi
+        width[unit] = hi - lo
+    assert width["video"] > 1.6 * width["clip"], width
+
+
+def test_a_video_resample_divides_by_its_own_clip_count():
+    """Videos of unequal length: a resample's metrics are those of the clips it drew, one
+    video's clips as often as the video was drawn, however many clips that makes.
+
+    Break caught: dividing by the test split's clip count n instead of the resample's total
+    (this resample holds 90 clips, not 60: its MAE comes out 1.5 times too high)."""
+    rng, truth = labelled(60)
+    pred = truth + rng.normal(0, 0.8, len(truth))
+    video = np.array([0] * 30 + [1] * 10 + [2] * 20)
+    drawn = np.array([2, 0, 1])  # the 30-clip video twice, the 20-clip one once
+    counts = drawn[video][None, :].astype(float)
+    got = metrics_from_counts([pred], truth, counts)[0]
+    rows = np.repeat(np.arange(len(truth)), drawn[video])
+    for key, value in regression_metrics(pred[rows], truth[rows]).items():
+        assert got[key][0] == pytest.approx(value, abs=1e-10), key
+
+
+def write_runs(folder, truth, models, clips):
+    """Each model's seeds as runs under ``folder``: predictions.tsv and metrics.json."""
+    metrics, predictions = [], []
+    for variant, seeds in models.items():
+        for seed, pred in enumerate(seeds, start=1):
+            run = folder / variant / f"seed{seed}"
+            run.mkdir(parents=True)
+            frame = pd.DataFrame({"clip_id": clips, "label": truth, "prediction": pred})
+            frame.to_csv(run / "predictions.tsv", sep="\t", index=False)
+            evaluate_predictions(
+                run / "predictions.tsv", run / "metrics.json", variant=variant, seed=seed
+            )
+            metrics.append(run / "metrics.json")
+            predictions.append(run / "predictions.tsv")
+    return metrics, predictions
+
+
+def manifest_of(path, clips, videos):
+    write_manifest(
+        path,
+        [
+            Clip(c, v, 0.0, 1.0, "test", 0.0, "a clip", "")
+            for c, v in zip(clips, videos, strict=True)
+        ],
+    )
+    return path
+
+
+def test_variants_json_records_the_unit_and_caution(tmp_path):
+    """``thne variants`` draws whole videos by default, reading each clip's video from the
+    manifest; variants.json and the table under the ablation say so, and with fewer than 20
+    test videos the result is marked unreliable with the caution.
+
+    Break caught: the unit or the video count not reaching variants.json (a KeyError below),
+    the flag ignored (unit "clip" recorded, or the clip interval: widths then equal), or no
+    caution for 12 videos."""
+    truth, variant, reference, videos = clustered(videos=12, clips=15, seed=2)
+    clips = [f"c{i:03d}" for i in range(len(truth))]
+    metrics, predictions = write_runs(
+        tmp_path, truth, {"thne": [reference], "no_re": [variant]}, clips
+    )
+    manifest = manifest_of(tmp_path / "manifest.tsv", clips, videos)
+    common = ["--runs", *map(str, metrics), "--predictions", *map(str, predictions)]
+    common += ["--variants", "thne,no_re", "--dataset", "d", "--resamples", "500"]
+    thne(["variants", *common, "--manifest", str(manifest), "--out", str(tmp_path / "v.json")])
+    thne(["variants", *common, "--bootstrap-unit", "clip", "--out", str(tmp_path / "c.json")])
+    by_video = json.loads((tmp_path / "v.json").read_text())
+    by_clip = json.loads((tmp_path / "c.json").read_text())
+    sig = by_video["significance"]
+    assert sig["unit"] == "video" and sig["n_videos"] == 12 and sig["n_clips"] == 180
+    assert "over test videos" in sig["method"]
+    assert sig["reliable"] is False and "fewer than 20" in sig["caution"]
+    assert "Cameron, Gelbach & Miller 2008" in sig["caution"]
+    assert by_clip["significance"]["unit"] == "clip" and by_clip["significance"]["n_videos"] is None
+
+    def width(result):
+        lo, hi = result["variants"]["no_re"]["vs_thne"]["mae"]["interval"]
+        return hi - lo
+
+    assert width(by_video) > width(by_clip)
+    text = differences(by_video)
+    assert "drawing whole videos (12 test videos, 180 clips)" in text
+    assert f"**{sig['caution']}**" in text
+    assert "Unreliable" not in differences(by_clip)  # no video ids: no claim either way
+    with pytest.raises(ValueError, match="needs each test clip's video id"):
+        aggregate_variants(
+            metrics, tmp_path / "x.json", dataset="d", variants=["thne", "no_re"],
+            predictions=predictions,
+        )  # fmt: skip
+    assert BOOTSTRAP_UNITS == UNITS  # the parser's choices are the bootstrap's units
+
+
+def test_twenty_videos_are_enough(tmp_path):
+    """At 20 test videos the result claims no caution; the clip unit with the video ids known
+    is judged by the same count.
+
+    Break caught: a threshold off by one (reliable false at 20), or the clip unit escaping the
+    caution when its clips come from too few videos."""
+    rng, truth = labelled(200)
+    clips = [f"c{i:03d}" for i in range(len(truth))]
+    models = {name: [truth + rng.normal(0, 0.8, len(truth))] for name in ("thne", "other")}
+    _, predictions = write_runs(tmp_path, truth, models, clips)
+    paths = {"thne": predictions[:1], "other": predictions[1:]}
+    for count, reliable in ((20, True), (19, False)):
+        videos = {c: f"v{i % count}" for i, c in enumerate(clips)}
+        for unit in ("video", "clip"):
+            r = compare_variants(paths, unit=unit, videos=videos, resamples=50)
+            assert r["reliable"] is reliable and ("caution" in r) is not reliable, (count, unit)
+            assert r["n_videos"] == count

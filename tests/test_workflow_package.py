@@ -247,3 +247,21 @@ def test_the_cli_reference_is_written_from_the_parsers():
     assert "| `--on-bad-clip` | `fail` \\| `exclude` | `fail` |" in page
     assert "Of `--run`, `--ensemble`: exactly one." in page
     assert "| `--threads` | `THREADS` | `0` |" in page  # a default of 0 is not blank
+
+
+def test_the_bootstrap_unit_reruns_the_comparisons_only():
+    """evaluate.bootstrap_unit defaults to video and is in the lineage of the comparisons
+    (variants, tuned variants, grid report), not of a run.
+
+    Break caught: the unit left out of a step's own values (a switch to clip then left
+    variants.json drawn by video looking current)."""
+    assert resolved()["datasets"]["demo"]["evaluate"] == {"bootstrap_unit": "video"}
+    by_clip = resolved({"datasets": {"demo": {"evaluate": {"bootstrap_unit": "clip"}}}})
+    chosen = lambda ds, v: {"lr": 0.005, "alpha": 0.1}  # noqa: E731
+    for step, moves in (("variants", True), ("tuned_variants", True), ("grid_report", True),
+                        ("aggregate", False)):  # fmt: skip
+        job = Job(step, "demo")
+        before = lineage_of(resolved(), job, chosen)
+        assert (lineage_of(by_clip, job, chosen) != before) is moves, step
+    with pytest.raises(ConfigError, match="bootstrap_unit"):
+        resolved({"datasets": {"demo": {"evaluate": {"bootstrap_unit": "speaker"}}}})

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from thne.data.manifest import read_manifest
 from thne.evaluate.metrics import METRIC_KEYS, constant_warning, regression_metrics, spread_share
-from thne.evaluate.significance import RESAMPLES, SEED, compare_variants
+from thne.evaluate.significance import RESAMPLES, SEED, Unit, compare_variants
 from thne.io import write_json
 
 
@@ -87,6 +88,8 @@ def aggregate_variants(
     dataset: str,
     variants: Sequence[str],
     predictions: Iterable[str | os.PathLike] = (),
+    unit: Unit = "video",
+    videos: Mapping[str, str] | None = None,
     resamples: int = RESAMPLES,
     seed: int = SEED,
 ) -> dict:
@@ -96,8 +99,9 @@ def aggregate_variants(
     run of a variant not in ``variants``, is an error. Given the runs' ``predictions.tsv``
     files (each in its run's directory) and a ``thne`` variant, every other variant also gets
     ``vs_thne``: per metric the difference of the means over seeds, its paired-bootstrap 95 %
-    interval and t-HNE's share of wins (:mod:`thne.evaluate.significance`), computed from the
-    predictions and checked against the runs' metrics.
+    interval and t-HNE's share of wins (:mod:`thne.evaluate.significance`; resampling
+    ``unit``, whole videos by default, which needs ``videos``, clip id: video id), computed
+    from the predictions and checked against the runs' metrics.
     """
     paths = list(run_metrics)
     by_variant: dict[str, list[dict]] = {v: [] for v in variants}
@@ -119,6 +123,8 @@ def aggregate_variants(
             raise ValueError(f"no predictions.tsv given for the run(s) in {', '.join(lacking)}")
         comparison = compare_variants(
             {v: [given[d] for d in dirs] for v, dirs in run_dirs.items()},
+            unit=unit,
+            videos=videos,
             resamples=resamples,
             seed=seed,
         )
@@ -128,6 +134,11 @@ def aggregate_variants(
         result["significance"] = comparison
     write_json(out_path, result)
     return result
+
+
+def manifest_videos(manifest: str | os.PathLike) -> dict[str, str]:
+    """Each clip's video id (clip id: video id) from a ``manifest.tsv``."""
+    return {clip.clip_id: clip.video_id for clip in read_manifest(manifest)}
 
 
 def check_differences(stats: dict, ours: dict, ref: dict, label: str) -> None:

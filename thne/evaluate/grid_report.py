@@ -24,8 +24,15 @@ from pathlib import Path
 from thne.evaluate.aggregate import check_differences, summarise
 from thne.evaluate.grid import RULE, GridError, read_json_object
 from thne.evaluate.paper import PAPER_HIDDEN_GRID, TABLE2, TABLE3, TABLE3_MMIM, VARIANT_LABELS
-from thne.evaluate.significance import RESAMPLES, SEED, compare_variants
-from thne.evaluate.tables import DIFF_COLUMNS, HEADER, difference_cells, format_row
+from thne.evaluate.significance import RESAMPLES, SEED, Unit, compare_variants
+from thne.evaluate.tables import (
+    DIFF_COLUMNS,
+    HEADER,
+    caution_note,
+    difference_cells,
+    format_row,
+    resampled,
+)
 from thne.grid import format_value
 from thne.io import atomic_path
 
@@ -43,7 +50,6 @@ _PAPER_ROWS = {
     "thne": (TABLE3, "paper, Table 3 (mean of 5 runs)"),
     "mmim": (TABLE3_MMIM, "paper, Table 3, quoted (from Xie et al., 2024)"),
 }
-
 
 
 def axis_label(key: str) -> str:
@@ -255,18 +261,18 @@ def results_table(
     sig = tuned.get("significance") or {}
     text += (
         "\nEach difference is a mean over seeds (MAE and Corr as numbers, the others in "
-        "percentage points), in brackets its 95 % interval from a paired bootstrap over the "
-        "test clips, then the share of resamples in which the second model (untuned, or tuned "
-        "t-HNE) is strictly better. Tuned − untuned: "
-        f"{comparison['resamples']:,} resamples (seed {comparison['seed']}) of the "
-        f"{comparison['n_clips']} test clips, the untuned runs as reference."
+        "percentage points), in brackets its 95 % interval from a paired bootstrap, then the "
+        "share of resamples in which the second model (untuned, or tuned t-HNE) is strictly "
+        f"better. Tuned − untuned: {comparison['resamples']:,} resamples (seed "
+        f"{comparison['seed']}) {resampled(comparison)} with replacement, the untuned runs as "
+        f"reference.{caution_note(comparison)}"
     )
     if variant != "thne" and vs_thne is None:
         text += " The tuned variants.json has no difference from tuned t-HNE for this variant."
     elif variant != "thne" and sig:
         text += (
             f" The difference from tuned t-HNE is that of the tuned variants.json "
-            f"({sig['resamples']:,} resamples, seed {sig['seed']})."
+            f"({sig['resamples']:,} resamples, seed {sig['seed']}, {resampled(sig)})."
         )
     return text + "\n"
 
@@ -283,10 +289,14 @@ def write_grid_report(
     untuned_runs: Sequence[str | os.PathLike],
     untuned_predictions: Sequence[str | os.PathLike],
     untuned_values: Mapping[str, Mapping],
+    unit: Unit = "video",
+    videos: Mapping[str, str] | None = None,
     resamples: int = RESAMPLES,
     seed: int = SEED,
 ) -> tuple[str, dict[str, dict]]:
-    """Write ``grid.md``; return its text and each variant's ``best.json``."""
+    """Write ``grid.md``; return its text and each variant's ``best.json``. The tuned runs
+    are compared with the untuned by a bootstrap of ``unit`` (``videos``: clip id: video id,
+    see :func:`~thne.evaluate.significance.compare_variants`)."""
     if not variants:
         raise GridError("--variants: name one or more variants")
     chosen = read_best(best, variants, dataset)
@@ -323,6 +333,8 @@ def write_grid_report(
             comparison = compare_variants(
                 {"untuned": untuned_paths, "tuned": tuned_preds[variant]},
                 reference="untuned",
+                unit=unit,
+                videos=videos,
                 resamples=resamples,
                 seed=seed,
             )

@@ -1,10 +1,15 @@
-"""How sure a difference between two models is: a paired bootstrap over test clips.
+"""How sure a difference between two models is: a paired bootstrap over test videos (or clips).
 
 The difference a table prints is a mean over seeds: each seed's metric on the test split,
 averaged over the model's seeds, variant minus reference. The interval is about that same
-number. A resample draws the test clips with replacement; on it every seed of both models is
-scored on the same clips (paired, so the clips' own difficulty cancels out), each model's
-seed scores are averaged, and the two averages differenced. The 95 % interval is the 2.5th to
+number. A resample draws the test videos with replacement, each with all its clips (the
+``video`` unit; the ``clip`` unit draws clips one by one instead); on it every seed of both
+models is scored on the same clips (paired, so the clips' own difficulty cancels out), each
+model's seed scores are averaged, and the two averages differenced. Videos, not clips, are
+drawn by default because the clips of one video share a speaker and a topic, so their errors
+move together: drawing clips one by one treats them as independent and gives too narrow an
+interval. With fewer than :data:`MIN_VIDEOS` test videos a result says it is not
+``reliable`` and why (:func:`caution`). The 95 % interval is the 2.5th to
 97.5th percentile of that difference over the resamples, and ``thne_better`` the share of
 resamples in which the reference's seed mean is strictly better (lower MAE, higher
 everything else). ``ensemble_difference`` is another number, kept beside it: the difference
@@ -15,13 +20,16 @@ seed crosses).
 Every metric of :func:`thne.evaluate.metrics.regression_metrics` is a function of a few
 per-clip sums, so a resample is a vector of clip counts and all resamples of a chunk, for
 every seed of every model at once, are one matrix product: 10,000 resamples of a MOSEI-sized
-test split take seconds.
+test split take seconds. A video resample is the same product: its drawn video counts [R, V]
+become clip counts [R, n] (each clip counted as often as its video was drawn), and every
+metric divides by the resample's own clip total, which varies from one resample to the next.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -31,11 +39,38 @@ from thne.evaluate.metrics import METRIC_KEYS, ratio, weighted_f1
 RESAMPLES = 10_000
 SEED = 0
 LEVEL = 0.95
-METHOD = (
-    "paired bootstrap over test clips: on each resample (clips drawn with replacement) every "
-    "seed of both models is scored on the same clips, and each model's scores are averaged "
-    "over its seeds before differencing"
-)
+Unit = Literal["video", "clip"]
+UNITS: tuple[Unit, ...] = ("video", "clip")
+# Below this many test videos a percentile bootstrap over them is too narrow to trust.
+MIN_VIDEOS = 20
+_DRAWN = {
+    "video": "test videos: on each resample (videos drawn with replacement, each with all its "
+    "clips)",
+    "clip": "test clips: on each resample (clips drawn with replacement)",
+}
+
+
+def method(unit: Unit) -> str:
+    """The sentence that says how a result of ``unit`` was resampled."""
+    return (
+        f"paired bootstrap over {_DRAWN[unit]} every seed of both models is scored on the same "
+        "clips, and each model's scores are averaged over its seeds before differencing"
+    )
+
+
+def caution(n_videos: int, unit: Unit) -> str:
+    """Why an interval over ``n_videos`` (< :data:`MIN_VIDEOS`) test videos is unreliable."""
+    text = (
+        f"Unreliable: the test split has {n_videos} videos, fewer than {MIN_VIDEOS}. A "
+        "percentile bootstrap that draws so few clusters gives intervals that are too narrow "
+        "(Cameron, Gelbach & Miller 2008, 'Bootstrap-based improvements for inference with "
+        "clustered errors', Review of Economics and Statistics)"
+    )
+    if unit == "clip":
+        text += ", and drawing clips one by one ignores that the clips of a video err together"
+    return text + "; read the interval as a rough guide only."
+
+
 LOWER_IS_BETTER = {"mae"}
 
 # Per-clip columns of one model, in this order.
@@ -110,9 +145,9 @@ def _model_columns(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.stack([np.asarray(c, dtype=np.float64) for c in cols], axis=1)
 
 
-def _metrics(model: np.ndarray, shared: np.ndarray, n: int) -> dict[str, np.ndarray]:
+def _metrics(model: np.ndarray, shared: np.ndarray, n: np.ndarray) -> dict[str, np.ndarray]:
     """Every metric from the weighted sums of one model's and the shared columns; each row of
-    ``model`` [R, 14] and ``shared`` [R, 3] is one resample of ``n`` clips."""
+    ``model`` [R, 14] and ``shared`` [R, 3] is one resample of ``n`` [R] clips."""
     m = dict(zip(_MODEL_COLUMNS, model.T, strict=True))
     s = dict(zip(_SHARED_COLUMNS, shared.T, strict=True))
     mean_p, mean_t = m["p"] / n, s["t"] / n
@@ -137,14 +172,14 @@ def metrics_from_counts(
     preds: Sequence[np.ndarray], truth: np.ndarray, counts: np.ndarray
 ) -> list[dict[str, np.ndarray]]:
     """Each model's metrics on each resample; ``counts`` [R, n] says how often each clip is
-    drawn (a row of ones is the test split itself)."""
+    drawn (a row of ones is the test split itself). A row may hold any number of clips."""
     truth = np.asarray(truth, dtype=np.float64)
     shared = np.stack([truth, truth * truth, (truth != 0).astype(np.float64)], axis=1)
     columns = [_model_columns(np.asarray(p, np.float64), truth) for p in preds]
     table = np.concatenate([shared, *columns], axis=1)
     sums = counts @ table  # [R, 3 + 14 * models]
     width = len(_MODEL_COLUMNS)
-    n = len(truth)
+    n = counts.sum(axis=1)  # a video resample's clip total varies
     return [
         _metrics(sums[:, 3 + i * width : 3 + (i + 1) * width], sums[:, :3], n)
         for i in range(len(preds))
@@ -152,7 +187,7 @@ def metrics_from_counts(
 
 
 def _draw_counts(n: int, resamples: int, seed: int, chunk: int):
-    """Chunks of clip counts [rows, n], one row per resample, from a fixed ``seed``."""
+    """Chunks of unit counts [rows, n], one row per resample, from a fixed ``seed``."""
     rng = np.random.default_rng(seed)
     for start in range(0, resamples, chunk):
         rows = min(chunk, resamples - start)
@@ -163,20 +198,45 @@ def _draw_counts(n: int, resamples: int, seed: int, chunk: int):
         yield counts.astype(np.float64)
 
 
+def video_index(
+    unit: Unit, videos: Sequence[str] | None, n: int
+) -> tuple[np.ndarray | None, int | None]:
+    """Each clip's video as an index into the test videos, and how many there are; (None,
+    None) for the clip unit without ``videos``. The video unit needs them."""
+    if unit not in UNITS:
+        raise ValueError(f"bootstrap unit {unit!r}: give one of {', '.join(UNITS)}")
+    if videos is None:
+        if unit == "video":
+            raise ValueError("a bootstrap over videos needs each test clip's video id")
+        return None, None
+    if len(videos) != n:
+        raise ValueError(f"{len(videos)} video ids for {n} test clips")
+    names, index = np.unique(np.asarray(videos, dtype=str), return_inverse=True)
+    return index, len(names)
+
+
 def bootstrap(
     preds: Sequence[np.ndarray],
     truth: np.ndarray,
     *,
+    unit: Unit = "video",
+    videos: Sequence[str] | None = None,
     resamples: int = RESAMPLES,
     seed: int = SEED,
     chunk: int = 500,
 ) -> list[dict[str, np.ndarray]]:
-    """Each prediction set's metrics on the same ``resamples`` draws of the clips (fixed
-    ``seed``)."""
+    """Each prediction set's metrics on the same ``resamples`` draws (fixed ``seed``) of the
+    test videos (``videos``: each clip's video id), each with all its clips, or of the clips
+    (``unit="clip"``)."""
     n = len(truth)
     if n == 0:
         raise ValueError("no test clips to resample")
-    parts = [metrics_from_counts(preds, truth, c) for c in _draw_counts(n, resamples, seed, chunk)]
+    index, n_videos = video_index(unit, videos, n)
+    if unit == "clip":
+        draws = _draw_counts(n, resamples, seed, chunk)
+    else:  # a clip is drawn as often as its video
+        draws = (c[:, index] for c in _draw_counts(n_videos, resamples, seed, chunk))
+    parts = [metrics_from_counts(preds, truth, c) for c in draws]
     return [
         {k: np.concatenate([part[i][k] for part in parts]) for k in METRIC_KEYS}
         for i in range(len(preds))
@@ -207,14 +267,17 @@ def compare_many(
     truth: np.ndarray,
     *,
     reference: str,
+    unit: Unit = "video",
+    videos: Sequence[str] | None = None,
     resamples: int = RESAMPLES,
     seed: int = SEED,
     chunk: int = 500,
 ) -> dict[str, dict[str, dict[str, object]]]:
     """Every model of ``models`` (name: its seeds' predictions) against ``reference``, per
     metric: ``difference`` (mean over seeds, model minus reference, on all clips), its
-    ``interval`` and ``thne_better`` over paired resamples of the mean-over-seeds difference,
-    and ``ensemble_difference`` (the seed-averaged predictions' difference, all clips).
+    ``interval`` and ``thne_better`` over paired resamples (of ``unit``, see
+    :func:`bootstrap`) of the mean-over-seeds difference, and ``ensemble_difference`` (the
+    seed-averaged predictions' difference, all clips).
 
     All seeds of all models are scored on each resample in one matrix product, so the
     reference's scores are computed once for every comparison."""
@@ -232,7 +295,9 @@ def compare_many(
     whole = metrics_from_counts(flat + ensembles, truth, np.ones((1, n)))
     means = {name: _seed_mean(whole[slices[name]]) for name in names}
     ensemble = dict(zip(names, whole[len(flat) :], strict=True))
-    per_set = bootstrap(flat, truth, resamples=resamples, seed=seed, chunk=chunk)
+    per_set = bootstrap(
+        flat, truth, unit=unit, videos=videos, resamples=resamples, seed=seed, chunk=chunk
+    )
     sampled = {name: _seed_mean(per_set[slices[name]]) for name in names}
     out: dict[str, dict[str, dict[str, object]]] = {}
     for name in names:
@@ -263,6 +328,8 @@ def compare(
     reference: np.ndarray | Sequence[np.ndarray],
     truth: np.ndarray,
     *,
+    unit: Unit = "video",
+    videos: Sequence[str] | None = None,
     resamples: int = RESAMPLES,
     seed: int = SEED,
 ) -> dict[str, dict[str, object]]:
@@ -277,6 +344,8 @@ def compare(
         {"variant": seeds(variant), "reference": seeds(reference)},
         truth,
         reference="reference",
+        unit=unit,
+        videos=videos,
         resamples=resamples,
         seed=seed,
     )["variant"]
@@ -286,12 +355,17 @@ def compare_variants(
     predictions: Mapping[str, Sequence[str | os.PathLike]],
     *,
     reference: str = "thne",
+    unit: Unit = "video",
+    videos: Mapping[str, str] | None = None,
     resamples: int = RESAMPLES,
     seed: int = SEED,
 ) -> dict:
     """Every variant against ``reference`` from their runs' ``predictions.tsv`` files: the
     difference of the means over seeds (variant minus reference) with its bootstrap interval,
-    the reference's share of wins, and the seed-averaged predictions' difference."""
+    the reference's share of wins, and the seed-averaged predictions' difference. ``videos``
+    (clip id: video id, e.g. from the manifest) must name every test clip's video; the video
+    unit needs it. The result records the unit, the clip and video counts and, where the test
+    videos are fewer than :data:`MIN_VIDEOS`, ``reliable: false`` with a ``caution``."""
     if reference not in predictions:
         raise ValueError(f"no predictions of {reference!r} to compare the variants with")
     clips, truth, _ = seed_predictions(predictions[reference])
@@ -303,15 +377,34 @@ def compare_variants(
         if not np.allclose(labels, truth):
             raise ValueError(f"{variant}: other labels than {reference} for the same clips")
         models[variant] = list(preds)
+    clip_videos = None
+    if videos is not None:
+        lacking = [c for c in clips if c not in videos]
+        if lacking:
+            raise ValueError(f"no video id for test clip(s) {', '.join(lacking[:5])}")
+        clip_videos = [videos[c] for c in clips]
+    _, n_videos = video_index(unit, clip_videos, len(clips))
     result: dict = {
         "reference": reference,
-        "method": METHOD,
+        "method": method(unit),
+        "unit": unit,
         "resamples": resamples,
         "seed": seed,
         "level": LEVEL,
         "n_clips": len(clips),
+        "n_videos": n_videos,
+        # Unknown video counts (clip unit, no ids) cannot be judged: no caution is claimed.
+        "reliable": n_videos is None or n_videos >= MIN_VIDEOS,
     }
+    if not result["reliable"]:
+        result["caution"] = caution(n_videos, unit)
     result["variants"] = compare_many(
-        models, truth, reference=reference, resamples=resamples, seed=seed
+        models,
+        truth,
+        reference=reference,
+        unit=unit,
+        videos=clip_videos,
+        resamples=resamples,
+        seed=seed,
     )
     return result

@@ -160,11 +160,27 @@ def differences(result: Mapping) -> str:
         f"\nEach cell: the variant minus t-HNE, mean over seeds (MAE and Corr as numbers, the "
         f"others in percentage points); in brackets the {100 * sig['level']:.0f} % interval of "
         f"that same mean-over-seeds difference, from a {sig['method']} ({sig['resamples']:,} "
-        f"resamples, seed {sig['seed']}, {sig['n_clips']} test clips); then the share of "
+        f"resamples, seed {sig['seed']}, {resampled(sig)}); then the share of "
         f"resamples in which t-HNE is strictly better (lower MAE, higher for every other "
-        f"metric). An interval that excludes 0 marks a difference the test split supports.\n"
+        f"metric). An interval that excludes 0 marks a difference the test split supports."
+        f"{caution_note(sig)}\n"
     )
     return text
+
+
+def resampled(sig: Mapping) -> str:
+    """What a comparison's resamples drew from (a ``significance`` section, or a result of
+    :func:`thne.evaluate.significance.compare_variants`): whole test videos, or clips."""
+    if sig["unit"] == "video":
+        return f"drawing whole videos ({sig['n_videos']} test videos, {sig['n_clips']} clips)"
+    videos = f" of {sig['n_videos']} videos" if sig["n_videos"] is not None else ""
+    return f"drawing single clips ({sig['n_clips']} test clips{videos})"
+
+
+def caution_note(sig: Mapping) -> str:
+    """The caution of an unreliable comparison (too few test videos) in bold, after a space;
+    empty for a reliable one."""
+    return "" if sig["reliable"] else f" **{sig['caution']}**"
 
 
 def constant_runs(summaries: Mapping[str, Mapping]) -> str:

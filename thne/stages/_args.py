@@ -70,3 +70,39 @@ def dataclass_from_args(cls: type, args: argparse.Namespace, **extra: Any) -> An
         f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)
     }
     return cls(**{**values, **extra})
+
+
+# thne.evaluate.significance.UNITS, written here so that building the parser loads no numpy.
+BOOTSTRAP_UNITS: tuple[str, ...] = ("video", "clip")
+
+
+def add_bootstrap_flags(parser: argparse.ArgumentParser) -> None:
+    """The paired bootstrap's flags: resamples, seed, what a resample draws and the manifest
+    that says each clip's video."""
+    parser.add_argument("--resamples", type=int, help="bootstrap resamples (default: 10,000)")
+    parser.add_argument("--bootstrap-seed", type=int, help="bootstrap random seed (default: 0)")
+    parser.add_argument(
+        "--bootstrap-unit",
+        choices=BOOTSTRAP_UNITS,
+        default="video",
+        help="what a resample draws: whole test videos (their clips' errors correlate) or clips",
+    )
+    parser.add_argument(
+        "--manifest",
+        help="the dataset's manifest.tsv: each test clip's video (--bootstrap-unit video)",
+    )
+
+
+def bootstrap_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of the bootstrap from add_bootstrap_flags' flags. Unset resamples and
+    seed keep the module's defaults, the numbers the tables say they used."""
+    from thne.evaluate.aggregate import manifest_videos
+
+    options: dict[str, Any] = {
+        k: v
+        for k, v in (("resamples", args.resamples), ("seed", args.bootstrap_seed))
+        if v is not None
+    }
+    options["unit"] = args.bootstrap_unit
+    options["videos"] = manifest_videos(args.manifest) if args.manifest else None
+    return options

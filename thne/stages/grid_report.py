@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from thne.stages._args import csv
+from thne.stages._args import add_bootstrap_flags, bootstrap_options, csv
 
 COMMAND = "grid-report"
 HELP = "grid search choice, tuned vs untuned test metrics -> grid.md, figure, HTML page"
@@ -52,8 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="JSON {variant: {axis: value the untuned runs trained with}}",
     )
-    parser.add_argument("--resamples", type=int, help="bootstrap resamples (default: 10,000)")
-    parser.add_argument("--bootstrap-seed", type=int, help="bootstrap random seed (default: 0)")
+    add_bootstrap_flags(parser)
     parser.add_argument("--out", required=True, help="grid.md")
     parser.add_argument("--figure", required=True, help="PNG")
     parser.add_argument("--page", required=True, help="HTML page of grid.md")
@@ -75,12 +74,7 @@ def run(args: argparse.Namespace) -> None:
         untuned_runs=args.untuned_runs,
         untuned_predictions=args.untuned_predictions,
         untuned_values=args.untuned_values,
-        # Unset flags keep the module's defaults, the numbers the report says it used.
-        **{
-            k: v
-            for k, v in (("resamples", args.resamples), ("seed", args.bootstrap_seed))
-            if v is not None
-        },
+        **bootstrap_options(args),
     )
     plot_grid(best, args.figure, title=f"Grid search on {args.dataset}: validation MAE")
     html.write_page(args.page, html.markdown_page(args.out))

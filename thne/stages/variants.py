@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from thne.stages._args import csv
+from thne.stages._args import add_bootstrap_flags, bootstrap_options, csv
 
 COMMAND = "variants"
 HELP = "every variant's mean and std over seeds -> variants.json"
@@ -20,8 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="the runs' predictions.tsv: adds each variant's paired bootstrap against thne",
     )
-    parser.add_argument("--resamples", type=int, help="bootstrap resamples (default: 10,000)")
-    parser.add_argument("--bootstrap-seed", type=int, help="bootstrap random seed (default: 0)")
+    add_bootstrap_flags(parser)
     parser.add_argument("--out", required=True)
     parser.add_argument("--dataset", required=True)
 
@@ -35,12 +34,7 @@ def run(args: argparse.Namespace) -> None:
         dataset=args.dataset,
         variants=args.variants,
         predictions=args.predictions,
-        # Unset flags keep the module's defaults, the numbers the tables say they used.
-        **{
-            k: v
-            for k, v in (("resamples", args.resamples), ("seed", args.bootstrap_seed))
-            if v is not None
-        },
+        **bootstrap_options(args),
     )
     for name, summary in r["variants"].items():
         m, sd = summary["mean"]["mae"], summary["std"]["mae"]

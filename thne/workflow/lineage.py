@@ -182,6 +182,12 @@ def _code_seeds(lin: Lineage, job: Job) -> list:
     return [lin.code(STEPS[job.step].stage), lin.section(job)["train"]["seeds"]]
 
 
+def _bootstrap_own(lin: Lineage, job: Job) -> list:
+    """A comparison's code, the seeds it compares and what its bootstrap draws."""
+    section = lin.section(job)
+    return [*_code_seeds(lin, job), section["evaluate"]["bootstrap_unit"]]
+
+
 def _train_own(lin: Lineage, job: Job) -> list:
     point = dict(job.point) if job.point else None
     cfg = resolve_run(lin.config, job.ds, job.variant, point)
@@ -247,9 +253,10 @@ STEPS: dict[str, Step] = {
     ),
     "variants": Step(
         "variants",
-        _code_seeds,
+        _bootstrap_own,
         lambda lin, j: [
-            [Job("evaluate", j.ds, variant=v) for v in lin.section(j)["train"]["variants"]]
+            [Job("evaluate", j.ds, variant=v) for v in lin.section(j)["train"]["variants"]],
+            lin.data(j.ds),  # the manifest: each test clip's video
         ],
     ),
     "table": Step(
@@ -309,8 +316,11 @@ STEPS: dict[str, Step] = {
     ),
     "tuned_variants": Step(
         "variants",
-        _code_seeds,
-        lambda lin, j: [[_tuned(lin, j, v) for v in grid_variants(lin.config, j.ds)]],
+        _bootstrap_own,
+        lambda lin, j: [
+            [_tuned(lin, j, v) for v in grid_variants(lin.config, j.ds)],
+            lin.data(j.ds),
+        ],
     ),
     "grid_report": Step(
         "grid_report",
@@ -318,9 +328,11 @@ STEPS: dict[str, Step] = {
             lin.code("grid_report"),
             lin.section(j).get("base") or j.ds,
             lin.section(j)["train"]["seeds"],
+            lin.section(j)["evaluate"]["bootstrap_unit"],
         ],
         lambda lin, j: [
             Job("tuned_variants", j.ds),
+            lin.data(j.ds),
             [Job("grid_select", j.ds, variant=v) for v in grid_variants(lin.config, j.ds)],
             [Job("evaluate", j.ds, variant=v) for v in grid_variants(lin.config, j.ds)],
         ],

@@ -83,6 +83,7 @@ use rule evaluate as tuned_evaluate with:
 # Each tuned variant over seeds, and its paired bootstrap against tuned t-HNE.
 use rule variants as tuned_variants with:
     input:
+        manifest="data/{ds}/manifest.tsv",
         runs=gathering(
             "results/{ds}/tuned/variants.json",
             lambda wc: paths.tuned_runs(config, wc.ds, "metrics.json", chosen_point),
@@ -104,6 +105,7 @@ use rule variants as tuned_variants with:
 
 rule grid_report:
     input:
+        manifest="data/{ds}/manifest.tsv",
         best=lambda wc: paths.grid_files(config, wc.ds, "best.json"),
         tuned="results/{ds}/tuned/variants.json",
         tuned_predictions=gathering(
@@ -147,6 +149,7 @@ rule grid_report:
         variants=lambda wc: ",".join(paths.grid_variants(config, wc.ds)),
         untuned_values=lambda wc: runs.untuned_values(config, wc.ds),
         paper=lambda wc: sources.paper_dataset(config, wc.ds),
+        unit=dataset("evaluate", "bootstrap_unit"),
         code=code_of("grid_report"),
         lineage=lineage_of("grid_report"),
     shell:
@@ -154,5 +157,6 @@ rule grid_report:
         " --variants {params.variants} --best {input.best}"
         " --tuned-variants {input.tuned} --tuned-predictions {input.tuned_predictions}"
         " --untuned-runs {input.untuned} --untuned-predictions {input.untuned_predictions}"
-        " --untuned-values {params.untuned_values:q} --out {output.table}"
+        " --untuned-values {params.untuned_values:q} --bootstrap-unit {params.unit}"
+        " --manifest {input.manifest} --out {output.table}"
         " --figure {output.figure} --page {output.page} > {log} 2>&1"

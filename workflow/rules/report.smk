@@ -1,6 +1,8 @@
-# Each variant's metrics over seeds, and its paired bootstrap against thne over test clips.
+# Each variant's metrics over seeds, and its paired bootstrap against thne over test videos
+# (evaluate.bootstrap_unit; the manifest says each clip's video).
 rule variants:
     input:
+        manifest="data/{ds}/manifest.tsv",
         runs=gathering(
             "results/{ds}/variants.json",
             lambda wc: paths.trained_runs(config, wc.ds, "metrics.json"),
@@ -17,11 +19,14 @@ rule variants:
         "../../environment.yml"
     params:
         variants=dataset("train", "variants", join=True),
+        unit=dataset("evaluate", "bootstrap_unit"),
         code=code_of("variants"),
         lineage=lineage_of("variants"),
     shell:
         "thne variants --runs {input.runs} --predictions {input.predictions}"
-        " --variants {params.variants} --out {output} --dataset {wildcards.ds} > {log} 2>&1"
+        " --variants {params.variants} --bootstrap-unit {params.unit}"
+        " --manifest {input.manifest}"
+        " --out {output} --dataset {wildcards.ds} > {log} 2>&1"
 
 
 rule table:
