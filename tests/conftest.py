@@ -180,13 +180,10 @@ def tiny_mp4(path: Path, seconds: float = 1.0) -> Path:
 def render_page(url: str, shot: Path, size: tuple[int, int], min_colours: int) -> str:
     """Open ``url`` in headless Chromium: a screenshot of ``size`` that must not be blank (at
     least ``min_colours`` colours), and the page's DOM after its scripts ran, returned."""
-    import shutil
 
     from PIL import Image
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "headless Chromium is needed (.ci/run installs Debian's chromium)"
-    common = [chromium, "--headless", "--no-sandbox", "--disable-gpu"]
+    common = [chromium(), "--headless", "--no-sandbox", "--disable-gpu"]
     common += ["--hide-scrollbars", "--virtual-time-budget=5000"]
     window = f"--window-size={size[0]},{size[1]}"
     subprocess.run(
@@ -201,6 +198,32 @@ def render_page(url: str, shot: Path, size: tuple[int, int], min_colours: int) -
     return subprocess.run(
         [*common, "--dump-dom", url], check=True, capture_output=True, text=True, timeout=120
     ).stdout
+
+
+def chromium() -> str:
+    """The system Chromium, which the browser tests drive; nothing downloads a browser."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert found, "headless Chromium is needed (.ci/run installs Debian's chromium)"
+    return found
+
+
+def watch_page(page) -> tuple[list[str], list[str]]:
+    """Refuse every request of the Playwright ``page`` that would leave the machine, and
+    collect its console errors: (errors, refused URLs), filled in as the page runs."""
+    errors: list[str] = []
+    remote: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def local_only(route) -> None:
+        if route.request.url.startswith(("file:", "data:", "blob:")):
+            route.continue_()
+        else:
+            remote.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", local_only)
+    return errors, remote
 
 
 # The demo built once per test session: the workflow tests that need the demo's features, its

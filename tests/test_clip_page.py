@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import chromium, watch_page
 from thne.data.manifest import Clip, write_manifest
+from thne.errors import InputError
 from thne.evaluate.clip_page import clip_table, write_clip_page
 
 # Three videos, clips of the first with large errors.
@@ -65,18 +67,18 @@ def test_table_is_seed_means_worst_first(tmp_path):
 
 def test_bad_inputs_name_what_is_wrong(tmp_path):
     paths, manifest = make_runs(tmp_path, variants=("residual",))
-    with pytest.raises(ValueError, match="no predictions of 'thne'"):
+    with pytest.raises(InputError, match="no predictions of 'thne'"):
         clip_table(paths, manifest)
     stray = tmp_path / "elsewhere" / "predictions.tsv"
     stray.parent.mkdir()
     shutil.copy(paths[0], stray)
-    with pytest.raises(ValueError, match="not a run's predictions.tsv"):
+    with pytest.raises(InputError, match="not a run.s file"):
         clip_table([stray], manifest)
     other = tmp_path / "other"
     other.mkdir()
     paths, manifest = make_runs(other)
     write_manifest(manifest, [])
-    with pytest.raises(ValueError, match="manifest.tsv: no clip vidA_0"):
+    with pytest.raises(InputError, match="manifest.tsv: no clip vidA_0"):
         clip_table(paths, manifest)
 
 
@@ -84,10 +86,8 @@ def test_bad_inputs_name_what_is_wrong(tmp_path):
 def browser():
     from playwright.sync_api import sync_playwright
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "headless Chromium is needed (.ci/run installs Debian's chromium)"
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
         yield browser
         browser.close()
 
@@ -99,18 +99,7 @@ def test_page_sorts_and_filters_in_a_browser(tmp_path, browser):
     out = tmp_path / "clips.html"
     write_clip_page(paths, manifest, out, dataset="demo")
     page = browser.new_page()
-    errors, remote = [], []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-
-    def local_only(route):
-        if route.request.url.startswith("file://"):
-            route.continue_()
-        else:
-            remote.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", local_only)
+    errors, remote = watch_page(page)
     page.goto(out.as_uri())
     rows = page.locator("#clips tbody tr")
 

@@ -74,6 +74,7 @@ def build(tmp_path):
         dataset="demo",
         variants=["thne", "no_re"],
         predictions=runs["predictions"],
+        videos={c.clip_id: c.video_id for c in clips},
         resamples=200,
     )
     return tmp_path, runs

@@ -236,18 +236,7 @@ def test_the_printed_difference_is_the_mean_over_seeds(tmp_path):
     with the runs' metrics.json)."""
     truth, models = seeds_that_disagree()
     clips = [f"c{i:03d}" for i in range(len(truth))]
-    metrics, predictions = [], []
-    for variant, seeds in models.items():
-        for seed, pred in enumerate(seeds, start=1):
-            run = tmp_path / variant / f"seed{seed}"
-            run.mkdir(parents=True)
-            frame = pd.DataFrame({"clip_id": clips, "label": truth, "prediction": pred})
-            frame.to_csv(run / "predictions.tsv", sep="\t", index=False)
-            evaluate_predictions(
-                run / "predictions.tsv", run / "metrics.json", variant=variant, seed=seed
-            )
-            metrics.append(run / "metrics.json")
-            predictions.append(run / "predictions.tsv")
+    metrics, predictions = write_runs(tmp_path, truth, models, clips)
     result = aggregate_variants(
         metrics, tmp_path / "v.json", dataset="d", variants=["thne", "variant"],
         predictions=predictions, unit="clip", resamples=1000,

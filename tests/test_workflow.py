@@ -11,7 +11,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import BIN, REPO, SNAKEMAKE, jobs_planned, render_page, run_snakemake
+from conftest import (
+    BIN,
+    REPO,
+    SNAKEMAKE,
+    chromium,
+    jobs_planned,
+    render_page,
+    run_snakemake,
+    watch_page,
+)
 from thne.evaluate.metrics import METRIC_KEYS
 from thne.variants import SHIPPED_VARIANTS
 
@@ -260,25 +269,11 @@ def browse_report(report: Path) -> None:
     signature overwritten: that image did not load."""
     from playwright.sync_api import sync_playwright
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "headless Chromium is needed (.ci/run installs Debian's chromium)"
     results = json_results(report.read_text())
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
         page = browser.new_page()
-        errors: list[str] = []
-        remote: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-
-        def local_only(route):
-            if route.request.url.startswith(("file:", "data:", "blob:")):
-                route.continue_()
-            else:
-                remote.append(route.request.url)
-                route.abort()
-
-        page.route("**/*", local_only)
+        errors, remote = watch_page(page)
         page.goto(report.as_uri())
         page.wait_for_function("typeof app !== 'undefined'")
 

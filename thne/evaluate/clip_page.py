@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import html
 import os
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from thne.data.manifest import read_manifest
+from thne.errors import InputError
 from thne.evaluate.html import page, write_page
-from thne.evaluate.significance import seed_mean_predictions
+from thne.evaluate.report_figures import read_predictions
 
 REFERENCE = "thne"
 
@@ -66,35 +66,22 @@ label { margin-right: 1.5em; }
 """
 
 
-def variant_of(predictions: str | os.PathLike) -> str:
-    """The variant of ``results/<ds>/runs/<variant>/seed<n>/predictions.tsv``."""
-    path = Path(predictions)
-    if not path.parent.name.startswith("seed") or path.parent.parent.parent.name != "runs":
-        raise ValueError(f"{path}: not a run's predictions.tsv (runs/<variant>/seed<n>/)")
-    return path.parent.parent.name
-
-
 def clip_table(
     predictions: Sequence[str | os.PathLike], manifest: str | os.PathLike
 ) -> pd.DataFrame:
     """Per test clip, worst t-HNE error first: video, clip, transcript, media, label, t-HNE's
     and each other variant's seed-mean prediction, t-HNE's absolute error."""
-    by_variant: dict[str, list[str | os.PathLike]] = defaultdict(list)
-    for path in predictions:
-        by_variant[variant_of(path)].append(path)
-    if REFERENCE not in by_variant:
-        raise ValueError(f"no predictions of {REFERENCE!r} among {list(map(str, predictions))}")
-    means = {
-        v: seed_mean_predictions(paths).set_index("clip_id") for v, paths in by_variant.items()
-    }
+    means = {v: f.set_index("clip_id") for v, f in read_predictions(predictions).items()}
+    if REFERENCE not in means:
+        raise InputError(f"no predictions of {REFERENCE!r} among {list(map(str, predictions))}")
     ref = means[REFERENCE]
     for variant, frame in means.items():
         if not frame.index.equals(ref.index):
-            raise ValueError(f"{variant}: other test clips than {REFERENCE}")
+            raise InputError(f"{variant}: other test clips than {REFERENCE}")
     clips = {c.clip_id: c for c in read_manifest(manifest)}
     unknown = [c for c in ref.index if c not in clips]
     if unknown:
-        raise ValueError(f"{manifest}: no clip {unknown[0]} (predicted by {REFERENCE})")
+        raise InputError(f"{manifest}: no clip {unknown[0]} (predicted by {REFERENCE})")
     table = pd.DataFrame(
         {
             "video": [clips[c].video_id for c in ref.index],

@@ -73,9 +73,12 @@ def read_variants(path: str | os.PathLike) -> dict[str, dict]:
     return variants
 
 
-def _variant_of(path: str | os.PathLike) -> str:
+def variant_of(path: str | os.PathLike) -> str:
     """A run file's variant: the name of its run folder's parent (runs/<variant>/seed<n>/)."""
-    return Path(path).parent.parent.name
+    path = Path(path)
+    if not path.parent.name.startswith("seed") or path.parent.parent.parent.name != "runs":
+        raise FigureInputError(f"{path}: not a run's file (results/<ds>/runs/<variant>/seed<n>/)")
+    return path.parent.parent.name
 
 
 def read_predictions(paths: Sequence[str | os.PathLike]) -> dict[str, pd.DataFrame]:
@@ -87,16 +90,21 @@ def read_predictions(paths: Sequence[str | os.PathLike]) -> dict[str, pd.DataFra
         missing = {"clip_id", "label", "prediction"} - set(columns)
         if missing:
             raise FigureInputError(f"{path}: a predictions.tsv without {sorted(missing)}")
-        by_variant.setdefault(_variant_of(path), []).append(path)
+        by_variant.setdefault(variant_of(path), []).append(path)
     try:
         return {v: seed_mean_predictions(p) for v, p in by_variant.items()}
     except ValueError as exc:  # seeds of one variant on other clips or labels: names the file
         raise FigureInputError(str(exc)) from None
 
 
-def plot_forest(variants: Mapping[str, Mapping], out_path: str | os.PathLike) -> None:
+def plot_forest(
+    variants: Mapping[str, Mapping],
+    out_path: str | os.PathLike,
+    significance: Mapping | None = None,
+) -> None:
     """Each variant's difference from t-HNE (variant - t-HNE, mean over seeds) per metric, with
-    its paired-bootstrap 95 % interval; one panel per metric, zero marked."""
+    its paired-bootstrap 95 % interval; one panel per metric, zero marked. ``significance``
+    (variants.json's) names the bootstrap's unit, and its caution where it has one."""
     compared = {v: s["vs_thne"] for v, s in variants.items() if v != "thne" and "vs_thne" in s}
     metrics = [m for m in METRIC_KEYS if any(m in c for c in compared.values())]
     if not metrics:
@@ -132,10 +140,15 @@ def plot_forest(variants: Mapping[str, Mapping], out_path: str | os.PathLike) ->
         ax.grid(axis="x", alpha=0.3)
     for ax in axes.flat[len(metrics) :]:
         ax.set_visible(False)
-    fig.suptitle(
-        "Variant − t-HNE on the test split: mean over seeds, 95 % paired-bootstrap interval"
-    )
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    significance = significance or {}
+    drawn = {"video": "whole videos", "clip": "clips"}.get(significance.get("unit"), "clips")
+    title = f"Variant − t-HNE on the test split: mean over seeds, 95 % interval drawing {drawn}"
+    if significance.get("n_videos"):
+        title += f" ({significance['n_videos']} test videos)"
+    if significance.get("reliable") is False:
+        title += "\nfew test videos: the intervals are unreliable (see the table's note)"
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     _save(fig, out_path)
 
 
@@ -312,7 +325,8 @@ def write_report_figures(
         raise FigureInputError(
             f"no t-HNE run among the predictions ({', '.join(map(str, predictions))})"
         )
-    plot_forest(variants, outs["forest"])
+    significance = json.loads(Path(variants_json).read_text()).get("significance")
+    plot_forest(variants, outs["forest"], significance)
     plot_predicted(by_variant, manifest, outs["predicted"])
     plot_confusion(by_variant["thne"], outs["confusion"])
     plot_seeds(variants, outs["seeds"])
