@@ -71,6 +71,7 @@ def test_demo_grid_chosen_on_validation_and_rerun_only_where_needed(demo_build, 
     assert f"Chosen: `{best['name']}`" in report and "| **1 (chosen)** |" in report
     assert "| t-HNE | tuned (chosen point), 1 seed (1) |" in report
     assert (tmp_path / "results/demo/figures/grid.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "results/demo/figures/grid_forest.png").read_bytes()[:4] == b"\x89PNG"
     assert "Nothing to be done" in run_snakemake(tmp_path, *args, "-n", TARGET).stdout
 
     # A value added to an axis trains the two new points only, then selects again; the tuned
@@ -128,6 +129,8 @@ def test_demo_grid_chosen_on_validation_and_rerun_only_where_needed(demo_build, 
     results = embedded_results(html)
     assert "results/demo/report/grid.html" in results
     assert results["results/demo/figures/grid.png"][:4] == b"\x89PNG"
+    # Tuned − untuned, per metric, with its interval: the forest plot of the grid.
+    assert results["results/demo/figures/grid_forest.png"][:4] == b"\x89PNG"
 
 
 @pytest.mark.slow

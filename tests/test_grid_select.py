@@ -286,6 +286,7 @@ def report(tmp_path_factory):
         "--resamples", "500", "--manifest", str(root / "manifest.tsv"),
         "--out", str(root / "grid.md"),
         "--figure", str(root / "figures" / "grid.png"), "--page", str(root / "report/grid.html"),
+        "--forest", str(root / "figures" / "grid_forest.png"),
     ]  # fmt: skip
     thne(args)
     return {
@@ -372,6 +373,11 @@ def test_the_figure_has_a_panel_per_axis_and_the_page_is_html(report, tmp_path):
     assert width > height  # one row of three panels
     panels = plot_grid(report["best"], tmp_path / "again.png")
     assert panels == list(REPORT_AXES)
+    # The forest plot of tuned − untuned: drawn, and not blank.
+    from PIL import Image
+
+    with Image.open(report["root"] / "figures" / "grid_forest.png") as forest:
+        assert len(forest.convert("RGB").getcolors(maxcolors=1 << 20)) > 100
     page = (report["root"] / "report" / "grid.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and "<table>" in page
     assert "<h1>Hyper-parameter grid search on demo</h1>" in page

@@ -293,10 +293,11 @@ def write_grid_report(
     videos: Mapping[str, str] | None = None,
     resamples: int = RESAMPLES,
     seed: int = SEED,
-) -> tuple[str, dict[str, dict]]:
-    """Write ``grid.md``; return its text and each variant's ``best.json``. The tuned runs
-    are compared with the untuned by a bootstrap of ``unit`` (``videos``: clip id: video id,
-    see :func:`~thne.evaluate.significance.compare_variants`)."""
+) -> tuple[str, dict[str, dict], dict[str, dict]]:
+    """Write ``grid.md``; return its text, each variant's ``best.json`` and each variant's
+    tuned − untuned comparison (:func:`~thne.evaluate.significance.compare_variants`' result).
+    The tuned runs are compared with the untuned by a bootstrap of ``unit`` (``videos``: clip
+    id: video id)."""
     if not variants:
         raise GridError("--variants: name one or more variants")
     chosen = read_best(best, variants, dataset)
@@ -325,6 +326,7 @@ def write_grid_report(
     )
     if paper not in TABLE2 and paper not in TABLE3:
         text += f"\nThe paper reports no hyper-parameters or results on {paper}.\n"
+    comparisons: dict[str, dict] = {}
     for variant in variants:
         b = chosen[variant]
         label = VARIANT_LABELS.get(variant, variant)
@@ -349,6 +351,7 @@ def write_grid_report(
             )
         except ValueError as exc:
             raise GridError(str(exc)) from None
+        comparisons[variant] = comparison
         text += (
             f"\n## {label} (`{variant}`)\n\n{_grid_line(b)}\n"
             f"Chosen: `{b['name']}` (validation MAE {_mean_std(b['valid']['mae'])}).\n\n"
@@ -361,4 +364,4 @@ def write_grid_report(
         )
     with atomic_path(out_path) as tmp:
         Path(tmp).write_text(text)
-    return text, chosen
+    return text, chosen, comparisons

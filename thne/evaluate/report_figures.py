@@ -101,10 +101,14 @@ def plot_forest(
     variants: Mapping[str, Mapping],
     out_path: str | os.PathLike,
     significance: Mapping | None = None,
+    heading: str = "Variant − t-HNE on the test split",
+    side: str = "variant",
 ) -> None:
     """Each variant's difference from t-HNE (variant - t-HNE, mean over seeds) per metric, with
     its paired-bootstrap 95 % interval; one panel per metric, zero marked. ``significance``
-    (variants.json's) names the bootstrap's unit, and its caution where it has one."""
+    (variants.json's) names the bootstrap's unit, and its caution where it has one. The grid
+    report draws its tuned − untuned differences with it too (``heading``; ``side``: whom a
+    difference on the better side of zero favours)."""
     compared = {v: s["vs_thne"] for v, s in variants.items() if v != "thne" and "vs_thne" in s}
     metrics = [m for m in METRIC_KEYS if any(m in c for c in compared.values())]
     if not metrics:
@@ -136,13 +140,13 @@ def plot_forest(
         ax.set_ylim(len(names) - 0.5, -0.5)
         better = "<" if metric in LOWER_IS_BETTER else ">"
         unit = "" if metric in RAW_METRICS else " (points)"
-        ax.set_title(f"{METRIC_LABELS[metric]}{unit}\n{better} 0: variant better", fontsize=10)
+        ax.set_title(f"{METRIC_LABELS[metric]}{unit}\n{better} 0: {side} better", fontsize=10)
         ax.grid(axis="x", alpha=0.3)
     for ax in axes.flat[len(metrics) :]:
         ax.set_visible(False)
     significance = significance or {}
     drawn = {"video": "whole videos", "clip": "clips"}.get(significance.get("unit"), "clips")
-    title = f"Variant − t-HNE on the test split: mean over seeds, 95 % interval drawing {drawn}"
+    title = f"{heading}: mean over seeds, 95 % interval drawing {drawn}"
     if significance.get("n_videos"):
         title += f" ({significance['n_videos']} test videos)"
     if significance.get("reliable") is False:

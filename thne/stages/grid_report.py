@@ -55,15 +55,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_bootstrap_flags(parser)
     parser.add_argument("--out", required=True, help="grid.md")
     parser.add_argument("--figure", required=True, help="PNG")
+    parser.add_argument("--forest", required=True, help="PNG: tuned − untuned, per metric")
     parser.add_argument("--page", required=True, help="HTML page of grid.md")
 
 
 def run(args: argparse.Namespace) -> None:
     from thne.evaluate import html
     from thne.evaluate.grid_figure import plot_grid
-    from thne.evaluate.grid_report import write_grid_report
+    from thne.evaluate.grid_report import VARIANT_LABELS, write_grid_report
+    from thne.evaluate.report_figures import plot_forest
 
-    _, best = write_grid_report(
+    _, best, comparisons = write_grid_report(
         args.out,
         dataset=args.dataset,
         paper=args.paper or args.dataset,
@@ -77,6 +79,17 @@ def run(args: argparse.Namespace) -> None:
         **bootstrap_options(args),
     )
     plot_grid(best, args.figure, title=f"Grid search on {args.dataset}: validation MAE")
+    first = next(iter(comparisons.values()))
+    plot_forest(
+        {
+            VARIANT_LABELS.get(v, v): {"vs_thne": c["variants"]["tuned"]}
+            for v, c in comparisons.items()
+        },
+        args.forest,
+        first,
+        heading="Tuned − untuned runs on the test split",
+        side="tuned",
+    )
     html.write_page(args.page, html.markdown_page(args.out))
     for variant, b in best.items():
         print(f"{variant}: chose {b['name']}", file=sys.stderr)

@@ -134,6 +134,13 @@ rule grid_report:
                 "figure": "grid search: validation MAE per axis",
             },
         ),
+        forest=report(
+            "results/{ds}/figures/grid_forest.png",
+            caption="../report/grid_forest.rst",
+            category="Figures",
+            subcategory="Grid search",
+            labels={"dataset": "{ds}", "figure": "grid search: tuned − untuned"},
+        ),
         page=report(
             "results/{ds}/report/grid.html",
             caption="../report/grid.rst",
@@ -159,4 +166,5 @@ rule grid_report:
         " --untuned-runs {input.untuned} --untuned-predictions {input.untuned_predictions}"
         " --untuned-values {params.untuned_values:q} --bootstrap-unit {params.unit}"
         " --manifest {input.manifest} --out {output.table}"
-        " --figure {output.figure} --page {output.page} > {log} 2>&1"
+        " --figure {output.figure} --forest {output.forest} --page {output.page}"
+        " > {log} 2>&1"
