@@ -18,6 +18,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 # Before report.smk: its pages take these figures as inputs.
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/clips.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/grid.smk"
 include: "workflow/rules/predict.smk"
