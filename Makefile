@@ -40,9 +40,9 @@ system:
 		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-# The whole suite on every core (pytest-xdist; -n auto is a worker a core and one more, for the
-# tests that wait: tests/conftest.py); tests that must not overlap share an xdist_group, which
-# --dist loadgroup runs on one worker. --durations=15 names the
+# The whole suite on every core (pytest-xdist; -n auto is a worker a core and, with the slow
+# tests, one more for while they wait: tests/conftest.py); tests that must not overlap share an
+# xdist_group, which --dist loadgroup runs on one worker. --durations=15 names the
 # slowest tests in every run. `make test PYTEST_WORKERS=0` runs it serially.
 PYTEST_WORKERS ?= auto
 PYTEST_ARGS := -q -n $(PYTEST_WORKERS) --dist loadgroup
