@@ -40,7 +40,9 @@ def train_one(
     from thne.workflow.config import resolve_config
     from thne.workflow.runs import resolve_run
 
-    cfg = dataclasses.replace(resolve_run(resolve_config({}, root), "demo", "thne"), seed=seed)
+    # The demo's settings from this checkout's config; only the inputs come from ``root``.
+    run = resolve_run(resolve_config({}, REPO), "demo", "thne")
+    cfg = dataclasses.replace(run, seed=seed)
     if max_epochs is not None:
         cfg = dataclasses.replace(cfg, max_epochs=max_epochs)
     if encoder:
@@ -106,7 +108,12 @@ def collect(proc: subprocess.Popen, label: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=REPO, help="folder with data/ features/")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=REPO,
+        help="folder with data/demo/ and features/demo/ (gpu_check.sh passes its kit's demo/)",
+    )
     parser.add_argument("--out", type=Path, default=Path("results/device_agreement"))
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--reference", default="cpu")

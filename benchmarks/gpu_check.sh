@@ -4,17 +4,18 @@
 # pandas, scikit-learn; no snakemake, librosa, PyAV, dlib or mmsdk; no network).
 #
 # Nothing is installed over the network. What the machine lacks travels in a kit folder
-# (default .gpu-check/, git-ignored, under 56 MiB with the demo inputs) prepared beforehand,
-# on a machine with this checkout's environment (make install) and the network:
+# (default .gpu-check/, git-ignored, at most 56 MiB) prepared beforehand, on a machine with this
+# checkout's environment (make install) and the network:
 #
-#   bash benchmarks/gpu_check.sh --prepare
+#   bash benchmarks/gpu_check.sh --prepare [--configfile FILE]
 #
 # which writes .gpu-check/wheels/ (this package as a wheel, and a wheel of each pure-Python
 # package named in GPU_CHECK_EXTRA_WHEELS, e.g. "jsonschema==4.23.0"), .gpu-check/encoder/ (the
 # demo's MiniLM text encoder, weights stored in float16 to travel: 44 MiB instead of 87) and
-# builds the demo's features with Snakemake into features/demo/ and data/demo/ (a few MB).
-# Then, on the GPU machine, from the repository root with .gpu-check, features/demo and
-# data/demo beside it:
+# .gpu-check/demo/ (exactly the demo files the check reads: the manifest, the three feature
+# files and two stats files, about 1 MiB), which it builds with Snakemake where they are not
+# built yet (--configfile is passed on to it). Then, on the GPU machine, from the repository
+# root with .gpu-check beside it (nothing else is read from data/ or features/):
 #
 #   bash benchmarks/gpu_check.sh
 #
@@ -54,6 +55,7 @@ PYTHON=""
 KIT=$REPO/.gpu-check
 OUTDIR=$REPO/results/gpu_check
 ONLY=speed,agreement,packed
+CONFIGFILE=""
 while [[ $# -gt 0 ]]; do
     case $1 in
     --dry-run) MODE=dry; shift ;;
@@ -62,6 +64,7 @@ while [[ $# -gt 0 ]]; do
     --kit) KIT=$(mkdir -p "$2" && cd "$2" && pwd); shift 2 ;;
     --out) OUTDIR=$(mkdir -p "$2" && cd "$2" && pwd); shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
+    --configfile) CONFIGFILE=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
     *) echo "gpu_check.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -84,7 +87,7 @@ checkout's environment (make install) and the network, from the repository root:
 
     bash benchmarks/gpu_check.sh --prepare
 
-and bring .gpu-check/, features/demo/ and data/demo/ along with the checkout.
+and bring .gpu-check/ along with the checkout.
 EOF
 }
 
@@ -125,17 +128,23 @@ for file in local_dir(name).iterdir():
     if file.is_file() and file.name != WEIGHTS_FILE:
         shutil.copy(file, out / file.name)
 PY
-    step "demo features (Snakemake, on these CPUs)"
+    step "demo inputs (Snakemake, on these CPUs) into $KIT/demo"
     (cd "$REPO" && "$(dirname "$PYTHON")/snakemake" --cores "$(nproc)" "${DEMO_INPUTS[@]}" \
-        >/dev/null)
-    du -sch "$KIT" "$REPO/features/demo" "$REPO/data/demo"
-    total=$(du -scm "$KIT" "$REPO/features/demo" "$REPO/data/demo" | tail -n 1 | cut -f1)
+        ${CONFIGFILE:+--configfile "$CONFIGFILE"} >/dev/null)
+    # Only the files the check reads: the demo's extraction shards and logs stay behind.
+    rm -rf "$KIT/demo"
+    for f in "${DEMO_INPUTS[@]}"; do
+        mkdir -p "$KIT/demo/$(dirname "$f")" && cp "$REPO/$f" "$KIT/demo/$f"
+    done
+    du -sh "$KIT"/*
+    total=$(du -sm "$KIT" | cut -f1)
     # A call to the GPU machine carries 64 MiB, the checkout (about 6 MiB) included.
     if ((total > 56)); then
-        echo "the kit and demo inputs take $total MiB: over what one call carries" >&2
+        echo "the kit $KIT takes $total MiB: over the 56 MiB one call carries beside the" \
+            "checkout" >&2
         exit 1
     fi
-    echo "ready: on the GPU machine run  bash benchmarks/gpu_check.sh"
+    echo "ready ($total MiB): on the GPU machine run  bash benchmarks/gpu_check.sh"
     exit 0
 fi
 
@@ -213,12 +222,12 @@ fi
 if wanted agreement; then
     step "demo t-HNE: GPU seed 1 beside CPU seeds 1-3"
     missing=()
-    for f in "${DEMO_INPUTS[@]}"; do [[ -f $f ]] || missing+=("$f"); done
+    for f in "${DEMO_INPUTS[@]}"; do [[ -f $KIT/demo/$f ]] || missing+=("$KIT/demo/$f"); done
     [[ -f $KIT/encoder/config.json ]] || missing+=("$KIT/encoder")
     if [[ $MODE == dry ]]; then
         echo "dry run: not trained; inputs missing here: ${missing[*]:-none}"
         echo "would run: $PYTHON benchmarks/device_agreement.py --device cuda --reference cpu" \
-            "--seeds 1 --reference-seeds 1,2,3 --encoder $KIT/encoder" \
+            "--seeds 1 --reference-seeds 1,2,3 --root $KIT/demo --encoder $KIT/encoder" \
             "--out $OUTDIR/device_agreement"
     else
         if ((${#missing[@]})); then
@@ -227,7 +236,8 @@ if wanted agreement; then
             exit 1
         fi
         "$PYTHON" benchmarks/device_agreement.py --device cuda --reference cpu --seeds 1 \
-            --reference-seeds 1,2,3 --encoder "$KIT/encoder" --out "$OUTDIR/device_agreement"
+            --reference-seeds 1,2,3 --root "$KIT/demo" --encoder "$KIT/encoder" \
+            --out "$OUTDIR/device_agreement"
     fi
 fi
 

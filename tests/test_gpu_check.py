@@ -54,6 +54,95 @@ def test_dry_run_installs_the_kit_offline_and_runs_the_steps(tmp_path):
     shutil.rmtree(site, ignore_errors=True)
 
 
+# What a checkout holds that --prepare and the check read: copies, so that the script's own
+# folder (its REPO) is this copy and nothing is written into the real checkout.
+CHECKOUT = ("workflow", "config", "profiles", "resources", "thne", "benchmarks")
+CHECKOUT_FILES = ("Snakefile", "pyproject.toml", "README.md", "environment.yml")
+# The files the check reads, as gpu_check.sh's DEMO_INPUTS lists them.
+DEMO_INPUTS = [
+    "data/demo/manifest.tsv",
+    *(f"features/demo/{n}.h5" for n in ("text", "audio", "visual")),
+    *(f"features/demo/{n}.stats.json" for n in ("audio", "visual")),
+]
+
+
+def checkout_copy(dest):
+    dest.mkdir(parents=True)
+    for name in CHECKOUT:
+        shutil.copytree(REPO / name, dest / name, symlinks=True, ignore=shutil.ignore_patterns(
+            "__pycache__", "out"))  # fmt: skip
+    for name in CHECKOUT_FILES:
+        shutil.copy(REPO / name, dest / name)
+    return dest
+
+
+@pytest.mark.slow
+def test_prepare_makes_a_kit_that_runs_the_check_alone(demo_build, tmp_path):
+    """--prepare on a built demo (the session's build, copied with Snakemake's records, passed
+    as --configfile): the kit holds the wheel, the encoder and exactly the demo files the check
+    reads, within what one device call carries. Then, in a copy of the checkout with the kit
+    and nothing else (no data/, no features/), the dry run finds every input in the kit and
+    the command it would run trains from the kit alone, here on the CPU. Checked against the
+    script as it was (the demo inputs read from the checkout's data/ and features/, and sized
+    with the extraction shards beside them): exit 2, unknown argument --configfile."""
+    root = checkout_copy(tmp_path / "root")
+    demo_build.copy_to(root)
+    script = root / "benchmarks" / "gpu_check.sh"
+    prepare = subprocess.run(
+        ["bash", str(script), "--prepare", "--configfile", str(demo_build.config)]
+        + ["--python", sys.executable],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = prepare.stdout + prepare.stderr
+    assert prepare.returncode == 0, out[-4000:]
+    # The build's features were up to date: nothing extracted again.
+    assert "Nothing to be done" in out
+    kit = root / ".gpu-check"
+    demo = sorted(str(p.relative_to(kit / "demo")) for p in (kit / "demo").rglob("*"))
+    assert [p for p in demo if (kit / "demo" / p).is_file()] == sorted(DEMO_INPUTS)
+    for name in DEMO_INPUTS:
+        assert (kit / "demo" / name).read_bytes() == (root / name).read_bytes(), name
+    ready = out.split("ready (", 1)[1]
+    assert int(ready.split(" MiB)", 1)[0]) <= 56
+    assert (kit / "encoder" / "model.safetensors").is_file()
+    assert len(list((kit / "wheels").glob("thne-*.whl"))) == 1
+
+    clean = checkout_copy(tmp_path / "clean")
+    shutil.copytree(kit, clean / ".gpu-check")
+    dry = subprocess.run(
+        ["bash", str(clean / "benchmarks" / "gpu_check.sh"), "--dry-run", "--only", "agreement"]
+        + ["--python", sys.executable, "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PIP_INDEX_URL": "http://127.0.0.1:9/", "PIP_FIND_LINKS": ""},
+    )
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out[-4000:]
+    assert "inputs missing here: none" in out
+    command = out.split("would run: ", 1)[1].splitlines()[0].split()
+    assert command[command.index("--root") + 1] == str(clean / ".gpu-check" / "demo")
+    # The command as the check would run it, on the CPU and shortened: one epoch, seed 1
+    # beside seeds 1 and 2.
+    args = command[command.index("benchmarks/device_agreement.py") + 1 :]
+    args[args.index("--device") + 1] = "cpu"
+    args[args.index("--reference-seeds") + 1] = "1,2"
+    args[args.index("--out") + 1] = str(tmp_path / "agreement")
+    run = subprocess.run(
+        [sys.executable, str(clean / "benchmarks" / "device_agreement.py"), *args]
+        + ["--max-epochs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=clean,
+    )
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    assert "devices agree" in run.stdout
+    assert not (clean / "data").exists() and not (clean / "features").exists()
+
+
 @pytest.mark.slow
 def test_packed_dry_run_prints_the_summed_throughput(tmp_path):
     """One and two MiniLM-sized MOSEI-shaped jobs on the CPU, each its own process, one batch
