@@ -8,10 +8,26 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from conftest import REPO
+
+
+def dry_run(script: Path, *args: str) -> str:
+    """``gpu_check.sh --dry-run *args`` with this Python and no package index reachable (what
+    the check installs can only come from the kit); its output, once it succeeded."""
+    proc = subprocess.run(
+        ["bash", str(script), "--dry-run", "--python", sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PIP_INDEX_URL": "http://127.0.0.1:9/", "PIP_FIND_LINKS": ""},
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    return out
 
 
 @pytest.mark.slow
@@ -32,18 +48,10 @@ def test_dry_run_installs_the_kit_offline_and_runs_the_steps(tmp_path):
     subprocess.run([*pip, "--no-index", "-w", str(wheels), str(src)], check=True)
     [wheel] = wheels.glob("thne-*-py3-none-any.whl")
 
-    proc = subprocess.run(
-        ["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--dry-run"]
-        + ["--kit", str(tmp_path / "kit"), "--python", sys.executable]
-        + ["--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        # No index reachable: what the check installs can only come from the kit.
-        env={**os.environ, "PIP_INDEX_URL": "http://127.0.0.1:9/", "PIP_FIND_LINKS": ""},
+    out = dry_run(
+        REPO / "benchmarks" / "gpu_check.sh",
+        *("--kit", str(tmp_path / "kit"), "--out", str(tmp_path / "out")),
     )
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
     site = out.split(f"installed from {wheels} into ", 1)[1].split(":", 1)[0]
     assert wheel.name in out and f"thne from {site}/thne/__init__.py" in out
     assert "mosi  minilm    on cpu" in out and "samples/s" in out
@@ -111,16 +119,10 @@ def test_prepare_makes_a_kit_that_runs_the_check_alone(demo_build, tmp_path):
 
     clean = checkout_copy(tmp_path / "clean")
     shutil.copytree(kit, clean / ".gpu-check")
-    dry = subprocess.run(
-        ["bash", str(clean / "benchmarks" / "gpu_check.sh"), "--dry-run", "--only", "agreement"]
-        + ["--python", sys.executable, "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PIP_INDEX_URL": "http://127.0.0.1:9/", "PIP_FIND_LINKS": ""},
+    out = dry_run(
+        clean / "benchmarks" / "gpu_check.sh",
+        *("--only", "agreement", "--out", str(tmp_path / "out")),
     )
-    out = dry.stdout + dry.stderr
-    assert dry.returncode == 0, out[-4000:]
     assert "inputs missing here: none" in out
     command = out.split("would run: ", 1)[1].splitlines()[0].split()
     assert command[command.index("--root") + 1] == str(clean / ".gpu-check" / "demo")
