@@ -14,6 +14,7 @@ from importlib.metadata import version
 
 import librosa
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from thne.features.store import Extractor
 from thne.media import decode_audio
@@ -69,7 +70,17 @@ def feature_names(cfg: AudioConfig) -> list[str]:
 
 def frame_features(y: np.ndarray, cfg: AudioConfig) -> np.ndarray:
     """Features of mono signal ``y`` at ``cfg.sample_rate``: float32 [T, D] (D without the
-    ``audio_present`` channel)."""
+    ``audio_present`` channel), computed with one BLAS thread.
+
+    BLAS splits the mel projection's sums by its thread count, which Snakemake sets to the
+    job's threads (OPENBLAS_NUM_THREADS and the like) and lowers to fit ``--cores``: with two
+    threads the MFCCs differed from one thread's by up to 1.5e-5, so one config gave other
+    features on another machine. A job's threads work on clips side by side instead."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _frame_features(y, cfg)
+
+
+def _frame_features(y: np.ndarray, cfg: AudioConfig) -> np.ndarray:
     sr, n_fft, hop = cfg.sample_rate, cfg.n_fft, cfg.hop_length
     if y.size < n_fft:
         y = np.pad(y, (0, n_fft - y.size))
