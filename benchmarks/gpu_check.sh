@@ -13,9 +13,9 @@
 # package named in GPU_CHECK_EXTRA_WHEELS, e.g. "jsonschema==4.23.0"), .gpu-check/encoder/ (the
 # demo's MiniLM text encoder, weights stored in float16 to travel: 44 MiB instead of 87) and
 # .gpu-check/demo/ (exactly the demo files the check reads: the manifest, the three feature
-# files and two stats files, about 1 MiB), which it builds with Snakemake where they are not
-# built yet (--configfile is passed on to it). Then, on the GPU machine, from the repository
-# root with .gpu-check beside it (nothing else is read from data/ or features/):
+# files and two stats files, 7 MiB), which it builds with Snakemake where they are not built
+# yet (--configfile is passed on to it); 52 MiB in all. Then, on the GPU machine, from the
+# repository root with .gpu-check beside it (nothing else is read from data/ or features/):
 #
 #   bash benchmarks/gpu_check.sh
 #
