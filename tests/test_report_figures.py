@@ -121,19 +121,24 @@ def test_confusion_uses_acc7s_classes():
     assert counts[0, 0] == 1
 
 
+def draw(root, runs, variants=None, manifest=None) -> None:
+    """write_report_figures on the build's runs, with another variants.json or manifest."""
+    write_report_figures(
+        variants or root / "variants.json",
+        runs["predictions"],
+        runs["histories"],
+        runs["valid"],
+        manifest or root / "manifest.tsv",
+        {n: root / f"{n}.png" for n in FIGURES},
+    )
+
+
 def test_a_variants_json_without_runs_is_named(build):
     root, runs = build
     bad = root / "bad.json"
     bad.write_text(json.dumps({"dataset": "demo", "variants": {"thne": {"mean": {}}}}))
     with pytest.raises(FigureInputError, match=str(bad)):
-        write_report_figures(
-            bad,
-            runs["predictions"],
-            runs["histories"],
-            runs["valid"],
-            root / "manifest.tsv",
-            {n: root / f"{n}.png" for n in FIGURES},
-        )
+        draw(root, runs, variants=bad)
 
 
 def test_a_predictions_file_without_its_columns_is_named(build):
@@ -141,14 +146,7 @@ def test_a_predictions_file_without_its_columns_is_named(build):
     bad = runs["predictions"][1]
     pd.read_csv(bad, sep="\t").drop(columns="label").to_csv(bad, sep="\t", index=False)
     with pytest.raises(FigureInputError, match=f"{bad}.*'label'"):
-        write_report_figures(
-            root / "variants.json",
-            runs["predictions"],
-            runs["histories"],
-            runs["valid"],
-            root / "manifest.tsv",
-            {n: root / f"{n}.png" for n in FIGURES},
-        )
+        draw(root, runs)
 
 
 def test_clips_missing_from_the_manifest_are_named(build):
@@ -156,14 +154,7 @@ def test_clips_missing_from_the_manifest_are_named(build):
     other = root / "other.tsv"
     write_manifest(other, [Clip("x_1", "x", 0, 1, "test", 0.0, "t", "m.mp4")])
     with pytest.raises(FigureInputError, match=f"{other}: no clip v"):
-        write_report_figures(
-            root / "variants.json",
-            runs["predictions"],
-            runs["histories"],
-            runs["valid"],
-            other,
-            {n: root / f"{n}.png" for n in FIGURES},
-        )
+        draw(root, runs, manifest=other)
 
 
 def test_a_history_of_another_run_is_named_and_the_cli_says_it_in_a_line(build, capsys):
