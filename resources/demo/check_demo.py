@@ -29,7 +29,7 @@ from thne.features.audio import AudioConfig, extract_audio_features, feature_nam
 from thne.features.landmarks import FEATURE_NAMES, LandmarkExtractor
 
 # The checks use the pipeline's own extractors, so they show what training will see.
-AUDIO = AudioConfig(groups=("rms", "f0", "voicing"))
+AUDIO = AudioConfig(groups=("rms", "f0", "voicing"), pitch_tracker="pyin")
 _A = {n: i for i, n in enumerate(feature_names(AUDIO))}
 _V = {n: i for i, n in enumerate(FEATURE_NAMES)}
 

@@ -16,6 +16,7 @@ import librosa
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from thne.features.pitch import PITCH_TRACKERS, yin
 from thne.features.store import Extractor
 from thne.media import decode_audio
 
@@ -31,6 +32,7 @@ class AudioConfig:
     groups: tuple[str, ...] = AUDIO_GROUPS
     fmin: float = 65.0
     fmax: float = 500.0
+    pitch_tracker: str = "yin"
     # pYIN pitch-bin width in semitones: 0.25 is 3-4x faster than librosa's 0.1 and moves the
     # mean f0 of speech by well under a semitone.
     f0_resolution: float = 0.25
@@ -42,7 +44,13 @@ class AudioConfig:
                 f"unknown audio feature groups {sorted(unknown)}; known: {AUDIO_GROUPS}"
             )
         if "voicing" in self.groups and "f0" not in self.groups:
-            raise ValueError("audio feature group 'voicing' needs 'f0' (both come from pYIN)")
+            raise ValueError(
+                "audio feature group 'voicing' needs 'f0' (both come from the pitch tracker)"
+            )
+        if self.pitch_tracker not in PITCH_TRACKERS:
+            raise ValueError(
+                f"unknown pitch tracker {self.pitch_tracker!r}; known: {PITCH_TRACKERS}"
+            )
 
     @property
     def n_fft(self) -> int:
@@ -61,7 +69,9 @@ def feature_names(cfg: AudioConfig) -> list[str]:
         elif group == "f0":
             names.append("f0_hz")
         elif group == "voicing":
-            names.append("voiced_prob")
+            # YIN's periodicity (1 - aperiodicity) or pYIN's voiced probability: both in [0, 1],
+            # but not the same quantity, so not the same name.
+            names.append("periodicity" if cfg.pitch_tracker == "yin" else "voiced_prob")
         else:
             names.append(group)
     # Last channel: 1 where the clip has an audio track, 0 where its features are zeros.
@@ -99,23 +109,40 @@ def _frame_features(y: np.ndarray, cfg: AudioConfig) -> np.ndarray:
         elif group == "centroid":
             cols.append(librosa.feature.spectral_centroid(S=np.sqrt(spec), sr=sr))
         elif group == "f0":
-            f0, _, vprob = librosa.pyin(
-                y,
-                fmin=cfg.fmin,
-                fmax=cfg.fmax,
-                sr=sr,
-                frame_length=max(n_fft, 2 * int(sr / cfg.fmin) + 2),
-                hop_length=hop,
-                center=True,
-                resolution=cfg.f0_resolution,
-            )
-            # pYIN marks unvoiced frames NaN; 0 Hz keeps the tensor finite and is unambiguous
-            # next to the voicing probability.
-            cols.append(np.nan_to_num(f0, nan=0.0)[None, :])
+            f0, voicing = _pitch(y, cfg)
+            cols.append(f0[None, :])
             if "voicing" in cfg.groups:
-                cols.append(vprob[None, :])
+                cols.append(voicing[None, :])
     n = min(c.shape[1] for c in cols)
     return np.concatenate([c[:, :n] for c in cols], axis=0).T.astype(np.float32)
+
+
+def _pitch(y: np.ndarray, cfg: AudioConfig) -> tuple[np.ndarray, np.ndarray]:
+    """f0 in Hz (0 where unvoiced) and the voicing column of each frame."""
+    frame_length = max(cfg.n_fft, 2 * int(cfg.sample_rate / cfg.fmin) + 2)
+    if cfg.pitch_tracker == "yin":
+        f0, _, periodicity = yin(
+            y,
+            sr=cfg.sample_rate,
+            fmin=cfg.fmin,
+            fmax=cfg.fmax,
+            frame_length=frame_length,
+            hop_length=cfg.hop_length,
+        )
+        return f0, periodicity
+    f0, _, vprob = librosa.pyin(
+        y,
+        fmin=cfg.fmin,
+        fmax=cfg.fmax,
+        sr=cfg.sample_rate,
+        frame_length=frame_length,
+        hop_length=cfg.hop_length,
+        center=True,
+        resolution=cfg.f0_resolution,
+    )
+    # pYIN marks unvoiced frames NaN; 0 Hz keeps the tensor finite and is unambiguous next to
+    # the voicing probability.
+    return np.nan_to_num(f0, nan=0.0), vprob
 
 
 def warm_up(cfg: AudioConfig) -> None:

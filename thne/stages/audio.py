@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+# thne.features.pitch needs numpy only: the CLI builds every stage's flags at start-up.
+from thne.features.pitch import PITCH_TRACKERS
 from thne.stages._args import add_bad_clip_flag, add_shard_flags, csv
 
 COMMAND = "audio"
@@ -27,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fmin", type=float, default=65.0)
     parser.add_argument("--fmax", type=float, default=500.0)
+    parser.add_argument(
+        "--pitch-tracker",
+        choices=PITCH_TRACKERS,
+        default="yin",
+        help="f0 and voicing: YIN (thne.features.pitch) or librosa's pYIN, about 10x slower",
+    )
     parser.add_argument(
         "--f0-resolution", type=float, default=0.25, help="pYIN bin width, semitones"
     )
@@ -55,6 +63,7 @@ def _extract(args: argparse.Namespace) -> None:
         n_mfcc=args.n_mfcc,
         fmin=args.fmin,
         fmax=args.fmax,
+        pitch_tracker=args.pitch_tracker,
         f0_resolution=args.f0_resolution,
         **groups,
     )

@@ -29,6 +29,7 @@ rule audio_shard:
         " --sample-rate {params.cfg[sample_rate]} --win-seconds {params.cfg[win_seconds]}"
         " --hop-seconds {params.cfg[hop_seconds]} --n-mfcc {params.cfg[n_mfcc]}"
         " --groups {params.groups} --fmin {params.cfg[fmin]} --fmax {params.cfg[fmax]}"
+        " --pitch-tracker {params.cfg[pitch_tracker]}"
         " --f0-resolution {params.cfg[f0_resolution]}"
         " --threads {threads} --on-bad-clip {params.on_bad_clip} > {log} 2>&1"
 
