@@ -17,11 +17,14 @@ install: $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 
+# The last step compiles librosa's numba code once (25 CPU-s), so a first run's audio jobs start
+# side by side instead of each compiling it (thne/features/numba_cache.py).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(TORCH_PIP_ARGS)
 	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
+	$(BIN)/python -m thne.features.numba_cache
 	touch $@
 
 demo: install
@@ -49,8 +52,8 @@ PYTEST_ARGS := -q -n $(PYTEST_WORKERS) --dist loadgroup
 # librosa's compiled code is published under one cache folder per environment: numba files its
 # entries by the absolute path of the module, so a copy published from another clone's venv
 # holds none of this one's, and every audio job of the tests would compile afresh (33 s, not
-# 3.5 s, for one clip). thne/features/numba_cache.py keys on versions only; its key is left
-# as it is because a change there reruns every audio extraction of existing datasets.
+# 3.5 s, for one clip). thne/features/numba_cache.py's key names the environment's librosa
+# too; the tests keep a cache of their own all the same, apart from the user's.
 test test-fast: export THNE_CACHE_DIR := $(abspath $(VENV))/thne-cache
 test: install system
 	$(BIN)/python -m pytest $(PYTEST_ARGS) --durations=15

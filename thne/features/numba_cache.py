@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
 import platform
 import shutil
@@ -45,7 +46,11 @@ def _cpu() -> str:
 
 
 def cache_key() -> str:
+    # numba files its entries by the absolute path of librosa's modules: a copy published from
+    # another environment's librosa holds none of this one's, and every job would compile.
+    spec = importlib.util.find_spec("librosa")
     parts = [
+        spec.origin if spec else "",
         sys.version,
         platform.machine(),
         _cpu(),
@@ -92,3 +97,24 @@ def _publish(private: Path, published: Path) -> None:
         pass
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def main() -> None:
+    """Compile librosa's code for both pitch trackers and publish it, unless a copy for this
+    environment is published already: ``python -m thne.features.numba_cache``, which ``make
+    install`` runs, so that the audio jobs of a first run start side by side on a warm cache
+    instead of each compiling the same code (about 25 CPU-seconds a job)."""
+    published = cache_root() / "numba" / cache_key()
+    if published.is_dir():
+        print(f"librosa's compiled code: published already, {published}")
+        return
+    with private_numba_cache():
+        from thne.features.audio import AudioConfig, warm_up
+
+        for tracker in ("yin", "pyin"):
+            warm_up(AudioConfig(pitch_tracker=tracker))
+    print(f"librosa's compiled code: published {published}")
+
+
+if __name__ == "__main__":
+    main()
