@@ -6,6 +6,7 @@ by Normaliser.fit, each split padded from the rows held), kept here to compare a
 
 import dataclasses
 import gc
+import hashlib
 import json
 import weakref
 
@@ -21,7 +22,9 @@ from thne.features.reader import FeatureReader
 from thne.features.store import extract_to_h5, read_h5
 from thne.media import MediaError
 from thne.train import data as data_module
+from thne.train.config import TrainConfig
 from thne.train.data import SplitTensors, fit_length, load_dataset, split_tensors
+from thne.train.loop import _hash_tensor, run_fingerprint
 
 
 def reference_pad(seqs, dim):
@@ -289,3 +292,32 @@ def test_one_clips_rows_and_one_padded_array_at_a_time(files, monkeypatch):
     assert alive_arrays == [0] * 6  # 3 splits x 2 modalities
     tensors = [t for s in data.splits.values() for t in vars(s).values() if torch.is_tensor(t)]
     assert {t.device.type for t in tensors} == {"meta"}
+
+
+def reference_fingerprint(cfg, data):
+    """run_fingerprint as it was: each tensor's whole bytes at once."""
+    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "checkpoint_every_s"}
+    digest = hashlib.blake2b(json.dumps(config, sort_keys=True).encode())
+    digest.update(json.dumps([data.visual_names, data.acoustic_names]).encode())
+    for name in sorted(data.splits):
+        split = data.splits[name]
+        digest.update(name.encode())
+        digest.update("\n".join(split.clip_ids).encode())
+        for value in vars(split).values():
+            if isinstance(value, torch.Tensor):
+                digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_fingerprint_is_unchanged(files):
+    """Checkpoints written before loading changed still resume: the run fingerprint hashes the
+    tensors a block of rows at a time, to the same digest as their whole bytes."""
+    data = load_dataset(*paths(files))
+    cfg = TrainConfig()
+    assert run_fingerprint(cfg, data) == reference_fingerprint(cfg, data)
+    tensor = torch.arange(5 * 7 * 3, dtype=torch.float32).reshape(5, 7, 3).transpose(0, 1)
+    for value in (tensor, tensor[:0], torch.tensor(2.5), torch.arange(11)):
+        whole, blocks = hashlib.blake2b(), hashlib.blake2b()
+        whole.update(value.contiguous().numpy().tobytes())
+        _hash_tensor(blocks, value, chunk_bytes=40)
+        assert blocks.hexdigest() == whole.hexdigest()
