@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> None:
         max_frames=cfg.max_frames,
         visual_stats=args.visual_stats,
         audio_stats=args.audio_stats,
+        device=device,
     )
     metrics = train_run(data, cfg, args.out_dir, device=device)
     print(f"best validation MAE {metrics['mae']:.4f}", file=sys.stderr)

@@ -2,14 +2,16 @@
 
 Each split becomes one :class:`SplitTensors` of padded sequences with their lengths, built before
 training starts, so the loop does no tokenisation or HDF5 reading. Acoustic and visual
-features are standardised with statistics of the train split only.
+features are standardised with statistics of the train split only. Clips are read from the
+feature files one at a time, straight into their split's padded arrays: MOSEI's raw rows alone
+are 5 GiB, and a loader that held them all beside the padded arrays needed twice the memory.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import h5py
@@ -18,7 +20,8 @@ import torch
 
 from thne.data.manifest import SPLITS, Clip, read_manifest
 from thne.features.normalise import Normaliser
-from thne.features.store import read_h5
+from thne.features.reader import FeatureReader
+from thne.features.streamed_fit import fit_streamed
 
 
 @dataclass
@@ -71,10 +74,17 @@ def fit_length(x: np.ndarray, max_frames: int) -> np.ndarray:
     return x[idx]
 
 
-def _pad(seqs: list[np.ndarray], dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    lengths = [max(1, s.shape[0]) for s in seqs]
-    out = np.zeros((len(seqs), max(lengths, default=1), dim), dtype=np.float32)
-    for i, s in enumerate(seqs):
+def padded_features(
+    seqs: Iterable[np.ndarray], frames: Sequence[int], norm: Normaliser, max_frames: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw sequences standardised with ``norm``, capped at ``max_frames`` steps and zero-padded
+    into one [N, T, D] tensor, with their lengths (at least 1). ``frames`` are the sequences'
+    row counts, known before any is read: the array is allocated once, and each sequence can be
+    let go as soon as it is copied in, so ``seqs`` may read them one at a time."""
+    lengths = [max(1, min(f, max_frames)) for f in frames]
+    out = np.zeros((len(lengths), max(lengths, default=1), len(norm.mean)), dtype=np.float32)
+    for i, x in enumerate(seqs):
+        s = fit_length(norm(x), max_frames)
         out[i, : s.shape[0]] = s
     return torch.from_numpy(out), torch.tensor(lengths, dtype=torch.int64)
 
@@ -94,22 +104,39 @@ def split_tensors(
 ) -> SplitTensors:
     """Clips as the model sees them: features standardised, capped at ``max_frames`` steps
     and zero-padded; tokens as given (one row per clip). Training and ``thne predict`` both
-    build their tensors here, so a clip scored later goes through exactly what it would have
-    in training."""
-    v, vl = _pad([fit_length(visual_norm(x), max_frames) for x in visual], len(visual_norm.mean))
-    a, al = _pad(
-        [fit_length(acoustic_norm(x), max_frames) for x in acoustic], len(acoustic_norm.mean)
+    build their tensors with :func:`padded_features` and :func:`assemble`, so a clip scored
+    later goes through exactly what it would have in training."""
+    return assemble(
+        clip_ids,
+        texts,
+        labels,
+        input_ids,
+        attention_mask,
+        padded_features(visual, [len(x) for x in visual], visual_norm, max_frames),
+        padded_features(acoustic, [len(x) for x in acoustic], acoustic_norm, max_frames),
     )
+
+
+def assemble(
+    clip_ids: list[str],
+    texts: list[str],
+    labels: Sequence[float],
+    input_ids: np.ndarray,
+    attention_mask: np.ndarray,
+    visual: tuple[torch.Tensor, torch.Tensor],
+    acoustic: tuple[torch.Tensor, torch.Tensor],
+) -> SplitTensors:
+    """One split from its clips' tokens and their padded features with lengths."""
     return SplitTensors(
         clip_ids=list(clip_ids),
         texts=list(texts),
         label=torch.tensor(list(labels), dtype=torch.float32),
         input_ids=torch.from_numpy(np.asarray(input_ids).astype(np.int64)),
         attention_mask=torch.from_numpy(np.asarray(attention_mask).astype(np.int64)),
-        visual=v,
-        visual_len=vl,
-        acoustic=a,
-        acoustic_len=al,
+        visual=visual[0],
+        visual_len=visual[1],
+        acoustic=acoustic[0],
+        acoustic_len=acoustic[1],
     )
 
 
@@ -136,65 +163,70 @@ def load_dataset(
     max_frames: int = 500,
     visual_stats: str | os.PathLike | None = None,
     audio_stats: str | os.PathLike | None = None,
+    device: torch.device | str = "cpu",
 ) -> Dataset:
-    """All splits as tensors. Features are standardised with the statistics files written by
-    ``thne stats`` when given (all train clips of each file), else with statistics fitted here on
-    the train clips that have every modality."""
+    """All splits as tensors on ``device``. Features are standardised with the statistics files
+    written by ``thne stats`` when given (all train clips of each file), else with statistics
+    fitted here on the train clips that have every modality.
+
+    Clips are read from the feature files one at a time, straight into their split's padded
+    array, and each padded array goes to ``device`` as soon as it is filled: the host never
+    holds every clip's raw rows, and, off the CPU, holds one padded array at a time."""
     clips = read_manifest(manifest)
     ids = [c.clip_id for c in clips]
-    audio = read_h5(audio_h5, ids)
-    visual = read_h5(visual_h5, ids)
-    with h5py.File(text_h5, "r", locking=False) as h5:
-        text_ids = [c.decode() if isinstance(c, bytes) else str(c) for c in h5["clip_ids"][()]]
-        row = {c: i for i, c in enumerate(text_ids)}
-        input_ids = h5["input_ids"][()]
-        attention_mask = h5["attention_mask"][()]
-        text_attrs = {k: _plain(v) for k, v in h5.attrs.items()}
+    with FeatureReader(audio_h5) as audio, FeatureReader(visual_h5) as visual:
+        with h5py.File(text_h5, "r", locking=False) as h5:
+            text_ids = [c.decode() if isinstance(c, bytes) else str(c) for c in h5["clip_ids"][()]]
+            row = {c: i for i, c in enumerate(text_ids)}
+            input_ids = h5["input_ids"][()]
+            attention_mask = h5["attention_mask"][()]
+            text_attrs = {k: _plain(v) for k, v in h5.attrs.items()}
 
-    reasons = {}
-    for name, store in (("audio", audio), ("visual", visual)):
-        recorded = {e["clip_id"]: e["reason"] for e in store.excluded}
+        reasons = {}
+        for name, store in (("audio", audio), ("visual", visual)):
+            recorded = {e["clip_id"]: e["reason"] for e in store.excluded}
+            for c in ids:
+                if c not in store:
+                    reasons.setdefault(
+                        c, f"no {name} features: {recorded.get(c, 'absent from file')}"
+                    )
         for c in ids:
-            if c not in store.features:
-                reasons.setdefault(c, f"no {name} features: {recorded.get(c, 'absent from file')}")
-    for c in ids:
-        if c not in row:
-            reasons.setdefault(c, "no tokens in text.h5")
-    dropped = [{"clip_id": c, "reason": r} for c, r in reasons.items()]
-    if dropped:
-        print(f"{len(dropped)} clip(s) left out of training: features missing", file=sys.stderr)
-    usable = [c for c in clips if c.clip_id not in reasons]
+            if c not in row:
+                reasons.setdefault(c, "no tokens in text.h5")
+        dropped = [{"clip_id": c, "reason": r} for c, r in reasons.items()]
+        if dropped:
+            print(f"{len(dropped)} clip(s) left out of training: features missing", file=sys.stderr)
+        usable = [c for c in clips if c.clip_id not in reasons]
 
-    train = [c for c in usable if c.split == "train"]
-    if not train:
-        raise ValueError(f"{manifest}: no usable train clips")
-    v_norm = (
-        Normaliser.load(visual_stats, visual.feature_names)
-        if visual_stats
-        else Normaliser.fit([visual.features[c.clip_id] for c in train], visual.feature_names)
-    )
-    a_norm = (
-        Normaliser.load(audio_stats, audio.feature_names)
-        if audio_stats
-        else Normaliser.fit([audio.features[c.clip_id] for c in train], audio.feature_names)
-    )
+        train = [c.clip_id for c in usable if c.split == "train"]
+        if not train:
+            raise ValueError(f"{manifest}: no usable train clips")
+        v_norm = _normaliser(visual, train, visual_stats)
+        a_norm = _normaliser(audio, train, audio_stats)
 
-    def build(split_clips: list[Clip]) -> SplitTensors:
-        rows = [row[c.clip_id] for c in split_clips]
-        return split_tensors(
-            [c.clip_id for c in split_clips],
-            [c.text for c in split_clips],
-            [c.label for c in split_clips],
-            input_ids[rows],
-            attention_mask[rows],
-            [visual.features[c.clip_id] for c in split_clips],
-            [audio.features[c.clip_id] for c in split_clips],
-            visual_norm=v_norm,
-            acoustic_norm=a_norm,
-            max_frames=max_frames,
-        )
+        def features(store: FeatureReader, split_ids: list[str], norm: Normaliser):
+            x, lengths = padded_features(
+                (store.read(c) for c in split_ids),
+                [store.frames(c) for c in split_ids],
+                norm,
+                max_frames,
+            )
+            return x.to(device), lengths
 
-    splits = {s: build([c for c in usable if c.split == s]) for s in SPLITS}
+        def build(split_clips: list[Clip]) -> SplitTensors:
+            split_ids = [c.clip_id for c in split_clips]
+            rows = [row[c] for c in split_ids]
+            return assemble(
+                split_ids,
+                [c.text for c in split_clips],
+                [c.label for c in split_clips],
+                input_ids[rows],
+                attention_mask[rows],
+                features(visual, split_ids, v_norm),
+                features(audio, split_ids, a_norm),
+            ).to(device)
+
+        splits = {s: build([c for c in usable if c.split == s]) for s in SPLITS}
     for s, t in splits.items():
         if len(t) == 0:
             raise ValueError(f"{manifest}: no usable clips in split {s}")
@@ -212,7 +244,17 @@ def load_dataset(
     )
 
 
-def _feature_provenance(store) -> dict:
+def _normaliser(
+    store: FeatureReader, train: list[str], stats: str | os.PathLike | None
+) -> Normaliser:
+    """The statistics file's normaliser, else one fitted on the ``train`` clips of ``store``,
+    read clip by clip (twice) rather than all at once."""
+    if stats:
+        return Normaliser.load(stats, store.feature_names)
+    return fit_streamed(lambda: (store.read(c) for c in train), store.feature_names)
+
+
+def _feature_provenance(store: FeatureReader) -> dict:
     return {
         "extractor": store.extractor,
         "config": store.config,
