@@ -161,3 +161,30 @@ def test_a_cached_parse_gives_the_same_fingerprints_and_follows_edits(package, t
     assert edited == fingerprint(package) != fresh
     cache.write_text("{not json")
     assert PackageCode(package, package="pkg", cache=cache).fingerprint("pkg.stages.fit") == edited
+
+
+def test_a_stage_job_builds_only_its_own_command():
+    """``thne audio ...`` imports the audio stage's flags alone, not every stage's (ingest's
+    pulls in pandas and PyAV): a job's start-up is its own stage's imports."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from thne.cli import build_parser; "
+        "args = [sys.argv[1], '--manifest', 'm', '--out', 'o']; "
+        "build_parser(sys.argv[1]).parse_args(args); "
+        "print('pandas' in sys.modules, 'av' in sys.modules)"
+    )
+    own = subprocess.run([sys.executable, "-c", probe, "audio"], capture_output=True, text=True)
+    assert own.stdout.split() == ["False", "False"], own.stderr
+    every = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from thne.cli import build_parser; build_parser(); "
+            "print('pandas' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert every.stdout.split() == ["True"], every.stderr

@@ -47,10 +47,14 @@ STAGE_MODULES: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Every stage's subcommand, or only the stage named ``only`` (its command): a job imports
+    just its own stage's modules, not every stage's (pandas, PyAV: 0.4 s a job)."""
     parser = argparse.ArgumentParser(prog="thne", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name in STAGE_MODULES:
+        if only is not None and name.replace("_", "-") != only:
+            continue
         stage = importlib.import_module(f"thne.stages.{name}")
         p = sub.add_parser(stage.COMMAND, help=stage.HELP, description=stage.HELP)
         stage.add_arguments(p)
@@ -65,7 +69,9 @@ def subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    named = argv[0] if argv and argv[0].replace("-", "_") in STAGE_MODULES else None
+    args = build_parser(named).parse_args(argv)
     # A job killed earlier may have left temporaries of this job's outputs; at MOSEI scale
     # they are large partial HDF5 files, and nothing else would ever remove them.
     for path in _output_paths(args):
