@@ -23,7 +23,6 @@ probabilistic tracking (about 10x cheaper: ``benchmarks/pitch.py``).
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft
 
 # yin: this module's (thne's default); pyin: librosa.pyin, about 10x the CPU time of every other
 # acoustic group together. The comparison behind the default: benchmarks/pitch.py.
@@ -66,6 +65,8 @@ def _yin_frames(
     frames: np.ndarray, sr: int, min_period: int, max_period: int, threshold: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """f0 (Hz, every frame) and aperiodicity d' at the chosen lag of ``frames`` [N, length]."""
+    import scipy.fft  # here: the CLI imports this module for PITCH_TRACKERS at every start
+
     n_frames, frame_length = frames.shape
     window = frame_length - max_period
     # Step 2: d(tau) = sum_j x_j^2 + sum_j x_{j+tau}^2 - 2 sum_j x_j x_{j+tau}, j < window.
