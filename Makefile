@@ -6,6 +6,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
+# librosa's compiled code (thne/features/numba_cache.py) in the venv: `make install` compiles it
+# there once, and the demo's and the tests' audio jobs all start from that copy. A venv's copy
+# goes with it when the venv is removed.
+export THNE_CACHE_DIR := $(abspath $(VENV))/thne-cache
 
 .PHONY: install system demo test test-fast lint clean-demo docs docs-serve
 
@@ -49,12 +53,6 @@ system:
 # slowest tests in every run. `make test PYTEST_WORKERS=0` runs it serially.
 PYTEST_WORKERS ?= auto
 PYTEST_ARGS := -q -n $(PYTEST_WORKERS) --dist loadgroup
-# librosa's compiled code is published under one cache folder per environment: numba files its
-# entries by the absolute path of the module, so a copy published from another clone's venv
-# holds none of this one's, and every audio job of the tests would compile afresh (33 s, not
-# 3.5 s, for one clip). thne/features/numba_cache.py's key names the environment's librosa
-# too; the tests keep a cache of their own all the same, apart from the user's.
-test test-fast: export THNE_CACHE_DIR := $(abspath $(VENV))/thne-cache
 test: install system
 	$(BIN)/python -m pytest $(PYTEST_ARGS) --durations=15
 

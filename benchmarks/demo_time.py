@@ -18,6 +18,7 @@ quote those. Jobs run in parallel, so stage wall times add up to more than the r
 
     python benchmarks/demo_time.py                    # this checkout
     python benchmarks/demo_time.py --source ../main   # another checkout, for a before/after
+    python benchmarks/demo_time.py --cold             # with librosa's code compiled afresh
 """
 
 from __future__ import annotations
@@ -83,6 +84,12 @@ def main() -> None:
     parser.add_argument("--target", default="results/demo/metrics.json")
     parser.add_argument("--keep", action="store_true", help="keep the copy (path is printed)")
     parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="start from an empty cache of librosa's compiled code, as a new machine does "
+        "before `make install` compiles it (else $THNE_CACHE_DIR's, or ~/.cache/thne's)",
+    )
+    parser.add_argument(
         "--configfile", type=Path, help="a config to merge over the copy's (e.g. other threads)"
     )
     args = parser.parse_args()
@@ -91,6 +98,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="thne-demo-time-"))
     clean_copy(source, work)
     env = {**os.environ, "PYTHONPATH": str(work)}
+    if args.cold:
+        env["THNE_CACHE_DIR"] = str(work / ".thne-cache")
     # The console scripts (snakemake, thne) of this interpreter's environment.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     cmd = ["snakemake", "--cores", str(args.cores), args.target]
