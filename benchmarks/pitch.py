@@ -61,20 +61,16 @@ def on_grid(times: np.ndarray, f0: np.ndarray, n: int, hop_s: float) -> np.ndarr
     return out
 
 
-def track_pyin(y: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray | None]:
-    import librosa
+def _thne(tracker: str) -> Tracker:
+    """A tracker as thne's acoustic stage runs it (its voicing decision: f0 > 0)."""
 
-    f0, voiced, _ = librosa.pyin(
-        y,
-        fmin=cfg.fmin,
-        fmax=cfg.fmax,
-        sr=cfg.sample_rate,
-        frame_length=max(cfg.n_fft, 2 * int(cfg.sample_rate / cfg.fmin) + 2),
-        hop_length=cfg.hop_length,
-        center=True,
-        resolution=cfg.f0_resolution,
-    )
-    return np.nan_to_num(f0, nan=0.0), voiced
+    def track(y: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray | None]:
+        from thne.features.audio import pitch
+
+        f0, _ = pitch(y, dataclasses.replace(cfg, pitch_tracker=tracker))
+        return f0, f0 > 0
+
+    return track
 
 
 def track_yin(y: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray | None]:
@@ -85,25 +81,11 @@ def track_yin(y: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray | None]:
         fmin=cfg.fmin,
         fmax=cfg.fmax,
         sr=cfg.sample_rate,
-        frame_length=max(cfg.n_fft, 2 * int(cfg.sample_rate / cfg.fmin) + 2),
+        frame_length=cfg.pitch_frame_length,
         hop_length=cfg.hop_length,
         center=True,
     )
     return f0, None
-
-
-def track_thne_yin(y: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray | None]:
-    from thne.features.pitch import yin
-
-    f0, voiced, _ = yin(
-        y,
-        sr=cfg.sample_rate,
-        fmin=cfg.fmin,
-        fmax=cfg.fmax,
-        frame_length=max(cfg.n_fft, 2 * int(cfg.sample_rate / cfg.fmin) + 2),
-        hop_length=cfg.hop_length,
-    )
-    return f0, voiced
 
 
 def track_praat(y: np.ndarray, cfg) -> tuple[np.ndarray, np.ndarray | None]:
@@ -140,9 +122,9 @@ def _world(method: str) -> Tracker:
 
 
 TRACKERS: dict[str, tuple[str, Tracker]] = {
-    "pyin": ("librosa", track_pyin),
+    "pyin": ("librosa", _thne("pyin")),
     "yin": ("librosa", track_yin),
-    "thne-yin": ("thne", track_thne_yin),
+    "thne-yin": ("thne", _thne("yin")),
     "praat": ("parselmouth", track_praat),
     "dio": ("pyworld", _world("dio")),
     "harvest": ("pyworld", _world("harvest")),
@@ -202,6 +184,7 @@ def stage_cpu(signals: list[np.ndarray], cfg) -> float:
     spectral = dataclasses.replace(
         cfg, groups=tuple(g for g in cfg.groups if g not in ("f0", "voicing"))
     )
+    frame_features(signals[0], spectral)  # librosa's first call loads its modules
     t0 = time.process_time()
     for y in signals:
         frame_features(y, spectral)

@@ -60,6 +60,11 @@ class AudioConfig:
     def hop_length(self) -> int:
         return int(round(self.hop_seconds * self.sample_rate))
 
+    @property
+    def pitch_frame_length(self) -> int:
+        """The pitch trackers' frame: the window, or two periods of ``fmin`` if longer."""
+        return max(self.n_fft, 2 * int(self.sample_rate / self.fmin) + 2)
+
 
 def feature_names(cfg: AudioConfig) -> list[str]:
     names: list[str] = []
@@ -109,7 +114,7 @@ def _frame_features(y: np.ndarray, cfg: AudioConfig) -> np.ndarray:
         elif group == "centroid":
             cols.append(librosa.feature.spectral_centroid(S=np.sqrt(spec), sr=sr))
         elif group == "f0":
-            f0, voicing = _pitch(y, cfg)
+            f0, voicing = pitch(y, cfg)
             cols.append(f0[None, :])
             if "voicing" in cfg.groups:
                 cols.append(voicing[None, :])
@@ -117,9 +122,9 @@ def _frame_features(y: np.ndarray, cfg: AudioConfig) -> np.ndarray:
     return np.concatenate([c[:, :n] for c in cols], axis=0).T.astype(np.float32)
 
 
-def _pitch(y: np.ndarray, cfg: AudioConfig) -> tuple[np.ndarray, np.ndarray]:
+def pitch(y: np.ndarray, cfg: AudioConfig) -> tuple[np.ndarray, np.ndarray]:
     """f0 in Hz (0 where unvoiced) and the voicing column of each frame."""
-    frame_length = max(cfg.n_fft, 2 * int(cfg.sample_rate / cfg.fmin) + 2)
+    frame_length = cfg.pitch_frame_length
     if cfg.pitch_tracker == "yin":
         f0, _, periodicity = yin(
             y,
