@@ -155,9 +155,11 @@ def regress(regressor: nn.Module, fused: torch.Tensor) -> torch.Tensor:
 
 
 def info_nce(logits: torch.Tensor) -> torch.Tensor:
-    """-E_i log( exp(logits[i, i]) / sum_j exp(logits[i, j]) ): positives on the diagonal."""
-    target = torch.arange(logits.shape[0], device=logits.device)
-    return F.cross_entropy(logits.float(), target)
+    """-E_i log( exp(logits[i, i]) / sum_j exp(logits[i, j]) ): positives on the diagonal.
+
+    Over the last two dimensions, so a stack of K [B, B] score matrices gives K losses in one
+    pass: the cross-entropy with targets 0..B-1, without its target tensor."""
+    return -logits.float().log_softmax(dim=-1).diagonal(dim1=-2, dim2=-1).mean(dim=-1)
 
 
 class CPCHead(nn.Module):
@@ -271,25 +273,31 @@ class THNE(nn.Module):
     def losses(self, out: Output, label: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every loss term of Eq. 9 the variant has; :meth:`total_loss` weighs and adds them."""
         terms = {"task": F.l1_loss(out.pred.float(), label.float())}  # Eq. 8
+        logits = {}
         if self.variant.multimodal and self.variant.deno2:
             # Eq. 5: for each h_t^i, pick its own h_{m<-t}^i among the batch's.
-            terms["l_tv"] = info_nce(self.critic_tv(out.h_t, out.h_vt))
-            terms["l_ta"] = info_nce(self.critic_ta(out.h_t, out.h_at))
+            logits["l_tv"] = self.critic_tv(out.h_t, out.h_vt)
+            logits["l_ta"] = self.critic_ta(out.h_t, out.h_at)
         if self.variant.multimodal and self.variant.recovery:
             # Eq. 7: for each F^i, pick its own pre-attention h_m^i among the batch's.
-            terms["l_fv"] = info_nce(self.cpc_v.logits(out.fused, out.h_v))
-            terms["l_fa"] = info_nce(self.cpc_a.logits(out.fused, out.h_a))
+            logits["l_fv"] = self.cpc_v.logits(out.fused, out.h_v)
+            logits["l_fa"] = self.cpc_a.logits(out.fused, out.h_a)
+        if logits:
+            # All [B, B]: their InfoNCE terms in one pass.
+            nce = info_nce(torch.stack(list(logits.values())))
+            terms.update(zip(logits, nce.unbind(), strict=True))
         return terms
 
     def total_loss(self, terms: dict[str, torch.Tensor], alpha: float, beta: float) -> torch.Tensor:
         """Eq. 9: L = l_task + alpha (l_ta + l_tv) + beta (l_fa + l_fv), over the terms present."""
         loss = terms["task"]
+        # add(..., alpha=w): loss + w * term in one operation.
         for name in ("l_ta", "l_tv"):
             if name in terms:
-                loss = loss + alpha * terms[name]
+                loss = loss.add(terms[name], alpha=alpha)
         for name in ("l_fa", "l_fv"):
             if name in terms:
-                loss = loss + beta * terms[name]
+                loss = loss.add(terms[name], alpha=beta)
         return loss
 
     def probe_loss(self, out: Output) -> torch.Tensor:
