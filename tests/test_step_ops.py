@@ -2,8 +2,8 @@
 each loss term, every clipped gradient and every updated parameter, step after step, against
 the former formulas recomputed here from the model's own layers (packed LSTMs, einsum
 attention, cross-entropy InfoNCE, Eq. 9 as mul-then-add, one clip_grad_norm_ per group) and
-transformers' BertModel, which thne's BERT computed bit for bit before its layers took one row
-per token (tests/test_bert.py)."""
+transformers' BertModel, which thne's BERT computes bit for bit, as it did before its layers
+took one row per token (tests/test_bert.py)."""
 
 import copy
 
