@@ -23,7 +23,9 @@
 #   2. installs the kit's wheels with pip --no-index into a folder of its own (PYTHONPATH);
 #   3. benchmarks/train_speed.py: one synthetic MOSI-size and one MOSEI-size epoch with
 #      bert-base and MiniLM sized encoders (random weights from a config, nothing
-#      downloaded): samples/s, epoch time, peak host and GPU memory;
+#      downloaded): samples/s, epoch time, peak host and GPU memory; then
+#      benchmarks/step_ops.py: the ATen operations of one training step on CUDA's paths, and
+#      host CPU time beside wall time per step (estimated 1 min);
 #   4. benchmarks/device_agreement.py: demo t-HNE seed 1 on the GPU beside seeds 1-3 on the
 #      CPUs, from the kit's encoder: test metrics side by side, and whether the GPU run lies
 #      within the CPU runs' seed spread;
@@ -213,10 +215,14 @@ elif [[ $MODE == dry ]]; then
     step "training speed on cpu (dry run: one batch of 4 MOSI-shaped clips, MiniLM)"
     "$PYTHON" benchmarks/train_speed.py --device cpu --encoders minilm --datasets mosi --steps 1 \
         --batch-size 4
+    step "operations per training step on cpu (dry run: MOSI-shaped, MiniLM)"
+    "$PYTHON" benchmarks/step_ops.py --device cpu --encoders minilm --datasets mosi --steps 1
 else
     step "training speed on cuda (synthetic MOSI and MOSEI epochs)"
     "$PYTHON" benchmarks/train_speed.py --device cuda --encoders bert-base,minilm \
         --datasets mosi,mosei
+    step "operations per training step on cuda; host CPU time beside wall time"
+    "$PYTHON" benchmarks/step_ops.py --device cuda --steps 20
 fi
 
 if wanted agreement; then

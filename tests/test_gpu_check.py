@@ -34,10 +34,10 @@ def dry_run(script: Path, *args: str) -> str:
 def test_dry_run_installs_the_kit_offline_and_runs_the_steps(tmp_path):
     """A kit holding this package as a wheel (built here without the network, as --prepare
     builds it): the dry run installs it with pip --no-index into a folder of its own and
-    imports thne from there, then times one batch and runs one and two packed jobs. Checked
-    against the script as it was (a venv and pip installs from PyPI, no --dry-run and no
-    kit): exit 2, unknown argument; and against the packed step left out of the steps run by
-    default: no "packed jobs on cpu"."""
+    imports thne from there, then times one batch, counts the operations of one training step
+    (with that thne) and runs one and two packed jobs. Checked against the script as it was (a
+    venv and pip installs from PyPI, no --dry-run and no kit): exit 2, unknown argument; and
+    against the packed step left out of the steps run by default: no "packed jobs on cpu"."""
     src = tmp_path / "src"
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -55,6 +55,8 @@ def test_dry_run_installs_the_kit_offline_and_runs_the_steps(tmp_path):
     site = out.split(f"installed from {wheels} into ", 1)[1].split(":", 1)[0]
     assert wheel.name in out and f"thne from {site}/thne/__init__.py" in out
     assert "mosi  minilm    on cpu" in out and "samples/s" in out
+    assert f"thne from {site}/thne; operations" in out and "ATen ops per step" in out
+    assert "mosi  minilm    batch 32, full lengths, on cpu: " in out
     assert "would run: " in out and "device_agreement.py --device cuda" in out
     # The packed step, last: one and two MOSI-size jobs.
     assert "packed jobs on cpu" in out and "recommendation: jobs per GPU mosi " in out

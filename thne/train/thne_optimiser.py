@@ -10,11 +10,36 @@ inputs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from thne.model.thne import THNE
 from thne.train.config import TrainConfig
 from thne.train.forward import autocast, model_inputs
+
+
+def clip_grad_norms_(groups: Sequence[Sequence[torch.Tensor]], max_norm: float) -> torch.Tensor:
+    """``torch.nn.utils.clip_grad_norm_(group, max_norm, foreach=True)`` for each group of
+    parameters (on one device, of one dtype), each clipped by its own norm: the same numbers,
+    from one ``torch._foreach_norm`` over all groups' gradients and one clip coefficient
+    computation for all groups. Returns the groups' total norms before clipping."""
+    grads = [[p.grad for p in group if p.grad is not None] for group in groups]
+    flat = [g for group in grads for g in group]
+    if not flat:
+        return torch.zeros(len(grads))
+    norms = torch.stack(torch._foreach_norm(flat))
+    totals, start = [], 0
+    for group in grads:
+        totals.append(torch.linalg.vector_norm(norms[start : start + len(group)]))
+        start += len(group)
+    totals = torch.stack(totals)
+    # clip_grad_norm_'s coefficient, for every group at once.
+    coefficients = torch.clamp(max_norm / (totals + 1e-6), max=1.0)
+    for group, coefficient in zip(grads, coefficients.unbind(), strict=True):
+        if group:
+            torch._foreach_mul_(group, coefficient)
+    return totals
 
 
 class THNEOptimiser:
@@ -53,8 +78,7 @@ class THNEOptimiser:
             probe_loss = model.probe_loss(out)
         self.adam.zero_grad(set_to_none=True)
         (loss + probe_loss).backward()
-        torch.nn.utils.clip_grad_norm_(self.network, cfg.grad_clip)
-        torch.nn.utils.clip_grad_norm_(self.probe, cfg.grad_clip)
+        clip_grad_norms_((self.network, self.probe), cfg.grad_clip)
         self.adam.step()
         return {k: v.detach().float() for k, v in {**terms, "total": loss}.items()}
 
