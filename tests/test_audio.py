@@ -95,9 +95,9 @@ def test_yin_is_the_same_in_blocks_of_any_size(monkeypatch, realdata):
     monkeypatch.setattr(pitch, "BLOCK", 7)
     blocks = pitch.yin(y, hop_length=CFG.hop_length, **kw)
     assert len(whole[0]) == 1 + len(y) // CFG.hop_length > 7 * 40
-    # numpy's FFT batches rows in SIMD lanes, so a frame's last bits depend on its neighbours
-    # in the block (the block size is fixed, so the features of one machine are fixed too).
-    np.testing.assert_array_equal(whole[1], blocks[1])
+    # The FFT batches rows in SIMD lanes, so a frame's last bits depend on its neighbours in
+    # the block (the block size is fixed, so the features of one machine are fixed too).
+    np.testing.assert_array_equal(whole[0] > 0, blocks[0] > 0)
     for a, b in zip(whole, blocks, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)  # float32 FFTs
 

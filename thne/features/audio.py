@@ -16,7 +16,7 @@ import librosa
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from thne.features.pitch import PITCH_TRACKERS, yin
+from thne.features.pitch import DEFAULT_PITCH_TRACKER, PITCH_TRACKERS, yin
 from thne.features.store import Extractor
 from thne.media import decode_audio
 
@@ -32,7 +32,7 @@ class AudioConfig:
     groups: tuple[str, ...] = AUDIO_GROUPS
     fmin: float = 65.0
     fmax: float = 500.0
-    pitch_tracker: str = "yin"
+    pitch_tracker: str = DEFAULT_PITCH_TRACKER
     # pYIN pitch-bin width in semitones: 0.25 is 3-4x faster than librosa's 0.1 and moves the
     # mean f0 of speech by well under a semitone.
     f0_resolution: float = 0.25
@@ -126,7 +126,7 @@ def pitch(y: np.ndarray, cfg: AudioConfig) -> tuple[np.ndarray, np.ndarray]:
     """f0 in Hz (0 where unvoiced) and the voicing column of each frame."""
     frame_length = cfg.pitch_frame_length
     if cfg.pitch_tracker == "yin":
-        f0, _, periodicity = yin(
+        return yin(
             y,
             sr=cfg.sample_rate,
             fmin=cfg.fmin,
@@ -134,7 +134,6 @@ def pitch(y: np.ndarray, cfg: AudioConfig) -> tuple[np.ndarray, np.ndarray]:
             frame_length=frame_length,
             hop_length=cfg.hop_length,
         )
-        return f0, periodicity
     f0, _, vprob = librosa.pyin(
         y,
         fmin=cfg.fmin,

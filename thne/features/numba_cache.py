@@ -110,8 +110,9 @@ def main() -> None:
         return
     with private_numba_cache():
         from thne.features.audio import AudioConfig, warm_up
+        from thne.features.pitch import PITCH_TRACKERS
 
-        for tracker in ("yin", "pyin"):
+        for tracker in PITCH_TRACKERS:
             warm_up(AudioConfig(pitch_tracker=tracker))
     print(f"librosa's compiled code: published {published}")
 

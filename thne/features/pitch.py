@@ -7,7 +7,7 @@ YIN's steps, each numbered as in the paper, on frames of ``frame_length`` sample
    samples, from energies and an FFT cross-correlation;
 3. the cumulative mean normalized difference d'(tau) (Eq. 8);
 4. the absolute threshold: the smallest lag with a local minimum of d' below ``threshold``,
-   else the lag of d's global minimum;
+   else the lag of d''s global minimum;
 5. parabolic interpolation of d' around that lag.
 
 d' at the chosen lag is YIN's aperiodicity: a frame is voiced where it is below
@@ -15,9 +15,8 @@ d' at the chosen lag is YIN's aperiodicity: a frame is voiced where it is below
 picks the lag; as a voicing decision it calls only 17 % of the demo's frames voiced against
 pYIN's 42 %. At 0.3 (the default) YIN and pYIN agree on 87 % of the demo's frames and 82 % of
 two real CMU-MOSI segments' (``benchmarks/pitch.py``), more than Praat's or WORLD's trackers
-do. This is the paper's algorithm; unlike
-``librosa.yin`` it returns the aperiodicity as well, and unlike ``librosa.pyin`` it runs no
-probabilistic tracking (about 10x cheaper: ``benchmarks/pitch.py``).
+do. Unlike ``librosa.yin`` this returns the aperiodicity as well, and unlike ``librosa.pyin`` it
+runs no probabilistic tracking (about 7x cheaper).
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ import numpy as np
 # yin: this module's (thne's default); pyin: librosa.pyin, about 10x the CPU time of every other
 # acoustic group together. The comparison behind the default: benchmarks/pitch.py.
 PITCH_TRACKERS = ("yin", "pyin")
+DEFAULT_PITCH_TRACKER = "yin"
 BLOCK = 512
 
 
@@ -40,10 +40,10 @@ def yin(
     hop_length: int,
     threshold: float = 0.1,
     voicing_threshold: float = 0.3,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """f0 in Hz (0 where unvoiced), the voicing decision and the periodicity of each frame of
-    ``y`` (frame i centred on sample i x ``hop_length``): three arrays of 1 + len(y) //
-    hop_length values."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """f0 in Hz (0 where unvoiced, so ``f0 > 0`` is the voicing decision) and the periodicity
+    of each frame of ``y`` (frame i centred on sample i x ``hop_length``): two arrays of
+    1 + len(y) // hop_length values."""
     min_period = max(1, int(np.floor(sr / fmax)))
     max_period = min(int(np.ceil(sr / fmin)), frame_length // 2)
     padded = np.pad(np.asarray(y, dtype=np.float32), frame_length // 2)
@@ -57,8 +57,8 @@ def yin(
         for i in range(0, len(starts), BLOCK)
     ]
     f0, aperiodicity = (np.concatenate(p) for p in zip(*parts, strict=True))
-    voiced = aperiodicity < voicing_threshold
-    return np.where(voiced, f0, 0.0), voiced, np.clip(1.0 - aperiodicity, 0.0, 1.0)
+    f0 = np.where(aperiodicity < voicing_threshold, f0, 0.0)
+    return f0, np.clip(1.0 - aperiodicity, 0.0, 1.0)
 
 
 def _yin_frames(

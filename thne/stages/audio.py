@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-# thne.features.pitch needs numpy only: the CLI builds every stage's flags at start-up.
-from thne.features.pitch import PITCH_TRACKERS
+# thne.features.pitch imports numpy only: `thne --help` builds every stage's flags.
+from thne.features.pitch import DEFAULT_PITCH_TRACKER, PITCH_TRACKERS
 from thne.stages._args import add_bad_clip_flag, add_shard_flags, csv
 
 COMMAND = "audio"
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pitch-tracker",
         choices=PITCH_TRACKERS,
-        default="yin",
+        default=DEFAULT_PITCH_TRACKER,
         help="f0 and voicing: YIN (thne.features.pitch) or librosa's pYIN, about 10x slower",
     )
     parser.add_argument(
