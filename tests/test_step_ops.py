@@ -60,13 +60,24 @@ def batch(seed: int) -> dict[str, torch.Tensor]:
     }
 
 
-def models() -> tuple[THNE, THNE]:
-    """t-HNE with thne's BERT, and a copy with transformers' BertModel holding the same
-    weights. Unequal visual and acoustic widths, as MOSEI's."""
+def build(variant: str = "thne") -> THNE:
+    """A small t-HNE with thne's BERT, seeded; unequal visual and acoustic widths, as MOSEI's."""
     torch.manual_seed(0)
-    model = THNE(
-        Bert(BertConfig(**BERT)), 32, DV, DA, visual_hidden=8, acoustic_hidden=6, fusion_dim=16
-    )
+    return THNE(
+        Bert(BertConfig(**BERT)),
+        32,
+        DV,
+        DA,
+        visual_hidden=8,
+        acoustic_hidden=6,
+        fusion_dim=16,
+        variant=VARIANTS[variant],
+    ).train()
+
+
+def models() -> tuple[THNE, THNE]:
+    """t-HNE, and a copy with transformers' BertModel holding the same weights."""
+    model = build()
     reference = copy.deepcopy(model)
     hf = BertModel(HFBertConfig(**BERT, attn_implementation="sdpa"))
     hf.load_state_dict(model.text_encoder.state_dict())
@@ -189,17 +200,7 @@ def test_the_step_reads_nothing_back_from_the_device(variant):
     """No operation of the step copies a value to the host (``.item()``, ``.tolist()``,
     ``.cpu()`` of lengths to pack sequences), which on a GPU would wait for the queued work:
     checked on the CPU by the operations dispatched. Both gradient clips share one norm pass."""
-    torch.manual_seed(0)
-    model = THNE(
-        Bert(BertConfig(**BERT)),
-        32,
-        DV,
-        DA,
-        visual_hidden=8,
-        acoustic_hidden=6,
-        fusion_dim=16,
-        variant=VARIANTS[variant],
-    ).train()
+    model = build(variant)
     opt = THNEOptimiser(model, CFG)
     b = batch(0)
     opt.step("train", b, {})  # Adam's state
