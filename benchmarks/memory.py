@@ -52,7 +52,6 @@ own slack.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import resource
 import subprocess
@@ -296,8 +295,7 @@ def write_synthetic_set(shape: Shape, root: Path, seed: int = 0) -> Path:
 
     from thne.data.clips import Clip
     from thne.data.manifest import write_manifest
-    from thne.features.reader import FeatureReader
-    from thne.features.streamed_fit import fit_streamed
+    from thne.features.streamed_fit import fit_stats
 
     if (root / "done").exists():
         return root
@@ -312,7 +310,6 @@ def write_synthetic_set(shape: Shape, root: Path, seed: int = 0) -> Path:
             for i, s in enumerate(seconds)
         ]
     write_manifest(root / "manifest.tsv", clips)
-    train = [c.clip_id for c in clips if c.split == "train"]
     files = {
         "visual": (shape.visual_dim, shape.visual_hz),
         "audio": (shape.acoustic_dim, shape.acoustic_hz),
@@ -329,9 +326,7 @@ def write_synthetic_set(shape: Shape, root: Path, seed: int = 0) -> Path:
                 group = h5.create_group(clip.clip_id)
                 group["features"] = rng.standard_normal((n, dim), dtype=np.float32)
                 group["timestamps"] = np.arange(n, dtype=np.float32) / hz
-        with FeatureReader(root / f"{name}.h5") as store:
-            norm = fit_streamed(functools.partial(_rows, store, train), store.feature_names)
-            norm.save(root / f"{name}.stats.json", store.feature_names)
+        fit_stats(root / "manifest.tsv", root / f"{name}.h5", root / f"{name}.stats.json")
     lengths = rng.integers(10, shape.text_len + 1, len(clips))
     mask = (np.arange(shape.text_len)[None, :] < lengths[:, None]).astype(np.int8)
     with h5py.File(root / "text.h5", "w") as h5:
@@ -342,10 +337,6 @@ def write_synthetic_set(shape: Shape, root: Path, seed: int = 0) -> Path:
         h5.attrs["max_length"] = shape.text_len
     (root / "done").touch()
     return root
-
-
-def _rows(store, clip_ids: list[str]):
-    return (store.read(c) for c in clip_ids)
 
 
 def _status_bytes(field: str) -> int:

@@ -17,9 +17,10 @@ import torch
 from test_train import make_dataset
 
 from thne.data.manifest import SPLITS, read_manifest, write_manifest
-from thne.features.normalise import Normaliser, fit_stats
+from thne.features.normalise import Normaliser
 from thne.features.reader import FeatureReader
 from thne.features.store import extract_to_h5, read_h5
+from thne.features.streamed_fit import fit_stats
 from thne.media import MediaError
 from thne.train import data as data_module
 from thne.train.config import TrainConfig

@@ -242,7 +242,7 @@ def test_train_run_writes_run_directory(dataset, tmp_path):
 
 def test_stats_come_from_train_clips_only(dataset, tmp_path):
     """Break caught: valid and test clips z-scored each with their own statistics."""
-    from thne.features.normalise import fit_stats
+    from thne.features.streamed_fit import fit_stats
 
     norm = fit_stats(dataset / "manifest.tsv", dataset / "audio.h5", tmp_path / "audio.stats.json")
     ff = read_h5(dataset / "audio.h5")
@@ -561,3 +561,20 @@ def test_thne_train_by_hand_takes_the_shipped_variants_loss_weights():
     assert cfg("--variant", "residual", "--alpha", "0.2").alpha == 0.2
     assert cfg("--variant", "thne").alpha == TrainConfig().alpha
     assert cfg("--variant", "no_re").recovery is False
+
+
+def test_stats_file_is_normaliser_fit_of_every_train_row_bit_for_bit(dataset, tmp_path):
+    """``thne stats`` reads one clip at a time (thne/features/streamed_fit.py); its file holds
+    what Normaliser.fit of every train clip's rows at once gives, to the last bit."""
+    from thne.data.manifest import read_manifest
+    from thne.features.streamed_fit import fit_stats
+
+    train = [c.clip_id for c in read_manifest(dataset / "manifest.tsv") if c.split == "train"]
+    for name in ("audio", "visual"):
+        ff = read_h5(dataset / f"{name}.h5", train)
+        whole = Normaliser.fit(list(ff.features.values()), ff.feature_names)
+        fit_stats(dataset / "manifest.tsv", dataset / f"{name}.h5", tmp_path / f"{name}.json")
+        streamed = Normaliser.load(tmp_path / f"{name}.json", ff.feature_names)
+        assert whole.presence == streamed.presence
+        assert whole.mean.tobytes() == streamed.mean.tobytes()
+        assert whole.std.tobytes() == streamed.std.tobytes()

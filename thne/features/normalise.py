@@ -72,19 +72,3 @@ class Normaliser:
             np.asarray(stats["std"], np.float32),
             stats["presence"],
         )
-
-
-def fit_stats(
-    manifest: str | os.PathLike, features: str | os.PathLike, out_path: str | os.PathLike
-) -> Normaliser:
-    """Fit on the train clips of ``manifest`` found in ``features`` and write the statistics."""
-    from thne.data.manifest import read_manifest
-    from thne.features.store import read_h5
-
-    train = [c.clip_id for c in read_manifest(manifest) if c.split == "train"]
-    store = read_h5(features, train)
-    if not store.features:
-        raise ValueError(f"{features}: no train clips of {manifest} in it")
-    norm = Normaliser.fit(list(store.features.values()), store.feature_names)
-    norm.save(out_path, store.feature_names, split="train", n_clips=len(store.features))
-    return norm

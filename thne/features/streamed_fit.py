@@ -15,11 +15,31 @@ reduction is pairwise, so such a file is fitted by ``Normaliser.fit`` itself.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 
 import numpy as np
 
 from thne.features.normalise import PRESENCE_CHANNELS, Normaliser
+from thne.features.reader import FeatureReader
+
+
+def fit_stats(
+    manifest: str | os.PathLike, features: str | os.PathLike, out_path: str | os.PathLike
+) -> Normaliser:
+    """Fit on the train clips of ``manifest`` found in ``features``, one clip in memory at a
+    time, and write the statistics (``thne stats``)."""
+    from thne.data.manifest import read_manifest
+
+    with FeatureReader(features) as reader:
+        train = [
+            c.clip_id for c in read_manifest(manifest) if c.split == "train" and c.clip_id in reader
+        ]
+        if not train:
+            raise ValueError(f"{features}: no train clips of {manifest} in it")
+        norm = fit_streamed(lambda: map(reader.read, train), reader.feature_names)
+    norm.save(out_path, reader.feature_names, split="train", n_clips=len(train))
+    return norm
 
 
 def fit_streamed(read: Callable[[], Iterable[np.ndarray]], names: list[str]) -> Normaliser:

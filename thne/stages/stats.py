@@ -15,6 +15,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from thne.features.normalise import fit_stats
+    from thne.features.streamed_fit import fit_stats
 
     fit_stats(args.manifest, args.features, args.out)
