@@ -94,7 +94,8 @@ class SequenceEncoder(nn.Module):
         # asked for, and standardised features can exceed float16's range.
         with torch.autocast(device_type=x.device.type, enabled=False):
             out, _ = self.lstm(x.float())
-        last = out[torch.arange(x.shape[0], device=x.device), lengths - 1]
+        # A clip of no steps has its one zero step (the loaders pad it so): index 0, not -1.
+        last = out[torch.arange(x.shape[0], device=x.device), lengths.clamp(min=1) - 1]
         # All steps [B, T, H], the padded ones run on over the padding (Eq. 2 gives them no
         # weight), and the last valid state [B, H].
         return out, last
