@@ -16,7 +16,7 @@ picks the lag; as a voicing decision it calls only 17 % of the demo's frames voi
 pYIN's 42 %. At 0.3 (the default) YIN and pYIN agree on 87 % of the demo's frames and 82 % of
 two real CMU-MOSI segments' (``benchmarks/pitch.py``), more than Praat's or WORLD's trackers
 do. Unlike ``librosa.yin`` this returns the aperiodicity as well, and unlike ``librosa.pyin`` it
-runs no probabilistic tracking (about 7x cheaper).
+runs no probabilistic tracking (7 to 8 times cheaper).
 """
 
 from __future__ import annotations
