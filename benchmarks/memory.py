@@ -364,10 +364,12 @@ def child(mode: str, root: Path, stats_files: bool) -> dict:
     stats = {"visual_stats": root / "visual.stats.json", "audio_stats": root / "audio.stats.json"}
     kwargs = {"max_frames": 500, **(stats if stats_files else {})}
     gc.collect()
-    before = _status_bytes("VmRSS")
     # The peak from here: getrusage's maxrss would include the imports' passing peak, and a
-    # child started from a big parent inherits the parent's maxrss through exec.
+    # child started from a big parent inherits the parent's maxrss through exec. The reset
+    # comes first: read before it, the resident size could exceed the peak counted after it
+    # (the kernel trims pages in between; seen once, by 24 KiB).
     Path("/proc/self/clear_refs").write_text("5")
+    before = _status_bytes("VmRSS")
     base = resource.getrusage(resource.RUSAGE_SELF)
     wall = time.perf_counter()
     if mode == "before":
