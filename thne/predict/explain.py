@@ -15,18 +15,17 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only; no display on cluster nodes
+# A Figure of its own, not pyplot's global figure manager: two requests of ``thne app`` draw
+# at once in two threads, which pyplot does not allow.
+from matplotlib.figure import Figure
 
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
-import numpy as np  # noqa: E402
-
-from thne.data.clips import Clip  # noqa: E402
-from thne.errors import InputError  # noqa: E402
-from thne.io import atomic_path  # noqa: E402
-from thne.media import MediaError, gray_frames  # noqa: E402
-from thne.predict.score import ClipScore, polarity  # noqa: E402
+from thne.data.clips import Clip
+from thne.errors import InputError
+from thne.io import atomic_path
+from thne.media import MediaError, gray_frames
+from thne.predict.score import ClipScore, polarity
 
 N_FRAMES = 4
 _STYLE = """
@@ -38,6 +37,11 @@ img { max-width: 100%; }
 
 class NoAttention(InputError):
     """The run's variant has no text-guided attention (Eq. 2) to draw."""
+
+
+def has_attention(model: str, deno1: bool) -> bool:
+    """Whether a run of this model and switch has Eq. 2's text-guided attention to draw."""
+    return model == "thne" and deno1
 
 
 def peak_times(times: np.ndarray, weights: np.ndarray, n: int = N_FRAMES) -> list[float]:
@@ -75,7 +79,7 @@ def clip_figure(clip: Clip, score: ClipScore, path: str | os.PathLike) -> None:
     if score.attn_v is None or score.attn_a is None:
         raise NoAttention(f"clip {clip.clip_id}: the run has no Eq. 2 attention weights")
     frames = frames_at(clip, peak_times(score.times_v, score.attn_v))
-    fig = plt.figure(figsize=(8, 4.6 if frames else 3.2), dpi=80)
+    fig = Figure(figsize=(8, 4.6 if frames else 3.2), dpi=80)
     grid = fig.add_gridspec(2 if frames else 1, max(1, len(frames)), height_ratios=None)
     ax = fig.add_subplot(grid[0, :])
     for name, times, weights, colour in (
@@ -103,7 +107,6 @@ def clip_figure(clip: Clip, score: ClipScore, path: str | os.PathLike) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)
 
 
 def write_explanations(

@@ -66,13 +66,14 @@ def predict(
     runs = [load_run(d, device) for d in dirs]
     same_inputs(runs)
     provenance = runs[0].provenance
-    if explain is not None and not (runs[0].config.model == "thne" and runs[0].config.deno1):
-        from thne.predict.explain import NoAttention
+    if explain is not None:
+        from thne.predict.explain import NoAttention, has_attention
 
-        raise NoAttention(
-            f"{dirs[0]}: variant {runs[0].config.variant!r} has no text-guided attention "
-            "(Eq. 2) to explain; use a variant with deno1"
-        )
+        if not has_attention(runs[0].config.model, runs[0].config.deno1):
+            raise NoAttention(
+                f"{dirs[0]}: variant {runs[0].config.variant!r} has no text-guided attention "
+                "(Eq. 2) to explain; use a variant with deno1"
+            )
 
     rejected: list[tuple[str, str, str]] = []
     if manifest is not None:
