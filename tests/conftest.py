@@ -220,16 +220,18 @@ def chromium() -> str:
     return found
 
 
-def watch_page(page) -> tuple[list[str], list[str]]:
+def watch_page(page, local: str | None = None) -> tuple[list[str], list[str]]:
     """Refuse every request of the Playwright ``page`` that would leave the machine, and
-    collect its console errors: (errors, refused URLs), filled in as the page runs."""
+    collect its console errors: (errors, refused URLs), filled in as the page runs. ``local``
+    is the origin of a server on this machine (``thne app``'s URL), whose requests go on."""
     errors: list[str] = []
     remote: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
 
     def local_only(route) -> None:
-        if route.request.url.startswith(("file:", "data:", "blob:")):
+        allowed = ("file:", "data:", "blob:") + ((local.rstrip("/"),) if local else ())
+        if route.request.url.startswith(allowed):
             route.continue_()
         else:
             remote.append(route.request.url)

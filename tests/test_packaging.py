@@ -6,7 +6,7 @@ import tomllib
 import yaml
 
 from conftest import REPO
-from thne.cli import STAGE_MODULES
+from thne.cli import COMMAND_MODULES
 
 # The subcommands, in workflow order: the command line the rules and users call.
 COMMANDS = (
@@ -35,6 +35,7 @@ COMMANDS = (
     "import-features",
     "predict-clips",
     "predict",
+    "app",
 )
 
 
@@ -72,9 +73,9 @@ def test_every_stage_module_is_a_subcommand():
     on_disk = sorted(
         p.stem for p in (REPO / "thne" / "stages").glob("*.py") if not p.stem.startswith("_")
     )
-    assert sorted(STAGE_MODULES) == on_disk
-    assert len(set(STAGE_MODULES)) == len(STAGE_MODULES)
-    for name in STAGE_MODULES:
+    assert sorted(COMMAND_MODULES) == on_disk
+    assert len(set(COMMAND_MODULES)) == len(COMMAND_MODULES)
+    for name in COMMAND_MODULES:
         stage = importlib.import_module(f"thne.stages.{name}")
         assert stage.COMMAND == name.replace("_", "-"), name
         assert stage.HELP and callable(stage.add_arguments) and callable(stage.run), name

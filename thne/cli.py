@@ -45,6 +45,9 @@ STAGE_MODULES: tuple[str, ...] = (
     "predict_clips",
     "predict",
 )
+# Commands no rule runs, listed after the stages: tools over a finished build.
+TOOL_MODULES: tuple[str, ...] = ("app",)
+COMMAND_MODULES = STAGE_MODULES + TOOL_MODULES
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -52,7 +55,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     just its own stage's modules, not every stage's (pandas, PyAV: 0.4 s a job)."""
     parser = argparse.ArgumentParser(prog="thne", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    for name in STAGE_MODULES:
+    for name in COMMAND_MODULES:
         if only is not None and name.replace("_", "-") != only:
             continue
         stage = importlib.import_module(f"thne.stages.{name}")
@@ -70,7 +73,7 @@ def subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    named = argv[0] if argv and argv[0].replace("-", "_") in STAGE_MODULES else None
+    named = argv[0] if argv and argv[0].replace("-", "_") in COMMAND_MODULES else None
     args = build_parser(named).parse_args(argv)
     # A job killed earlier may have left temporaries of this job's outputs; at MOSEI scale
     # they are large partial HDF5 files, and nothing else would ever remove them.
@@ -90,10 +93,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     except InputError as exc:
         if os.environ.get("THNE_DEBUG"):
             raise
-        print(f"thne {args.stage}: error: {exc}", file=sys.stderr)
+        print(error_line(args.stage, exc), file=sys.stderr)
         if not isinstance(exc, DiskFull):  # a full disk is told whole in its one line
             print("(set THNE_DEBUG=1 for the traceback)", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def error_line(stage: str, exc: InputError) -> str:
+    """How ``thne <stage>`` tells a user's error (``thne app`` shows the same on its page)."""
+    return f"thne {stage}: error: {exc}"
 
 
 def _output_paths(args: argparse.Namespace) -> list[str]:

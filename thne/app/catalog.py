@@ -1,0 +1,153 @@
+"""The trained runs the page offers: each seed on its own, and each variant's seeds together
+(an ensemble), described by what a reader needs to choose one: dataset, variant, seeds, the
+test metrics and whether it can score media at all.
+
+Only ``run.json`` and ``metrics.json`` are read here; the weights are loaded when a clip is
+scored, by the same :func:`thne.predict.pipeline.predict` that ``thne predict`` calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from thne.predict.explain import has_attention
+from thne.runs import MODEL_FILE, RUN_FILE, RunError, seed_runs
+
+# Where a workflow leaves its trained runs, under the results folder: the untuned runs and the
+# grid search's chosen points (workflow/rules/train.smk, grid.smk).
+RUN_GLOBS = ("*/runs/*/seed*", "*/tuned/*/seed*")
+# Each seed's test metrics, written by the evaluate rule beside the run.
+TEST_METRICS = "metrics.json"
+# The metrics shown beside a run, in the paper's order (Table 2).
+SHOWN_METRICS = ("mae", "corr", "acc7", "acc2_non0", "f1_non0")
+
+
+@dataclass(frozen=True)
+class RunChoice:
+    """One thing to score with: a run (one seed) or an ensemble (a variant's seeds)."""
+
+    label: str
+    dirs: tuple[Path, ...]
+    dataset: str
+    variant: str
+    seeds: tuple[int, ...]
+    # The mean of the seeds' test metrics (SHOWN_METRICS); empty where none was written.
+    metrics: dict[str, float]
+    # Whether predict can make the run's features from media (not imported ones).
+    scores_media: bool
+    # Whether the variant has Eq. 2's text-guided attention, which --explain draws.
+    explains: bool
+    # How the run's features and tokens were made (run.json): runs alike share an extraction.
+    provenance: dict = field(default_factory=dict, compare=False)
+    # The variant's folder, scored as ``thne predict --ensemble`` scores it; None for one run.
+    ensemble: Path | None = None
+
+    def describe(self) -> str:
+        """One line: dataset, variant, seeds and test metrics."""
+        seeds = ", ".join(map(str, self.seeds))
+        shown = (
+            ", ".join(f"{k} {self.metrics[k]:.3f}" for k in SHOWN_METRICS if k in self.metrics)
+            or "no test metrics"
+        )
+        notes = "" if self.scores_media else "; trained on imported features, cannot score media"
+        return f"{self.dataset}, {self.variant}, seed(s) {seeds}: test {shown}{notes}"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise RunError(f"{path}: not readable JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise RunError(f"{path}: not a JSON object")
+    return data
+
+
+def _extractable(provenance: dict) -> bool:
+    acoustic = str(provenance.get("acoustic", {}).get("extractor", ""))
+    visual = provenance.get("visual", {}).get("config", {})
+    kind = visual.get("extractor") if isinstance(visual, dict) else None
+    return acoustic.startswith("librosa") and kind in ("landmarks", "openface")
+
+
+def _dataset(run_dir: Path) -> str:
+    """``<ds>`` of ``results/<ds>/<runs|tuned>/<variant>/seed<n>``, else the folder above."""
+    parents = run_dir.resolve().parents
+    return parents[2].name if len(parents) > 2 else "?"
+
+
+def _choice(label: str, dirs: Sequence[Path], ensemble: Path | None = None) -> RunChoice:
+    infos = [_read_json(d / RUN_FILE) for d in dirs]
+    config = infos[0].get("config", {})
+    metrics = [_read_json(d / TEST_METRICS) for d in dirs if (d / TEST_METRICS).is_file()]
+    mean = {
+        k: float(np.mean([m[k] for m in metrics]))
+        for k in SHOWN_METRICS
+        if metrics and all(isinstance(m.get(k), int | float) for m in metrics)
+    }
+    return RunChoice(
+        label=label,
+        dirs=tuple(dirs),
+        dataset=_dataset(dirs[0]),
+        variant=str(config.get("variant", dirs[0].parent.name)),
+        seeds=tuple(int(i.get("config", {}).get("seed", -1)) for i in infos),
+        metrics=mean,
+        scores_media=all(_extractable(i.get("provenance", {})) for i in infos),
+        explains=has_attention(str(config.get("model")), bool(config.get("deno1"))),
+        provenance=infos[0].get("provenance", {}),
+        ensemble=ensemble,
+    )
+
+
+def _name(path: Path, results: Path | None) -> str:
+    try:
+        return str(path.resolve().relative_to(results.resolve())) if results else str(path)
+    except ValueError:
+        return str(path)
+
+
+def run_choice(run_dir: str | os.PathLike, results: Path | None = None) -> RunChoice:
+    """One seed: ``results/<ds>/runs/<variant>/seed<n>`` (as ``thne predict --run``)."""
+    path = Path(run_dir)
+    if not (path / MODEL_FILE).is_file() or not (path / RUN_FILE).is_file():
+        raise RunError(f"{path}: no {MODEL_FILE} and {RUN_FILE} in it (a finished run directory?)")
+    return _choice(_name(path, results), [path])
+
+
+def ensemble_choice(variant_dir: str | os.PathLike, results: Path | None = None) -> RunChoice:
+    """Every finished seed of a variant (as ``thne predict --ensemble``)."""
+    path = Path(variant_dir)
+    return _choice(f"{_name(path, results)} (all seeds)", seed_runs(path), ensemble=path)
+
+
+def find_choices(results: str | os.PathLike) -> list[RunChoice]:
+    """Every finished run under ``results`` (RUN_GLOBS), and each variant with more than one
+    seed as an ensemble, listed before its seeds."""
+    root = Path(results)
+    runs = sorted(
+        {p for g in RUN_GLOBS for p in root.glob(g) if (p / MODEL_FILE).is_file()},
+        key=lambda p: (str(p.parent), int(re.sub(r"\D", "", p.name) or 0)),
+    )
+    choices: list[RunChoice] = []
+    variants: dict[Path, list[Path]] = {}
+    for run in runs:
+        variants.setdefault(run.parent, []).append(run)
+    for variant, seeds in variants.items():
+        if len(seeds) > 1:
+            choices.append(ensemble_choice(variant, root))
+        choices += [run_choice(s, root) for s in seeds]
+    return choices
+
+
+def given_choices(
+    runs: Iterable[str | os.PathLike] = (), ensembles: Iterable[str | os.PathLike] = ()
+) -> list[RunChoice]:
+    """The runs and ensembles named on the command line (``--run``, ``--ensemble``)."""
+    return [ensemble_choice(e) for e in ensembles] + [run_choice(r) for r in runs]
