@@ -41,8 +41,27 @@ def _check_names(modality: str, extractor: Extractor, recorded: dict) -> Extract
     return extractor
 
 
+# The visual extractors the pipeline runs on media (a run.json's visual config "extractor").
+MEDIA_VISUAL_EXTRACTORS = ("landmarks", "openface")
+
+
+def _made_by_librosa(recorded: dict) -> bool:
+    return str(recorded.get("extractor", "")).startswith("librosa")
+
+
+def _visual_kind(recorded: dict) -> str | None:
+    cfg = recorded.get("config")
+    return cfg.get("extractor") if isinstance(cfg, dict) else None
+
+
+def can_extract(provenance: dict) -> bool:
+    """Whether a run's features can be made again from media: not imported ones."""
+    acoustic, visual = provenance.get("acoustic", {}), provenance.get("visual", {})
+    return _made_by_librosa(acoustic) and _visual_kind(visual) in MEDIA_VISUAL_EXTRACTORS
+
+
 def acoustic_extractor(recorded: dict) -> Extractor:
-    if not recorded["extractor"].startswith("librosa"):
+    if not _made_by_librosa(recorded):
         raise FeatureConfigError(
             f"the run was trained on imported acoustic features ({recorded['extractor']}); "
             "thne predict can only extract features the pipeline extracts (librosa)"
@@ -54,7 +73,7 @@ def visual_extractor(
     recorded: dict, clips: Sequence[Clip], work: Path, threads: int = 1
 ) -> Extractor:
     cfg = recorded["config"]
-    kind = cfg.get("extractor") if isinstance(cfg, dict) else None
+    kind = _visual_kind(recorded)
     if kind == "landmarks":
         extractor = landmark_extractor(int(cfg["detect_every"]))
     elif kind == "openface":

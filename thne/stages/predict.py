@@ -48,9 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--audio", help="with --manifest: the clips' acoustic feature file")
     parser.add_argument("--visual", help="with --manifest: the clips' visual feature file")
+    add_compute_flags(parser)
+    add_bad_clip_flag(parser)
+
+
+def add_compute_flags(parser: argparse.ArgumentParser) -> None:
+    """Where a clip is scored: threads for extraction and the model's device (thne app too)."""
     parser.add_argument("--threads", type=int, default=1, help="clips extracted in parallel")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N")
-    add_bad_clip_flag(parser)
 
 
 def run(args: argparse.Namespace) -> None:
