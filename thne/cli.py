@@ -84,12 +84,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             args.func(args)
         except OSError as exc:
-            # A full disk met outside thne's own writers (a library's cache, a temporary file,
-            # which may not say its name).
-            if not is_disk_full(exc):
+            full = disk_full(exc)
+            if full is None:
                 raise
-            where = exc.filename or os.path.join(tempfile.gettempdir(), "(a temporary file)")
-            raise DiskFull(where) from exc
+            raise full from exc
     except InputError as exc:
         if os.environ.get("THNE_DEBUG"):
             raise
@@ -97,6 +95,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not isinstance(exc, DiskFull):  # a full disk is told whole in its one line
             print("(set THNE_DEBUG=1 for the traceback)", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def disk_full(exc: OSError) -> DiskFull | None:
+    """A full disk met outside thne's own writers (a library's cache, a temporary file, which
+    may not say its name) as the error thne tells; None for any other OSError."""
+    if not is_disk_full(exc):
+        return None
+    return DiskFull(exc.filename or os.path.join(tempfile.gettempdir(), "(a temporary file)"))
 
 
 def error_line(stage: str, exc: InputError) -> str:
