@@ -1,5 +1,4 @@
-"""One module per ``thne`` subcommand: the stages in workflow order, then the tools over a
-finished build (see :data:`thne.cli.STAGE_MODULES` and :data:`thne.cli.TOOL_MODULES`).
+"""One module per ``thne`` subcommand, in workflow order (see :data:`thne.cli.STAGE_MODULES`).
 
 Each module holds ``COMMAND`` (the subcommand), ``HELP``, ``add_arguments(parser)`` and
 ``run(args)``. The workflow fingerprints a rule's code from its stage module and the package
