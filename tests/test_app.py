@@ -182,7 +182,7 @@ def test_two_clips_at_once_get_the_numbers_thne_predict_gives(app, browser, tmp_
     pages = [open_page(browser, app["url"]) for _ in CLIPS]
     for (page, _, _), name in zip(pages, CLIPS, strict=True):
         give_clip(page, clip_path(name), CLIPS[name][1])
-    # Both pressed before either is done: the app scores two requests at once (--jobs 2).
+    # Both pressed before either is done: the second waits its turn, in a folder of its own.
     for page, _, _ in pages:
         page.click("#score")
     for (page, errors, remote), name in zip(pages, CLIPS, strict=True):
@@ -219,8 +219,13 @@ def test_two_clips_at_once_get_the_numbers_thne_predict_gives(app, browser, tmp_
         for column in ("prediction", "polarity", "acc7_class", "face_detected", "s_fv"):
             assert row[column] == expected[column], column
         assert not remote and not errors, (remote, errors)
-    # Each request had a folder of its own.
-    assert len(list(app["work"].glob("request-*"))) >= 2
+    # Each request had a folder of its own, which the page does not serve (its downloads are
+    # copied out of it).
+    folders = list(app["work"].glob("requests/request-*"))
+    assert len(folders) >= 2
+    page = pages[0][0]
+    for private in (*folders[0].glob("features-*/*.h5"), *folders[0].glob("*.tsv")):
+        assert page.request.get(f"{app['url']}gradio_api/file={private}").status in (403, 404)
 
 
 def test_bad_input_shows_the_commands_error_and_the_page_goes_on(app, browser, tmp_path):
@@ -238,6 +243,12 @@ def test_bad_input_shows_the_commands_error_and_the_page_goes_on(app, browser, t
     assert found, shown
     uploaded = found.group(1)
     assert shown == message.replace(str(fake), uploaded)
+    # A table of clips is not taken from the page: its media could be any file here.
+    page.locator("#upload button[aria-label='Clear']").first.click()
+    table = tmp_path / "clips.tsv"
+    table.write_text(f"media\ttext\n{clip_path('1.mp4')}\tsome words\n")
+    give_clip(page, table, "some words")
+    assert press_score(page).startswith("thne app: error: clips.tsv: not a media file (.mp4")
     # The next request, with a real clip, is scored.
     page.locator("#upload button[aria-label='Clear']").first.click()
     give_clip(page, clip_path("1.mp4"), CLIPS["1.mp4"][1])
@@ -275,9 +286,11 @@ def test_start_and_end_go_through_the_commands_table(app, browser, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert shown == pd.read_csv(out, sep="\t", dtype=str).iloc[0]["prediction"]
-    # Text where a number belongs: the command's own message.
+    # Text where a number belongs.
     page.locator("#end textarea, #end input").fill("soon")
-    assert "start/end are not numbers" in press_score(page)
+    assert (
+        press_score(page) == "thne app: error: end is a time in seconds (such as 1.5), not 'soon'"
+    )
     assert not remote and not errors, (remote, errors)
 
 
@@ -308,7 +321,7 @@ def test_a_webcam_recording_is_scored(app, playwright, tmp_path):
     webm = max(app["work"].glob("uploads/*/*.webm"), key=lambda f: f.stat().st_mtime)
     with pytest.raises(MediaError, match="duration is unknown"):
         probe(webm)
-    copy = max(app["work"].glob("request-*/*.mkv"), key=lambda f: f.stat().st_mtime)
+    copy = max(app["work"].glob("requests/*/*.mkv"), key=lambda f: f.stat().st_mtime)
     assert 2.0 < probe(copy).duration < 4.0
     proc = predict_cli(app["run"], copy, "a short recording that i like", tmp_path / "out.tsv")
     assert proc.returncode == 0, proc.stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from thne.predict.explain import has_attention
+from thne.predict.extract import can_extract
 from thne.runs import MODEL_FILE, RUN_FILE, RunError, seed_runs
 
-# Where a workflow leaves its trained runs, under the results folder: the untuned runs and the
-# grid search's chosen points (workflow/rules/train.smk, grid.smk).
-RUN_GLOBS = ("*/runs/*/seed*", "*/tuned/*/seed*")
+# Where a workflow leaves its variants' trained seeds, under the results folder: the untuned
+# runs and the grid search's chosen points (workflow/rules/train.smk, grid.smk).
+VARIANT_GLOBS = ("*/runs/*", "*/tuned/*")
 # Each seed's test metrics, written by the evaluate rule beside the run.
 TEST_METRICS = "metrics.json"
 # The metrics shown beside a run, in the paper's order (Table 2).
@@ -38,7 +38,8 @@ class RunChoice:
     dataset: str
     variant: str
     seeds: tuple[int, ...]
-    # The mean of the seeds' test metrics (SHOWN_METRICS); empty where none was written.
+    # The mean of the seeds' own test metrics (SHOWN_METRICS), not the ensemble's; empty where
+    # none was written.
     metrics: dict[str, float]
     # Whether predict can make the run's features from media (not imported ones).
     scores_media: bool
@@ -70,13 +71,6 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def _extractable(provenance: dict) -> bool:
-    acoustic = str(provenance.get("acoustic", {}).get("extractor", ""))
-    visual = provenance.get("visual", {}).get("config", {})
-    kind = visual.get("extractor") if isinstance(visual, dict) else None
-    return acoustic.startswith("librosa") and kind in ("landmarks", "openface")
-
-
 def _dataset(run_dir: Path) -> str:
     """``<ds>`` of ``results/<ds>/<runs|tuned>/<variant>/seed<n>``, else the folder above."""
     parents = run_dir.resolve().parents
@@ -99,7 +93,7 @@ def _choice(label: str, dirs: Sequence[Path], ensemble: Path | None = None) -> R
         variant=str(config.get("variant", dirs[0].parent.name)),
         seeds=tuple(int(i.get("config", {}).get("seed", -1)) for i in infos),
         metrics=mean,
-        scores_media=all(_extractable(i.get("provenance", {})) for i in infos),
+        scores_media=all(can_extract(i.get("provenance", {})) for i in infos),
         explains=has_attention(str(config.get("model")), bool(config.get("deno1"))),
         provenance=infos[0].get("provenance", {}),
         ensemble=ensemble,
@@ -127,23 +121,30 @@ def ensemble_choice(variant_dir: str | os.PathLike, results: Path | None = None)
     return _choice(f"{_name(path, results)} (all seeds)", seed_runs(path), ensemble=path)
 
 
-def find_choices(results: str | os.PathLike) -> list[RunChoice]:
-    """Every finished run under ``results`` (RUN_GLOBS), and each variant with more than one
-    seed as an ensemble, listed before its seeds."""
+def find_choices(results: str | os.PathLike) -> tuple[list[RunChoice], list[str]]:
+    """Every variant under ``results`` (VARIANT_GLOBS) with finished seeds: the variant as an
+    ensemble when it has more than one, then each seed; and, one line each, the variants and
+    seeds that cannot be offered, with the reason."""
     root = Path(results)
-    runs = sorted(
-        {p for g in RUN_GLOBS for p in root.glob(g) if (p / MODEL_FILE).is_file()},
-        key=lambda p: (str(p.parent), int(re.sub(r"\D", "", p.name) or 0)),
-    )
+    variants = sorted({p for g in VARIANT_GLOBS for p in root.glob(g) if p.is_dir()})
     choices: list[RunChoice] = []
-    variants: dict[Path, list[Path]] = {}
-    for run in runs:
-        variants.setdefault(run.parent, []).append(run)
-    for variant, seeds in variants.items():
+    skipped: list[str] = []
+    for variant in variants:
+        try:
+            seeds = seed_runs(variant)
+        except RunError:
+            continue  # no finished seed: nothing trained there yet
         if len(seeds) > 1:
-            choices.append(ensemble_choice(variant, root))
-        choices += [run_choice(s, root) for s in seeds]
-    return choices
+            try:
+                choices.append(ensemble_choice(variant, root))
+            except RunError as exc:
+                skipped.append(str(exc))
+        for seed in seeds:
+            try:
+                choices.append(run_choice(seed, root))
+            except RunError as exc:
+                skipped.append(str(exc))
+    return choices, skipped
 
 
 def given_choices(

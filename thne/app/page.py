@@ -18,8 +18,8 @@ from pathlib import Path
 import gradio as gr
 
 from thne.app.catalog import SHOWN_METRICS, RunChoice
-from thne.app.request import Scored, score_request
-from thne.cli import error_line
+from thne.app.request import DOWNLOADS, RequestError, Scored, score_request
+from thne.cli import disk_full, error_line
 from thne.errors import InputError
 from thne.evaluate.report_figures import METRIC_LABELS, RAW_METRICS
 from thne.predict.inputs import MEDIA_SUFFIXES
@@ -56,7 +56,7 @@ def _metric(key: str, value: float | None) -> str:
 
 def runs_table(choices: Sequence[RunChoice]) -> str:
     """The runs on offer as an HTML table: label, dataset, variant, seeds and test metrics
-    (MAE and Corr as they are, the rest in percent, as the report's tables print them)."""
+    (the mean over an ensemble's seeds; MAE and Corr as they are, the rest in percent)."""
     head = "".join(f"<th>{h}</th>" for h in ("run", "dataset", "variant", "seeds"))
     head += "".join(f"<th>{METRIC_LABELS[k]}</th>" for k in SHOWN_METRICS) + "<th>media</th>"
     rows = []
@@ -107,6 +107,18 @@ def _status(request: int, message: str, error: bool = False) -> str:
     return f"<div class='{kind}' data-request='{request}'>{html.escape(message)}</div>"
 
 
+def _error_line(exc: Exception) -> str:
+    """What the page says of an error: the page's own checks as ``thne app``'s, the rest as
+    ``thne predict`` tells them; anything else is a bug, told in a line and kept whole in the
+    server's log."""
+    if isinstance(exc, OSError) and (full := disk_full(exc)) is not None:
+        exc = full
+    if isinstance(exc, InputError):
+        return error_line("app" if isinstance(exc, RequestError) else "predict", exc)
+    traceback.print_exception(exc, file=sys.stderr)
+    return f"thne app: unexpected error ({type(exc).__name__}: {exc}); see the app's log"
+
+
 def build_page(
     choices: Sequence[RunChoice], work_root: Path, *, device: str = "cpu", threads: int = 1
 ) -> gr.Blocks:
@@ -131,10 +143,9 @@ def build_page(
         progress=gr.Progress(track_tqdm=True),  # noqa: B008
     ):
         request = next(presses)
-        if upload and recording:
-            message = "give a file or a webcam recording, not both"
-            return _status(request, message, True), "", None, None
         try:
+            if upload and recording:
+                raise RequestError("give a file or a webcam recording, not both")
             scored = score_request(
                 [by_label[s] for s in selected],
                 upload or recording,
@@ -147,12 +158,8 @@ def build_page(
                 threads=threads,
                 progress=lambda share, what: progress(share, desc=what),
             )
-        except InputError as exc:
-            return _status(request, error_line("predict", exc), True), "", None, None
-        except Exception as exc:  # a bug: told on the page, kept whole in the server's log
-            traceback.print_exc(file=sys.stderr)
-            message = f"thne app: unexpected error ({type(exc).__name__}: {exc}); see the log"
-            return _status(request, message, True), "", None, None
+        except Exception as exc:
+            return _status(request, _error_line(exc), True), "", None, None
         figure = next((r.figure for r in scored.results if r.figure), None)
         done = f"scored in {scored.seconds:.1f} s with {len(scored.results)} run(s)"
         files = [str(f) for f in scored.files]
@@ -210,23 +217,29 @@ def build_page(
     return page
 
 
-def serve(page: gr.Blocks, work_root: Path, *, host: str, port: int, jobs: int = 2) -> None:
-    """Serve ``page`` until interrupted; ``jobs`` requests are scored at once."""
-    page.queue(default_concurrency_limit=jobs)
-    _, url, _ = page.launch(
-        prevent_thread_lock=True,
-        server_name=host,
-        server_port=port,
-        share=False,
-        theme=_THEME,
-        css=_CSS,
-        allowed_paths=[str(work_root)],
-        show_error=True,
-        quiet=True,
-        enable_monitoring=False,
-        mcp_server=False,
-        ssr_mode=False,
-        pwa=False,
-    )
+def serve(page: gr.Blocks, work_root: Path, *, host: str, port: int) -> None:
+    """Serve ``page`` until interrupted. Requests are scored one at a time, in the order they
+    came: feature extraction sets process-wide limits (BLAS threads) while it runs, so two
+    requests at once could give features, and numbers, that ``thne predict`` does not."""
+    page.queue(default_concurrency_limit=1)
+    try:
+        _, url, _ = page.launch(
+            prevent_thread_lock=True,
+            server_name=host,
+            server_port=port,
+            share=False,
+            theme=_THEME,
+            css=_CSS,
+            # The downloads only: not the uploads, the clips or their features.
+            allowed_paths=[str(work_root / DOWNLOADS)],
+            show_error=True,
+            quiet=True,
+            enable_monitoring=False,
+            mcp_server=False,
+            ssr_mode=False,
+            pwa=False,
+        )
+    except OSError as exc:  # the port is taken
+        raise InputError(f"{host}:{port}: cannot serve there ({exc}); give another --port") from exc
     print(f"app: open {url} in a browser; Ctrl-C stops the app", file=sys.stderr, flush=True)
     page.block_thread()

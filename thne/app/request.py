@@ -2,9 +2,11 @@
 :func:`thne.predict.pipeline.predict`, the function behind ``thne predict``, so that the page
 and the command give the same number for the same input.
 
-Each request works in a folder of its own (two requests at once never share a file), and runs
-whose features are made the same way share one extraction: the second is scored from the first
-one's feature files, as ``thne predict --manifest --audio --visual`` would.
+Each request works in a folder of its own under ``<work>/requests``; what it offers for
+download (each run's TSV row and figure) is copied to one under ``<work>/downloads``, the only
+folder the page serves files from. Runs whose features are made the same way share one
+extraction: the next one is scored from the first one's feature files, as
+``thne predict --audio --visual`` would.
 """
 
 from __future__ import annotations
@@ -23,8 +25,19 @@ import pandas as pd
 
 from thne.app.catalog import RunChoice
 from thne.app.recording import with_duration
-from thne.predict.inputs import PredictInputError
+from thne.errors import InputError
+from thne.predict.inputs import MEDIA_SUFFIXES
 from thne.predict.pipeline import predict
+
+# The folders under the app's work folder: one per request for its work, and one per request
+# for what it offers for download (the page serves this folder's files, no other).
+REQUESTS = "requests"
+DOWNLOADS = "downloads"
+
+
+class RequestError(InputError):
+    """What the page was given cannot be scored; said before ``thne predict`` is called."""
+
 
 # What the page reports as it goes: a share of the work done (0..1) and what is running.
 Progress = Callable[[float, str], None]
@@ -57,13 +70,26 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.") or "run"
 
 
+def _seconds(name: str, value: str) -> str:
+    value = value.strip()
+    if value:
+        try:
+            float(value)
+        except ValueError:
+            raise RequestError(
+                f"{name} is a time in seconds (such as 1.5), not {value!r}"
+            ) from None
+    return value
+
+
 def request_inputs(
     folder: Path, media: str, text: str, start: str = "", end: str = ""
 ) -> tuple[list[str], str | None]:
     """The INPUT list and ``--text`` that ``thne predict`` takes for this clip: the media file
-    and its transcript, or, with a start or an end (seconds, as typed), a one-row TSV, the
-    command's only way to give them, which the command's own reader checks."""
-    if not start.strip() and not end.strip():
+    and its transcript, or, with a start or an end (seconds), a one-row TSV, the command's only
+    way to give them."""
+    start, end = _seconds("start", start), _seconds("end", end)
+    if not start and not end:
         return [media], text
     table = folder / "inputs.tsv"
     row = {"media": str(Path(media).resolve()), "text": text, "start": start, "end": end}
@@ -88,11 +114,18 @@ def score_request(
     under ``work_root``. Bad input raises the error ``thne predict`` raises for it. A
     ``recorded`` clip (the browser's webcam) is given a duration first (:mod:`.recording`)."""
     if not choices:
-        raise PredictInputError("choose at least one trained run")
+        raise RequestError("choose at least one trained run")
     if media is None:
-        raise PredictInputError("give a video or audio file, or record one")
+        raise RequestError("give a video or audio file, or record one")
+    if Path(media).suffix.lower() not in MEDIA_SUFFIXES:
+        # Not left to thne predict, which reads a .tsv or .txt INPUT as a table of clips.
+        raise RequestError(f"{Path(media).name}: not a media file ({', '.join(MEDIA_SUFFIXES)})")
     t0 = time.perf_counter()
-    folder = Path(tempfile.mkdtemp(prefix="request-", dir=work_root))
+    root = Path(work_root)
+    (root / REQUESTS).mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="request-", dir=root / REQUESTS))
+    offered = root / DOWNLOADS / folder.name
+    offered.mkdir(parents=True)
     scored = Scored(folder)
     if recorded:
         media = with_duration(media, folder)
@@ -105,30 +138,29 @@ def score_request(
         name = f"{k + 1}-{_slug(choice.label)}"
         key = json.dumps(choice.provenance, sort_keys=True)
         reuse = features.get(key)
-        work = folder / f"features-{len(features) + 1}" if reuse is None else reuse
+        work = features.setdefault(key, folder / f"features-{len(features) + 1}")
         explain = folder / f"{name}.explain" if choice.explains else None
+        tsv = folder / f"{name}.predictions.tsv"
         result = predict(
-            [] if reuse else inputs,
-            folder / f"{name}.predictions.tsv",
+            inputs,
+            tsv,
             run=None if choice.ensemble else list(choice.dirs),
             ensemble=choice.ensemble,
-            text=None if reuse else clip_text,
+            text=clip_text,
             explain=explain,
-            work=None if reuse else work,
-            manifest=reuse / "manifest.tsv" if reuse else None,
-            audio=reuse / "audio.h5" if reuse else None,
-            visual=reuse / "visual.h5" if reuse else None,
+            work=work,
+            audio=work / "audio.h5" if reuse else None,
+            visual=work / "visual.h5" if reuse else None,
             threads=threads,
             device=device,
         )
-        features.setdefault(key, work)
         row = result.table.iloc[0].to_dict()
-        figure = None
+        # Named after the run, so that the files of several runs download side by side.
+        download = ChoiceResult(choice, row, Path(shutil.copy(tsv, offered)), None)
         if explain is not None:
-            # Named after the run, so that figures of several runs download side by side.
-            figure = folder / f"{name}.png"
-            shutil.copyfile(explain / f"{row['clip']}.png", figure)
-        scored.results.append(ChoiceResult(choice, row, folder / f"{name}.predictions.tsv", figure))
+            download.figure = offered / f"{name}.png"
+            shutil.copyfile(explain / f"{row['clip']}.png", download.figure)
+        scored.results.append(download)
     if progress:
         progress(1.0, "done")
     scored.seconds = time.perf_counter() - t0
