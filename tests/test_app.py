@@ -322,7 +322,8 @@ def test_a_webcam_recording_is_scored(app, playwright, tmp_path):
     with pytest.raises(MediaError, match="duration is unknown"):
         probe(webm)
     copy = max(app["work"].glob("requests/*/*.mkv"), key=lambda f: f.stat().st_mtime)
-    assert 2.0 < probe(copy).duration < 4.0
+    # About the 2.5 s recorded: the browser starts and stops recording a little late or early.
+    assert 1.0 < probe(copy).duration < 5.0
     proc = predict_cli(app["run"], copy, "a short recording that i like", tmp_path / "out.tsv")
     assert proc.returncode == 0, proc.stderr
     assert shown == pd.read_csv(tmp_path / "out.tsv", sep="\t", dtype=str).iloc[0]["prediction"]
