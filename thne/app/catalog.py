@@ -8,7 +8,6 @@ scored, by the same :func:`thne.predict.pipeline.predict` that ``thne predict`` 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from thne.errors import InputError
+from thne.evaluate.grid import read_json_object
 from thne.predict.explain import has_attention
 from thne.predict.extract import can_extract
 from thne.runs import MODEL_FILE, RUN_FILE, RunError, seed_runs
@@ -61,16 +62,6 @@ class RunChoice:
         return f"{self.dataset}, {self.variant}, seed(s) {seeds}: test {shown}{notes}"
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{path}: not readable JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise RunError(f"{path}: not a JSON object")
-    return data
-
-
 def _dataset(run_dir: Path) -> str:
     """``<ds>`` of ``results/<ds>/<runs|tuned>/<variant>/seed<n>``, else the folder above."""
     parents = run_dir.resolve().parents
@@ -78,9 +69,9 @@ def _dataset(run_dir: Path) -> str:
 
 
 def _choice(label: str, dirs: Sequence[Path], ensemble: Path | None = None) -> RunChoice:
-    infos = [_read_json(d / RUN_FILE) for d in dirs]
+    infos = [read_json_object(d / RUN_FILE) for d in dirs]
     config = infos[0].get("config", {})
-    metrics = [_read_json(d / TEST_METRICS) for d in dirs if (d / TEST_METRICS).is_file()]
+    metrics = [read_json_object(d / TEST_METRICS) for d in dirs if (d / TEST_METRICS).is_file()]
     mean = {
         k: float(np.mean([m[k] for m in metrics]))
         for k in SHOWN_METRICS
@@ -137,12 +128,12 @@ def find_choices(results: str | os.PathLike) -> tuple[list[RunChoice], list[str]
         if len(seeds) > 1:
             try:
                 choices.append(ensemble_choice(variant, root))
-            except RunError as exc:
+            except InputError as exc:
                 skipped.append(str(exc))
         for seed in seeds:
             try:
                 choices.append(run_choice(seed, root))
-            except RunError as exc:
+            except InputError as exc:
                 skipped.append(str(exc))
     return choices, skipped
 
