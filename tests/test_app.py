@@ -333,3 +333,22 @@ def test_the_server_sent_nothing_off_the_machine(app, proxy):
     """Run last: after start-up and every request above, the app's server side has sent
     nothing through its proxy (telemetry, a version check, a model hub)."""
     assert proxy.seen == []
+
+
+def test_a_broken_run_is_named_and_the_others_offered(demo_build, tmp_path):
+    """Only run.json and metrics.json are read to list runs; a seed whose run.json is cut
+    short is named with the reason, not offered, and does not hide its sibling."""
+    from thne.app.catalog import find_choices
+
+    good = next((demo_build.root / "results" / "demo" / "runs" / "thne").glob("seed*"))
+    variant = tmp_path / "results" / "demo" / "runs" / "thne"
+    for seed, run_json in (("seed1", (good / "run.json").read_text()), ("seed2", "{")):
+        (variant / seed).mkdir(parents=True)
+        (variant / seed / "run.json").write_text(run_json)
+        (variant / seed / "model.safetensors").write_bytes(b"")
+    choices, skipped = find_choices(tmp_path / "results")
+    assert [c.label for c in choices] == ["demo/runs/thne/seed1"]
+    assert choices[0].dataset == "demo" and choices[0].scores_media and choices[0].explains
+    # The ensemble and the seed: both name seed2's run.json.
+    assert len(skipped) == 2
+    assert all(f"{variant / 'seed2' / 'run.json'}: cannot be read as JSON" in s for s in skipped)
